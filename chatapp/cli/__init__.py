@@ -1,0 +1,56 @@
+"""The ``chatapp`` command: the TUI by default, plus subcommands for scripts.
+
+Each subcommand lives in its own module with ``register(subparsers)``; the module sets
+``func`` on its parser, which ``main`` calls with the parsed arguments and returns its exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Modules under chatapp.cli that add subcommands; a missing one is skipped, so work on one
+# subcommand never blocks the others.
+SUBCOMMAND_MODULES = ("tui", "models", "ask", "bench", "train")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chatapp", description="Chat with local language models in the terminal."
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    parser.set_defaults(func=None)
+    subs = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMAND_MODULES:
+        try:
+            mod = importlib.import_module(f"chatapp.cli.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"chatapp.cli.{name}":
+                continue
+            raise
+        mod.register(subs, parser)
+    return parser
+
+
+def _version() -> str:
+    from chatapp import __version__
+
+    return f"chatapp {__version__}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.func is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

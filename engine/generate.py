@@ -1,0 +1,294 @@
+"""``Model``: a loaded Transformer with its tokenizer, its KV cache and the generation loop."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from engine.config import ModelConfig
+from engine.errors import ContextOverflowError
+from engine.kv_cache import KVCache
+from engine.model import Transformer
+from engine.sampling import SamplingParams, make_generator, sample_next
+from engine.streaming import IncrementalDetokenizer, StopMatcher
+from engine.tokenizer import Message, Tokenizer
+
+PREFILL_CHUNK = 512  # bounds the attention mask and activations of a long prompt
+
+
+@dataclass
+class GenerationStats:
+    """What the last ``generate``/``chat`` call did, for status lines and benchmarks."""
+
+    prompt_tokens: int = 0
+    reused_tokens: int = 0  # prompt tokens whose KV came from the cache
+    new_tokens: int = 0
+    time_to_first_token: float = 0.0  # seconds from the call to the first new token
+    prefill_seconds: float = 0.0
+    decode_seconds: float = 0.0
+    stop_reason: str = ""  # eos | stop | length | cancelled | context
+    dropped_messages: int = 0  # whole turns dropped to fit the context window
+    messages: list[Message] = field(default_factory=list, repr=False)
+
+    @property
+    def prefill_tokens_per_second(self) -> float:
+        n = self.prompt_tokens - self.reused_tokens
+        return n / self.prefill_seconds if self.prefill_seconds > 0 else 0.0
+
+    @property
+    def decode_tokens_per_second(self) -> float:
+        # The first token comes from prefill; decode speed counts the ones after it.
+        n = self.new_tokens - 1
+        return n / self.decode_seconds if n > 0 and self.decode_seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, float | int | str]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "reused_tokens": self.reused_tokens,
+            "new_tokens": self.new_tokens,
+            "time_to_first_token": round(self.time_to_first_token, 4),
+            "prefill_tokens_per_second": round(self.prefill_tokens_per_second, 2),
+            "decode_tokens_per_second": round(self.decode_tokens_per_second, 2),
+            "stop_reason": self.stop_reason,
+            "dropped_messages": self.dropped_messages,
+        }
+
+
+class Model:
+    """A model ready to run: ``logits``, ``generate`` (token ids) and ``chat`` (text deltas).
+
+    The model keeps the KV cache of its last sequence. A new call reuses the longest common
+    token prefix and prefills only the rest, so chat turn N does not re-read turns 1..N-1.
+    Calls are serialised by a lock: one sequence at a time per model.
+    """
+
+    def __init__(
+        self,
+        transformer: Transformer,
+        tokenizer: Tokenizer,
+        *,
+        name: str = "",
+        path: str = "",
+    ) -> None:
+        self.net = transformer.eval()
+        self.tokenizer = tokenizer
+        self.name = name
+        self.path = path
+        param = next(transformer.parameters())
+        self.device, self.dtype = param.device, param.dtype
+        self._cache: KVCache | None = None
+        self._cached: list[int] = []  # the tokens whose keys/values the cache holds
+        self._lock = threading.Lock()
+        self.last_stats = GenerationStats()
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.net.config
+
+    @property
+    def context_length(self) -> int:
+        return self.config.context_length
+
+    @property
+    def eos_ids(self) -> frozenset[int]:
+        return self.tokenizer.eos_ids | frozenset(self.config.eos_token_ids)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.net.parameters())
+
+    @torch.inference_mode()
+    def logits(self, ids: Sequence[int]) -> torch.Tensor:
+        """One full forward without the cache: ``[len(ids), vocab]`` float32."""
+        if not ids:
+            raise ValueError("ids must not be empty")
+        if len(ids) > self.context_length:
+            raise ContextOverflowError(
+                f"{len(ids)} tokens exceed the context of {self.context_length}"
+            )
+        x = torch.tensor([list(ids)], dtype=torch.long, device=self.device)
+        return self.net(x)[0].float()
+
+    def reset_cache(self) -> None:
+        self._cached = []
+        if self._cache is not None:
+            self._cache.length = 0
+
+    def _ensure_cache(self) -> KVCache:
+        if self._cache is None:
+            cfg = self.config
+            self._cache = KVCache(
+                cfg.num_layers,
+                cfg.num_kv_heads,
+                cfg.head_dim,
+                cfg.context_length,
+                dtype=self.dtype,
+                device=self.device,
+            )
+        return self._cache
+
+    def _prefill(self, ids: list[int], stats: GenerationStats) -> torch.Tensor:
+        """Bring the cache to hold ``ids``, reusing the common prefix; return last logits."""
+        cache = self._ensure_cache()
+        common = 0
+        limit = min(len(self._cached), len(ids) - 1)  # forward at least one token for logits
+        while common < limit and self._cached[common] == ids[common]:
+            common += 1
+        cache.rollback(common)
+        self._cached = ids[:common]
+        stats.reused_tokens = common
+        logits = None
+        for s in range(common, len(ids), PREFILL_CHUNK):
+            chunk = ids[s : s + PREFILL_CHUNK]
+            x = torch.tensor([chunk], dtype=torch.long, device=self.device)
+            logits = self.net(x, cache=cache, start=s, last_only=True)
+            self._cached = ids[: s + len(chunk)]
+        assert logits is not None
+        return logits[0, -1]
+
+    def generate(
+        self,
+        ids: Sequence[int],
+        params: SamplingParams | None = None,
+        *,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[int]:
+        """Yield new token ids for the prompt ``ids``; the KV cache is used and kept.
+
+        Stops at an end-of-turn id (not yielded), after ``max_new_tokens``, when the context is
+        full, or within one token of ``cancel`` being set. ``last_stats`` describes the call.
+        """
+        return self._generate(list(ids), params or SamplingParams(), cancel, GenerationStats())
+
+    def _generate(
+        self,
+        ids: list[int],
+        params: SamplingParams,
+        cancel: threading.Event | None,
+        stats: GenerationStats,
+    ) -> Iterator[int]:
+        if not ids:
+            raise ValueError("the prompt must hold at least one token")
+        if len(ids) >= self.context_length:
+            raise ContextOverflowError(
+                f"the prompt has {len(ids)} tokens but the context holds {self.context_length}; "
+                "shorten it or start a new chat"
+            )
+        # Grad mode is thread-local state: enter inference mode around each forward only, so it
+        # does not leak into the consumer's code while this generator is suspended at a yield.
+        with self._lock:
+            self.last_stats = stats
+            stats.prompt_tokens = len(ids)
+            t0 = time.perf_counter()
+            gen = make_generator(params, "cpu")
+            eos = self.eos_ids
+            window = params.repetition_window
+            recent: list[int] = ids[-window:] if window else []
+            stats.stop_reason = "length"
+            if cancel is not None and cancel.is_set():
+                stats.stop_reason = "cancelled"
+                return
+            with torch.inference_mode():
+                logits = self._prefill(ids, stats)
+            stats.prefill_seconds = time.perf_counter() - t0
+            t_decode = time.perf_counter()
+            pos = len(ids)
+            cache = self._ensure_cache()
+            try:
+                for _ in range(params.max_new_tokens):
+                    token = sample_next(logits.cpu(), params, gen, recent)
+                    if stats.new_tokens == 0:
+                        stats.time_to_first_token = time.perf_counter() - t0
+                        t_decode = time.perf_counter()
+                    if token in eos:
+                        stats.stop_reason = "eos"
+                        break
+                    stats.new_tokens += 1
+                    yield token
+                    if cancel is not None and cancel.is_set():
+                        stats.stop_reason = "cancelled"
+                        break
+                    if window:
+                        recent.append(token)
+                        if len(recent) > window:
+                            del recent[0]
+                    if pos >= self.context_length:
+                        stats.stop_reason = "context"
+                        break
+                    x = torch.tensor([[token]], dtype=torch.long, device=self.device)
+                    with torch.inference_mode():
+                        logits = self.net(x, cache=cache, start=pos, last_only=True)[0, -1]
+                    self._cached.append(token)
+                    pos += 1
+            finally:
+                stats.decode_seconds = time.perf_counter() - t_decode
+
+    def fit_messages(
+        self, messages: Sequence[Message], reserve: int
+    ) -> tuple[list[int], list[Message], int]:
+        """Render and encode ``messages``, dropping the oldest whole turns (never the system
+        message) until the prompt plus ``reserve`` reply tokens fit the context."""
+        msgs = list(messages)
+        system = [m for m in msgs[:1] if m.get("role") == "system"]
+        rest = msgs[len(system) :]
+        dropped = 0
+        budget = self.context_length - reserve
+        while True:
+            ids = self.tokenizer.encode_chat(system + rest)
+            if len(ids) <= budget:
+                return ids, system + rest, dropped
+            if len(rest) <= 1:
+                raise ContextOverflowError(
+                    f"the message is {len(ids)} tokens but the context holds {self.context_length} "
+                    f"(with {reserve} kept for the reply); shorten it"
+                )
+            # Drop the oldest turn: a user message and the replies that follow it.
+            cut = 1
+            while cut < len(rest) and rest[cut].get("role") != "user":
+                cut += 1
+            dropped += cut
+            rest = rest[cut:]
+
+    def chat(
+        self,
+        messages: Sequence[Message],
+        params: SamplingParams | None = None,
+        *,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[str]:
+        """Render the chat template for ``messages`` and yield text deltas of the reply."""
+        params = params or SamplingParams()
+        reserve = min(params.max_new_tokens, self.context_length // 2)
+        ids, kept, dropped = self.fit_messages(messages, reserve)
+        stats = GenerationStats(dropped_messages=dropped, messages=kept)
+        return self._chat(ids, params, cancel, stats)
+
+    def _chat(
+        self,
+        ids: list[int],
+        params: SamplingParams,
+        cancel: threading.Event | None,
+        stats: GenerationStats,
+    ) -> Iterator[str]:
+        detok = IncrementalDetokenizer(self.tokenizer, ids)
+        stops = StopMatcher(params.stop)
+        tokens = self._generate(ids, params, cancel, stats)
+        try:
+            for token in tokens:
+                text = stops.push(detok.push(token))
+                if text:
+                    yield text
+                if stops.stopped:
+                    stats.stop_reason = "stop"
+                    return
+            tail = stops.push(detok.flush())
+            tail += stops.flush()
+            if stops.stopped:
+                stats.stop_reason = "stop"
+            if tail:
+                yield tail
+        finally:
+            tokens.close()

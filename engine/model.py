@@ -1,0 +1,227 @@
+"""One decoder-only Transformer for the GPT-2 and Llama families.
+
+The families differ in a few config flags (norm kind, positional scheme, MLP kind, biases),
+not in class trees. Parameter names follow Hugging Face's Llama layout without the ``model.``
+prefix, so Llama/Mistral/Qwen2 checkpoints map one to one; GPT-2 names are mapped on load.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.config import ModelConfig
+from engine.kv_cache import KVCache
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Normalise in float32 as the reference does; low-precision variance loses digits.
+        y = F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps).to(x.dtype)
+        return self.weight * y
+
+
+def make_norm(cfg: ModelConfig) -> nn.Module:
+    if cfg.norm == "layernorm":
+        return nn.LayerNorm(cfg.hidden_size, eps=cfg.norm_eps, bias=cfg.norm_bias)
+    return RMSNorm(cfg.hidden_size, cfg.norm_eps)
+
+
+def activation(name: str, x: torch.Tensor) -> torch.Tensor:
+    if name == "silu":
+        return F.silu(x)
+    if name in ("gelu_new", "gelu_pytorch_tanh"):
+        return F.gelu(x, approximate="tanh")
+    if name == "gelu":
+        return F.gelu(x)
+    return F.relu(x)
+
+
+def rope_inv_freq(cfg: ModelConfig) -> torch.Tensor:
+    """Inverse frequencies for RoPE, with ``linear`` or ``llama3`` scaling applied."""
+    dim = cfg.head_dim
+    inv_freq = 1.0 / (cfg.rope_theta ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))
+    scaling = cfg.rope_scaling or {}
+    kind = scaling.get("rope_type", "default")
+    if kind == "linear":
+        inv_freq = inv_freq / float(scaling["factor"])
+    elif kind == "llama3":
+        # Llama 3.1: keep high frequencies, divide low ones by `factor`, blend in between.
+        factor = float(scaling["factor"])
+        low = float(scaling.get("low_freq_factor", 1.0))
+        high = float(scaling.get("high_freq_factor", 4.0))
+        old_len = float(scaling["original_max_position_embeddings"])
+        wavelen = 2 * math.pi / inv_freq
+        scaled = torch.where(wavelen > old_len / low, inv_freq / factor, inv_freq)
+        smooth = (old_len / wavelen - low) / (high - low)
+        blended = (1 - smooth) * scaled / factor + smooth * scaled
+        medium = (wavelen >= old_len / high) & (wavelen <= old_len / low)
+        inv_freq = torch.where(medium, blended, scaled)
+    return inv_freq.float()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate halves (HF/NeoX layout): x is [1, heads, n, head_dim], cos/sin [n, head_dim]."""
+    x1, x2 = x.chunk(2, dim=-1)
+    rotated = torch.cat((-x2, x1), dim=-1)
+    return x * cos + rotated * sin
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.num_heads, self.num_kv_heads, self.head_dim = (
+            cfg.num_heads,
+            cfg.num_kv_heads,
+            cfg.head_dim,
+        )
+        self.q_proj = nn.Linear(cfg.hidden_size, cfg.num_heads * cfg.head_dim, bias=cfg.qkv_bias)
+        self.k_proj = nn.Linear(cfg.hidden_size, cfg.num_kv_heads * cfg.head_dim, bias=cfg.qkv_bias)
+        self.v_proj = nn.Linear(cfg.hidden_size, cfg.num_kv_heads * cfg.head_dim, bias=cfg.qkv_bias)
+        self.o_proj = nn.Linear(cfg.num_heads * cfg.head_dim, cfg.hidden_size, bias=cfg.o_bias)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor] | None,
+        cache: KVCache | None,
+        layer: int,
+        start: int,
+        mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        bsz, n, _ = x.shape
+        q = self.q_proj(x).view(bsz, n, self.num_heads, self.head_dim).transpose(1, 2)
+        k = self.k_proj(x).view(bsz, n, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        v = self.v_proj(x).view(bsz, n, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        if cache is not None:
+            k, v = cache.write(layer, start, k, v)
+        gqa = self.num_heads != self.num_kv_heads
+        if mask is None:
+            # No cache history (a fresh prefix) -> plain causal; one new token -> sees everything.
+            causal = n > 1
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=gqa)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
+        return self.o_proj(out.transpose(1, 2).reshape(bsz, n, -1))
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.act = cfg.hidden_act
+        self.gated = cfg.mlp == "gated"
+        if self.gated:
+            self.gate_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=cfg.mlp_bias)
+        self.up_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=cfg.mlp_bias)
+        self.down_proj = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=cfg.mlp_bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.gated:  # SwiGLU
+            return self.down_proj(activation(self.act, self.gate_proj(x)) * self.up_proj(x))
+        return self.down_proj(activation(self.act, self.up_proj(x)))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.input_layernorm = make_norm(cfg)
+        self.self_attn = Attention(cfg)
+        self.post_attention_layernorm = make_norm(cfg)
+        self.mlp = MLP(cfg)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor] | None,
+        cache: KVCache | None,
+        layer: int,
+        start: int,
+        mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        x = x + self.self_attn(self.input_layernorm(x), rope, cache, layer, start, mask)
+        return x + self.mlp(self.post_attention_layernorm(x))
+
+
+class Transformer(nn.Module):
+    """Decoder-only Transformer; ``forward`` optionally reads and writes a ``KVCache``."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
+        if cfg.positions == "learned":
+            self.embed_positions = nn.Embedding(cfg.context_length, cfg.hidden_size)
+        self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.num_layers))
+        self.norm = make_norm(cfg)
+        self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
+        if cfg.tie_word_embeddings:
+            self.lm_head.weight = self.embed_tokens.weight
+        self.rope_cos: torch.Tensor | None = None
+        self.rope_sin: torch.Tensor | None = None
+
+    def tie_weights(self) -> None:
+        if self.config.tie_word_embeddings:
+            self.lm_head.weight = self.embed_tokens.weight
+
+    def init_rope(self, device: torch.device | str | None = None) -> None:
+        """Precompute cos/sin for every position (a table lookup per step, no trig per token)."""
+        if self.config.positions != "rope":
+            return
+        device = device or self.embed_tokens.weight.device
+        inv_freq = rope_inv_freq(self.config).to(device)
+        t = torch.arange(self.config.context_length, device=device, dtype=torch.float32)
+        freqs = torch.outer(t, inv_freq)
+        emb = torch.cat((freqs, freqs), dim=-1)
+        dtype = self.embed_tokens.weight.dtype
+        self.rope_cos, self.rope_sin = emb.cos().to(dtype), emb.sin().to(dtype)
+
+    def forward(
+        self,
+        ids: torch.Tensor,
+        cache: KVCache | None = None,
+        start: int = 0,
+        last_only: bool = False,
+    ) -> torch.Tensor:
+        """Logits for ``ids`` ([batch, n]) placed at positions start..start+n.
+
+        With a cache, keys/values are written at those positions and attention sees the whole
+        cached prefix. ``last_only`` computes the vocabulary projection for the last position
+        only, which is all decoding needs.
+        """
+        n = ids.shape[1]
+        end = start + n
+        if end > self.config.context_length:
+            raise ValueError(f"sequence of {end} tokens exceeds context {self.config.context_length}")
+        x = self.embed_tokens(ids)
+        if self.config.positions == "learned":
+            x = x + self.embed_positions.weight[start:end]
+        rope = None
+        if self.config.positions == "rope":
+            if self.rope_cos is None or self.rope_sin is None:
+                self.init_rope()
+            assert self.rope_cos is not None and self.rope_sin is not None
+            rope = (self.rope_cos[start:end], self.rope_sin[start:end])
+        mask = None
+        if start > 0 and n > 1:
+            # A chunk after cached history: query i (absolute start+i) sees keys 0..start+i.
+            # SDPA's is_causal aligns top-left for non-square shapes, so build the mask.
+            q_pos = torch.arange(start, end, device=ids.device)[:, None]
+            k_pos = torch.arange(end, device=ids.device)[None, :]
+            mask = k_pos <= q_pos
+        for i, layer in enumerate(self.layers):
+            x = layer(x, rope, cache, i, start, mask)
+        if cache is not None:
+            cache.length = end
+        if last_only:
+            x = x[:, -1:]
+        return self.lm_head(self.norm(x))

@@ -1,0 +1,81 @@
+"""Tiny random models of each supported architecture, built with transformers (the reference)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+CORPUS = [
+    "Hello world! The quick brown fox jumps over the lazy dog.",
+    "def main():\n    return 42  # code with    spaces\n",
+    "你好，世界！语言模型在终端里运行。",
+    "Emoji: 😀🎉🚀 and accents: café naïve résumé.",
+    "The KV cache keeps keys and values of earlier tokens.",
+] * 4
+
+SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+
+def make_tokenizer(vocab_size: int = 300) -> Tokenizer:
+    """A small byte-level BPE: multi-byte characters span several tokens, as in real models."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIALS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(CORPUS, trainer)
+    return tok
+
+
+def hf_config(arch: str, vocab: int, **over: Any) -> Any:
+    import transformers as tf
+
+    eos = 2  # <|im_end|>
+    if arch == "gpt2":
+        return tf.GPT2Config(
+            vocab_size=vocab, n_embd=64, n_layer=2, n_head=4, n_positions=128,
+            bos_token_id=0, eos_token_id=eos, **over,
+        )  # fmt: skip
+    common = dict(
+        vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+        bos_token_id=0, eos_token_id=eos,
+    )  # fmt: skip
+    common.update(over)
+    cls = {"llama": tf.LlamaConfig, "mistral": tf.MistralConfig, "qwen2": tf.Qwen2Config}[arch]
+    return cls(**common)
+
+
+def make_hf_model(arch: str, folder: Path, *, seed: int = 0, **over: Any) -> Any:
+    """Build a random transformers model of ``arch``, save it with a tokenizer to ``folder``."""
+    import transformers as tf
+
+    torch.manual_seed(seed)
+    tok = make_tokenizer()
+    cfg = hf_config(arch, tok.get_vocab_size(), **over)
+    cls = {
+        "gpt2": tf.GPT2LMHeadModel,
+        "llama": tf.LlamaForCausalLM,
+        "mistral": tf.MistralForCausalLM,
+        "qwen2": tf.Qwen2ForCausalLM,
+    }[arch]
+    model = cls(cfg).eval()
+    with torch.no_grad():  # random biases, so the bias code paths are really exercised
+        for name, p in model.named_parameters():
+            if name.endswith("bias"):
+                p.normal_(0, 0.02)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder, safe_serialization=True)
+    tok.save(str(folder / "tokenizer.json"))
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps({"eos_token": "<|im_end|>", "bos_token": "<|endoftext|>"})
+    )
+    return model
