@@ -155,13 +155,16 @@ class Model:
         params: SamplingParams | None = None,
         *,
         cancel: threading.Event | None = None,
+        ignore_eos: bool = False,
     ) -> Iterator[int]:
         """Yield new token ids for the prompt ``ids``; the KV cache is used and kept.
 
-        Stops at an end-of-turn id (not yielded), after ``max_new_tokens``, when the context is
-        full, or within one token of ``cancel`` being set. ``last_stats`` describes the call.
+        Stops at an end-of-turn id (not yielded; unless ``ignore_eos``, for benchmarks and
+        reference comparisons), after ``max_new_tokens``, when the context is full, or within
+        one token of ``cancel`` being set. ``last_stats`` describes the call.
         """
-        return self._generate(list(ids), params or SamplingParams(), cancel, GenerationStats())
+        stats = GenerationStats()
+        return self._generate(list(ids), params or SamplingParams(), cancel, stats, ignore_eos)
 
     def _generate(
         self,
@@ -169,6 +172,7 @@ class Model:
         params: SamplingParams,
         cancel: threading.Event | None,
         stats: GenerationStats,
+        ignore_eos: bool = False,
     ) -> Iterator[int]:
         if not ids:
             raise ValueError("the prompt must hold at least one token")
@@ -184,7 +188,7 @@ class Model:
             stats.prompt_tokens = len(ids)
             t0 = time.perf_counter()
             gen = make_generator(params, "cpu")
-            eos = self.eos_ids
+            eos = frozenset() if ignore_eos else self.eos_ids
             window = params.repetition_window
             recent: list[int] = ids[-window:] if window else []
             stats.stop_reason = "length"

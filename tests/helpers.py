@@ -42,12 +42,12 @@ def hf_config(arch: str, vocab: int, **over: Any) -> Any:
     if arch == "gpt2":
         return tf.GPT2Config(
             vocab_size=vocab, n_embd=64, n_layer=2, n_head=4, n_positions=128,
-            bos_token_id=0, eos_token_id=eos, **over,
+            bos_token_id=0, eos_token_id=eos, initializer_range=0.3, **over,
         )  # fmt: skip
     common = dict(
         vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-        bos_token_id=0, eos_token_id=eos,
+        bos_token_id=0, eos_token_id=eos, initializer_range=0.3,
     )  # fmt: skip
     common.update(over)
     cls = {"llama": tf.LlamaConfig, "mistral": tf.MistralConfig, "qwen2": tf.Qwen2Config}[arch]
