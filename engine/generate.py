@@ -245,9 +245,11 @@ class Model:
             if len(ids) <= budget:
                 return ids, system + rest, dropped
             if len(rest) <= 1:
+                if len(ids) < self.context_length:
+                    return ids, system + rest, dropped  # the reply gets what room is left
                 raise ContextOverflowError(
-                    f"the message is {len(ids)} tokens but the context holds {self.context_length} "
-                    f"(with {reserve} kept for the reply); shorten it"
+                    f"the message is {len(ids)} tokens but the context holds only "
+                    f"{self.context_length}; shorten it"
                 )
             # Drop the oldest turn: a user message and the replies that follow it.
             cut = 1
@@ -265,7 +267,7 @@ class Model:
     ) -> Iterator[str]:
         """Render the chat template for ``messages`` and yield text deltas of the reply."""
         params = params or SamplingParams()
-        reserve = min(params.max_new_tokens, self.context_length // 2)
+        reserve = min(params.max_new_tokens, self.context_length // 4)
         ids, kept, dropped = self.fit_messages(messages, reserve)
         stats = GenerationStats(dropped_messages=dropped, messages=kept)
         return self._chat(ids, params, cancel, stats)

@@ -1,7 +1,7 @@
 """Turning a stream of token ids into a stream of text that is safe to show.
 
 ``IncrementalDetokenizer`` emits only whole UTF-8 characters (no U+FFFD from a token that ends
-mid-character) and never the text of special tokens. ``StopMatcher`` withholds text that could
+mid-character, nor from invalid byte sequences) and never the text of special tokens. ``StopMatcher`` withholds text that could
 be the start of a stop string, so a stop string split across tokens is never emitted.
 """
 
@@ -39,14 +39,16 @@ class IncrementalDetokenizer:
         if full.endswith(_REPLACEMENT) or len(full) <= len(prefix_text):
             return ""  # mid-character: wait for the bytes that complete it
         self.prefix, self.read = self.read, len(self.ids)
-        return full[len(prefix_text) :]
+        # Bytes that can never form a character (a model's invalid sequence) are dropped, as
+        # bytes.decode(errors="ignore") would, rather than shown as U+FFFD.
+        return full[len(prefix_text) :].replace(_REPLACEMENT, "")
 
     def flush(self) -> str:
         """Whatever is left at the end; an incomplete trailing character is dropped."""
         prefix_text = self.tok.decode(self.ids[self.prefix : self.read])
         full = self.tok.decode(self.ids[self.prefix :])
         self.prefix = self.read = len(self.ids)
-        return full[len(prefix_text) :].rstrip(_REPLACEMENT)
+        return full[len(prefix_text) :].replace(_REPLACEMENT, "")
 
 
 class StopMatcher:

@@ -24,7 +24,9 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from helpers import make_hf_model
 
     root = tmp_path_factory.mktemp("tiny")
-    return {arch: _save(make_hf_model, arch, root) for arch in ("gpt2", "llama", "mistral", "qwen2")}
+    return {
+        arch: _save(make_hf_model, arch, root) for arch in ("gpt2", "llama", "mistral", "qwen2")
+    }
 
 
 def _save(make, arch: str, root: Path) -> Path:
