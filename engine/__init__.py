@@ -1,8 +1,8 @@
 """chatapp's language-model engine: GPT-2 and Llama-family decoders with a reusable KV cache.
 
-    model = engine.load("path/or/name")
-    for delta in model.chat([{"role": "user", "content": "Hi"}], engine.SamplingParams()):
-        print(delta, end="")
+model = engine.load("path/or/name")
+for delta in model.chat([{"role": "user", "content": "Hi"}], engine.SamplingParams()):
+    print(delta, end="")
 """
 
 from engine.config import SUPPORTED_ARCHITECTURES, ModelConfig

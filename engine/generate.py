@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -173,7 +173,7 @@ class Model:
         cancel: threading.Event | None,
         stats: GenerationStats,
         ignore_eos: bool = False,
-    ) -> Iterator[int]:
+    ) -> Generator[int, None, None]:
         if not ids:
             raise ValueError("the prompt must hold at least one token")
         if len(ids) >= self.context_length:

@@ -45,8 +45,11 @@ def load(source: str | os.PathLike[str], *, dtype: str = "auto", device: str = "
     expected = net.state_dict()
     missing = [k for k in expected if k not in state and not _tied(cfg, k)]
     if missing:
-        raise ModelLoadError(f"{path}: the weights lack tensor {missing[0]!r} (and {len(missing) - 1} more)"
-                             if len(missing) > 1 else f"{path}: the weights lack tensor {missing[0]!r}")
+        raise ModelLoadError(
+            f"{path}: the weights lack tensor {missing[0]!r} (and {len(missing) - 1} more)"
+            if len(missing) > 1
+            else f"{path}: the weights lack tensor {missing[0]!r}"
+        )
     unexpected = [k for k in state if k not in expected]
     if unexpected:
         raise ModelLoadError(
@@ -145,7 +148,9 @@ def read_weights(path: Path, cfg: ModelConfig) -> dict[str, torch.Tensor]:
     return hf.from_hf(cfg, tensors)
 
 
-def save(model: Model, path: str | os.PathLike[str], *, metadata: dict[str, Any] | None = None) -> Path:
+def save(
+    model: Model, path: str | os.PathLike[str], *, metadata: dict[str, Any] | None = None
+) -> Path:
     """Write ``model`` as a Hugging Face folder (loads in transformers too), atomically:
     everything goes to a temp folder that replaces ``path`` only when complete."""
     dest = Path(path)

@@ -202,7 +202,9 @@ class Transformer(nn.Module):
         n = ids.shape[1]
         end = start + n
         if end > self.config.context_length:
-            raise ValueError(f"sequence of {end} tokens exceeds context {self.config.context_length}")
+            raise ValueError(
+                f"sequence of {end} tokens exceeds context {self.config.context_length}"
+            )
         x = self.embed_tokens(ids)
         if self.config.positions == "learned":
             x = x + self.embed_positions.weight[start:end]

@@ -36,7 +36,9 @@ class SamplingParams:
         def is_num(v: object) -> bool:
             return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
 
-        check(is_num(self.temperature) and 0 <= self.temperature <= 100, "temperature", "in [0, 100]")
+        check(
+            is_num(self.temperature) and 0 <= self.temperature <= 100, "temperature", "in [0, 100]"
+        )
         check(is_int(self.top_k) and self.top_k >= 0, "top_k", "an integer >= 0 (0 = off)")
         check(is_num(self.top_p) and 0 < self.top_p <= 1, "top_p", "in (0, 1] (1 = off)")
         check(is_num(self.min_p) and 0 <= self.min_p < 1, "min_p", "in [0, 1) (0 = off)")
@@ -65,7 +67,9 @@ class SamplingParams:
         else:
             object.__setattr__(self, "stop", tuple(self.stop))
         check(
-            all(isinstance(s, str) and s for s in self.stop), "stop", "a sequence of non-empty strings"
+            all(isinstance(s, str) and s for s in self.stop),
+            "stop",
+            "a sequence of non-empty strings",
         )
 
     @property

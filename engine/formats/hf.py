@@ -97,11 +97,15 @@ def to_hf(cfg: ModelConfig, state: dict[str, torch.Tensor]) -> dict[str, torch.T
                 continue  # fused below
             hf_part = inverse[part]
             conv = hf_part in ("attn.c_proj", "mlp.c_fc", "mlp.c_proj")
-            out[f"transformer.h.{layer}.{hf_part}.{kind}"] = t.t() if conv and kind == "weight" else t
+            out[f"transformer.h.{layer}.{hf_part}.{kind}"] = (
+                t.t() if conv and kind == "weight" else t
+            )
     for layer in range(cfg.num_layers):
         p = f"layers.{layer}.self_attn."
         for kind in ("weight", "bias"):
             if f"{p}q_proj.{kind}" in state:
                 fused = torch.cat([state[f"{p}{x}_proj.{kind}"] for x in "qkv"], dim=0)
-                out[f"transformer.h.{layer}.attn.c_attn.{kind}"] = fused.t() if kind == "weight" else fused
+                out[f"transformer.h.{layer}.attn.c_attn.{kind}"] = (
+                    fused.t() if kind == "weight" else fused
+                )
     return {k: v.contiguous() for k, v in out.items()}

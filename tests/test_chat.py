@@ -1,0 +1,125 @@
+"""Chat templates (sandboxed), the ChatML fallback, context overflow and listing models."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+import engine
+from engine.tokenizer import TemplateRenderError
+
+USER = [{"role": "user", "content": "Hi"}]
+
+
+def test_chatml_fallback_when_the_model_has_no_template(tiny_models: dict[str, Path]) -> None:
+    model = engine.load(tiny_models["llama"])
+    assert (
+        model.tokenizer.render_chat(USER)
+        == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    )
+
+
+def test_template_from_tokenizer_config_with_hf_variables(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    d = shutil.copytree(tiny_models["llama"], tmp_path / "m")
+    template = (
+        "{{ bos_token }}{% for m in messages %}"
+        "{% if m['role'] == 'tool' %}{{ raise_exception('no tools') }}{% endif %}"
+        "[{{ m['role'] }}]{{ m['content'] | trim }}{{ eos_token }}{% endfor %}"
+        "{% if add_generation_prompt %}[assistant]{% endif %}"
+    )
+    cfg = json.loads((d / "tokenizer_config.json").read_text())
+    (d / "tokenizer_config.json").write_text(json.dumps(cfg | {"chat_template": template}))
+    tok = engine.load(d).tokenizer
+    assert tok.render_chat(USER) == "<|endoftext|>[user]Hi<|im_end|>[assistant]"
+    with pytest.raises(TemplateRenderError, match="no tools"):
+        tok.render_chat([{"role": "tool", "content": "x"}])
+
+
+def test_chat_template_jinja_file_wins(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    d = shutil.copytree(tiny_models["llama"], tmp_path / "m")
+    (d / "chat_template.jinja").write_text("{% for m in messages %}<{{ m.content }}>{% endfor %}")
+    assert engine.load(d).tokenizer.render_chat(USER) == "<Hi>"
+
+
+def test_template_cannot_escape_the_sandbox(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    d = shutil.copytree(tiny_models["llama"], tmp_path / "m")
+    evil = "{{ ''.__class__.__mro__[1].__subclasses__() }}"
+    (d / "chat_template.jinja").write_text(evil)
+    with pytest.raises(TemplateRenderError):
+        engine.load(d).tokenizer.render_chat(USER)
+
+
+def test_chat_yields_text_and_stats(tiny_models: dict[str, Path]) -> None:
+    model = engine.load(tiny_models["qwen2"])
+    params = engine.SamplingParams(temperature=0, max_new_tokens=8)
+    text = "".join(model.chat(USER, params))
+    stats = model.last_stats
+    assert isinstance(text, str)
+    assert stats.prompt_tokens == len(model.tokenizer.encode_chat(USER))
+    assert stats.stop_reason in ("eos", "length")
+    assert set(stats.as_dict()) >= {
+        "prompt_tokens",
+        "reused_tokens",
+        "new_tokens",
+        "time_to_first_token",
+        "prefill_tokens_per_second",
+        "decode_tokens_per_second",
+        "stop_reason",
+        "dropped_messages",
+    }
+
+
+def test_oldest_turns_are_dropped_but_the_system_message_is_kept(
+    tiny_models: dict[str, Path],
+) -> None:
+    model = engine.load(tiny_models["llama"])  # context 128
+    msgs = [{"role": "system", "content": "Be brief."}]
+    for i in range(6):
+        msgs += [
+            {"role": "user", "content": f"question {i} about the cache"},
+            {"role": "assistant", "content": f"answer {i} about keys and values"},
+        ]
+    msgs.append({"role": "user", "content": "last question"})
+    params = engine.SamplingParams(temperature=0, max_new_tokens=16)
+    list(model.chat(msgs, params))
+    stats = model.last_stats
+    assert stats.dropped_messages > 0 and stats.dropped_messages % 2 == 0
+    assert stats.messages[0]["role"] == "system" and stats.messages[1]["role"] == "user"
+    assert stats.messages[-1]["content"] == "last question"
+    assert stats.prompt_tokens + 16 <= model.context_length
+
+
+def test_one_message_longer_than_the_context_is_a_clear_error(
+    tiny_models: dict[str, Path],
+) -> None:
+    model = engine.load(tiny_models["llama"])
+    huge = [{"role": "user", "content": "cache " * 400}]
+    with pytest.raises(engine.ContextOverflowError, match="context holds only 128; shorten it"):
+        model.chat(huge)
+    with pytest.raises(engine.ContextOverflowError):
+        list(model.generate(list(range(5, 200))))
+
+
+def test_generation_stops_when_the_context_is_full(tiny_models: dict[str, Path]) -> None:
+    model = engine.load(tiny_models["gpt2"])  # context 128
+    ids = model.tokenizer.encode("cache " * 20)
+    out = list(model.generate(ids, engine.SamplingParams(max_new_tokens=500), ignore_eos=True))
+    assert len(ids) + len(out) == model.context_length + 1
+    assert model.last_stats.stop_reason == "context"
+
+
+def test_list_models_describes_installed_models(tiny_models: dict[str, Path]) -> None:
+    assert engine.list_models() == []
+    shutil.copytree(tiny_models["qwen2"], engine.models_dir() / "q")
+    (engine.models_dir() / "broken").mkdir()
+    (engine.models_dir() / "broken" / "config.json").write_text("{")
+    [info] = engine.list_models()
+    model = engine.load("q")
+    assert info.name == "q" and info.architecture == "Qwen2ForCausalLM"
+    assert info.parameters == model.num_parameters()
+    assert info.context_length == 128 and info.size_bytes > 0

@@ -1,0 +1,145 @@
+"""Everything engine.load cannot load is a ModelLoadError with one line a user can act on."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file, save_file
+
+import engine
+
+
+def copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def load_error(source: object) -> str:
+    with pytest.raises(engine.ModelLoadError) as info:
+        engine.load(source)  # type: ignore[arg-type]
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_missing_path_says_what_to_give(tmp_path: Path) -> None:
+    msg = load_error(tmp_path / "nope")
+    assert "no model at" in msg and "chatapp models" in msg
+
+
+def test_unknown_name_is_looked_up_in_the_data_dir() -> None:
+    assert "no model at 'my-model'" in load_error("my-model")
+
+
+def test_name_of_an_installed_model_loads(tiny_models: dict[str, Path]) -> None:
+    copy(tiny_models["gpt2"], engine.models_dir() / "tiny-gpt2")
+    model = engine.load("tiny-gpt2")
+    assert model.config.architecture == "GPT2LMHeadModel" and model.name == "tiny-gpt2"
+
+
+def test_missing_config(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    d = copy(tiny_models["llama"], tmp_path / "m")
+    (d / "config.json").unlink()
+    assert "has no config.json" in load_error(d)
+
+
+def test_unknown_architecture_names_it_and_the_supported_ones(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    d = copy(tiny_models["llama"], tmp_path / "m")
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["architectures"] = ["MambaForCausalLM"]
+    (d / "config.json").write_text(json.dumps(cfg))
+    msg = load_error(d)
+    assert "'MambaForCausalLM'" in msg and "LlamaForCausalLM" in msg and "GPT2LMHeadModel" in msg
+
+
+def test_broken_config_json(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    d = copy(tiny_models["llama"], tmp_path / "m")
+    (d / "config.json").write_text("{not json")
+    assert "config.json is not valid JSON" in load_error(d)
+
+
+def test_missing_tokenizer(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    d = copy(tiny_models["llama"], tmp_path / "m")
+    (d / "tokenizer.json").unlink()
+    assert "has no tokenizer.json" in load_error(d)
+
+
+def test_missing_weights(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    d = copy(tiny_models["llama"], tmp_path / "m")
+    (d / "model.safetensors").unlink()
+    assert "has no model.safetensors" in load_error(d)
+
+
+def test_truncated_safetensors(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    d = copy(tiny_models["llama"], tmp_path / "m")
+    data = (d / "model.safetensors").read_bytes()
+    (d / "model.safetensors").write_bytes(data[: len(data) // 2])
+    msg = load_error(d)
+    assert "model.safetensors is corrupt or truncated" in msg and "download it again" in msg
+
+
+def test_garbage_safetensors(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    d = copy(tiny_models["llama"], tmp_path / "m")
+    (d / "model.safetensors").write_bytes(b"\x00" * 100)
+    assert "corrupt or truncated" in load_error(d)
+
+
+def test_wrong_shape_names_the_tensor_and_both_shapes(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    d = copy(tiny_models["llama"], tmp_path / "m")
+    tensors = load_file(d / "model.safetensors")
+    name = "model.layers.1.mlp.up_proj.weight"
+    tensors[name] = tensors[name][:, :10].contiguous()
+    save_file(tensors, d / "model.safetensors")
+    msg = load_error(d)
+    assert "'layers.1.mlp.up_proj.weight'" in msg and "(128, 10)" in msg and "(128, 64)" in msg
+
+
+def test_missing_tensor_is_named(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    d = copy(tiny_models["llama"], tmp_path / "m")
+    tensors = load_file(d / "model.safetensors")
+    del tensors["model.norm.weight"]
+    save_file(tensors, d / "model.safetensors")
+    assert "lack tensor 'norm.weight'" in load_error(d)
+
+
+@pytest.mark.parametrize("filename", ["pytorch_model.bin", "model.pt"])
+def test_pickle_checkpoint_folder_is_refused(
+    filename: str, tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    d = copy(tiny_models["llama"], tmp_path / "m")
+    (d / "model.safetensors").unlink()
+    marker = tmp_path / "pwned"
+    # A pickle that would create a file if it were ever unpickled.
+    payload = b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR."
+    (d / filename).write_bytes(payload)
+    msg = load_error(d)
+    assert "pickle checkpoint" in msg and "convert it to safetensors" in msg
+    assert not marker.exists()
+
+
+def test_pickle_file_is_refused(tmp_path: Path) -> None:
+    f = tmp_path / "model.bin"
+    f.write_bytes(b"junk")
+    assert "never loaded" in load_error(f)
+
+
+def test_unknown_dtype(tiny_models: dict[str, Path]) -> None:
+    with pytest.raises(engine.ModelLoadError, match="unknown dtype 'float8'"):
+        engine.load(tiny_models["llama"], dtype="float8")
+
+
+def test_bfloat16_load_runs(tiny_models: dict[str, Path]) -> None:
+    model = engine.load(tiny_models["llama"], dtype="bfloat16")
+    ids = model.tokenizer.encode("Hello")
+    assert model.logits(ids).dtype.is_floating_point
+    assert (
+        len(list(model.generate(ids, engine.SamplingParams(max_new_tokens=3), ignore_eos=True)))
+        == 3
+    )
