@@ -30,7 +30,7 @@ def _ref_greedy(ref, ids: list[int], n: int) -> list[int]:
 @pytest.mark.parametrize("arch", ARCHS)
 def test_logits_match_transformers(arch: str, tiny_models: dict[str, Path]) -> None:
     ref = _reference(tiny_models[arch])
-    model = engine.load(tiny_models[arch])
+    model = engine.load(tiny_models[arch], dtype="float32")
     ids = model.tokenizer.encode(TEXT)
     with torch.no_grad():
         expected = ref(torch.tensor([ids])).logits[0]
@@ -40,7 +40,7 @@ def test_logits_match_transformers(arch: str, tiny_models: dict[str, Path]) -> N
 @pytest.mark.parametrize("arch", ARCHS)
 def test_greedy_with_kv_cache_matches_transformers(arch: str, tiny_models: dict[str, Path]) -> None:
     ref = _reference(tiny_models[arch])
-    model = engine.load(tiny_models[arch])
+    model = engine.load(tiny_models[arch], dtype="float32")
     ids = model.tokenizer.encode(TEXT)
     params = engine.SamplingParams(temperature=0, max_new_tokens=24)
     ours = list(model.generate(ids, params, ignore_eos=True))
@@ -57,7 +57,7 @@ def test_llama3_rope_scaling_and_tied_embeddings(tmp_path: Path) -> None:
         "original_max_position_embeddings": 16,
     }
     ref = make_hf_model("llama", tmp_path / "m", rope_scaling=scaling, tie_word_embeddings=True)
-    model = engine.load(tmp_path / "m")
+    model = engine.load(tmp_path / "m", dtype="float32")
     assert model.config.rope_scaling and model.config.rope_scaling["rope_type"] == "llama3"
     assert model.net.lm_head.weight is model.net.embed_tokens.weight
     ids = model.tokenizer.encode(TEXT * 2)
@@ -70,13 +70,13 @@ def test_llama3_rope_scaling_and_tied_embeddings(tmp_path: Path) -> None:
 def test_saved_checkpoint_loads_in_transformers(
     arch: str, tiny_models: dict[str, Path], tmp_path: Path
 ) -> None:
-    model = engine.load(tiny_models[arch])
+    model = engine.load(tiny_models[arch], dtype="float32")
     out = engine.save(model, tmp_path / "copy")
     ids = model.tokenizer.encode(TEXT)
     with torch.no_grad():
         theirs = _reference(out)(torch.tensor([ids])).logits[0]
     assert (model.logits(ids) - theirs).abs().max().item() < 1e-4
-    again = engine.load(out)
+    again = engine.load(out, dtype="float32")
     assert torch.equal(again.logits(ids), model.logits(ids))
     assert again.tokenizer.render_chat([{"role": "user", "content": "hi"}]) == (
         model.tokenizer.render_chat([{"role": "user", "content": "hi"}])

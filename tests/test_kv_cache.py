@@ -15,7 +15,7 @@ GREEDY = engine.SamplingParams(temperature=0, max_new_tokens=16)
 
 @pytest.fixture(scope="module")
 def model(tiny_models: dict[str, Path]) -> engine.Model:
-    return engine.load(tiny_models["llama"])
+    return engine.load(tiny_models["llama"], dtype="float32")
 
 
 def test_cached_decode_equals_uncached_forward(model: engine.Model) -> None:
@@ -45,7 +45,7 @@ def test_second_call_reuses_shared_prefix(
     second = first + model.tokenizer.encode(" Hello world")
     reused = list(model.generate(second, GREEDY, ignore_eos=True))
     assert model.last_stats.reused_tokens == len(first)
-    fresh = engine.load(tiny_models["llama"])
+    fresh = engine.load(tiny_models["llama"], dtype="float32")
     assert reused == list(fresh.generate(second, GREEDY, ignore_eos=True))
     assert fresh.last_stats.reused_tokens == 0
 
@@ -58,7 +58,7 @@ def test_edit_in_the_middle_rolls_back_to_the_common_prefix(
     list(model.generate(a, GREEDY))
     got = list(model.generate(b, GREEDY, ignore_eos=True))
     assert model.last_stats.reused_tokens == 3
-    fresh = engine.load(tiny_models["llama"])
+    fresh = engine.load(tiny_models["llama"], dtype="float32")
     assert got == list(fresh.generate(b, GREEDY, ignore_eos=True))
 
 
