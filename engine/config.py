@@ -50,6 +50,7 @@ class ModelConfig:
     tie_word_embeddings: bool = False
     rope_theta: float = 10000.0
     rope_scaling: dict[str, Any] | None = None
+    sliding_window: int | None = None  # Mistral: each token sees at most this many keys
     bos_token_id: int | None = None
     eos_token_ids: list[int] = field(default_factory=list)
     torch_dtype: str = "float32"
@@ -141,6 +142,9 @@ class ModelConfig:
             heads = int(hf["num_attention_heads"])
             is_qwen2 = arch == "Qwen2ForCausalLM"
             attn_bias = bool(hf.get("attention_bias", False))
+            window = hf.get("sliding_window")
+            if is_qwen2 and not hf.get("use_sliding_window", False):
+                window = None
             return cls(
                 architecture=arch,
                 vocab_size=int(hf["vocab_size"]),
@@ -159,6 +163,7 @@ class ModelConfig:
                 tie_word_embeddings=bool(hf.get("tie_word_embeddings", False)),
                 rope_theta=theta,
                 rope_scaling=scaling,
+                sliding_window=int(window) if window else None,
                 bos_token_id=hf.get("bos_token_id"),
                 eos_token_ids=eos,
                 torch_dtype=dtype,
@@ -204,6 +209,10 @@ class ModelConfig:
             "rope_theta": self.rope_theta,
             "rope_scaling": self.rope_scaling,
         }
+        if self.architecture == "MistralForCausalLM":
+            out["sliding_window"] = self.sliding_window
+        elif self.architecture == "Qwen2ForCausalLM" and self.sliding_window:
+            out |= {"use_sliding_window": True, "sliding_window": self.sliding_window}
         if self.architecture != "Qwen2ForCausalLM":
             out["attention_bias"] = self.qkv_bias
         return out

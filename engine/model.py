@@ -215,12 +215,18 @@ class Transformer(nn.Module):
             assert self.rope_cos is not None and self.rope_sin is not None
             rope = (self.rope_cos[start:end], self.rope_sin[start:end])
         mask = None
-        if start > 0 and n > 1:
+        window = self.config.sliding_window
+        windowed = window is not None and end > window
+        if (start > 0 and n > 1) or windowed:
             # A chunk after cached history: query i (absolute start+i) sees keys 0..start+i.
             # SDPA's is_causal aligns top-left for non-square shapes, so build the mask.
             q_pos = torch.arange(start, end, device=ids.device)[:, None]
-            k_pos = torch.arange(end, device=ids.device)[None, :]
+            k_pos = torch.arange(end if cache is not None else n, device=ids.device)[None, :]
+            if cache is None:
+                k_pos = k_pos + start
             mask = k_pos <= q_pos
+            if windowed:
+                mask &= k_pos > q_pos - window
         for i, layer in enumerate(self.layers):
             x = layer(x, rope, cache, i, start, mask)
         if cache is not None:

@@ -81,3 +81,16 @@ def test_saved_checkpoint_loads_in_transformers(
     assert again.tokenizer.render_chat([{"role": "user", "content": "hi"}]) == (
         model.tokenizer.render_chat([{"role": "user", "content": "hi"}])
     )
+
+
+def test_mistral_sliding_window_matches_transformers(tmp_path: Path) -> None:
+    ref = make_hf_model("mistral", tmp_path / "m", sliding_window=8)
+    model = engine.load(tmp_path / "m", dtype="float32")
+    assert model.config.sliding_window == 8
+    ids = model.tokenizer.encode(TEXT)
+    assert len(ids) > 16
+    with torch.no_grad():
+        expected = ref(torch.tensor([ids])).logits[0]
+    assert (model.logits(ids) - expected).abs().max().item() < 1e-4
+    params = engine.SamplingParams(temperature=0, max_new_tokens=12)
+    assert list(model.generate(ids, params, ignore_eos=True)) == _ref_greedy(ref, ids, 12)
