@@ -225,7 +225,7 @@ class Transformer(nn.Module):
             if cache is None:
                 k_pos = k_pos + start
             mask = k_pos <= q_pos
-            if windowed:
+            if window is not None and windowed:
                 mask &= k_pos > q_pos - window
         for i, layer in enumerate(self.layers):
             x = layer(x, rope, cache, i, start, mask)
