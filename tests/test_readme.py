@@ -10,7 +10,9 @@ import pytest
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-def test_engine_example_runs(tiny_models: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_engine_example_runs(
+    tiny_models: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
     [example] = [b for b in blocks if "engine.load(" in b]
     assert '"path/to/hf-folder"' in example
