@@ -1,0 +1,411 @@
+"""The chat TUI: composes the widgets and routes their messages to the ``ChatSession``."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.timer import Timer
+from textual.widgets import Footer, OptionList
+
+from chatapp.commands import COMMANDS, ChatCommands, CommandError
+from chatapp.session import ChatSession, Loader, ModelUnavailable, ReplyBuffer, ReplyResult
+from chatapp.settings import Settings, load_settings
+from chatapp.store import Store
+from chatapp.widgets.chat_view import AssistantMessage, ChatView, format_stats
+from chatapp.widgets.dialogs import ConfirmScreen, HelpScreen, TextInputScreen
+from chatapp.widgets.history_search import HistorySearch
+from chatapp.widgets.model_picker import ModelPicker
+from chatapp.widgets.prompt import PromptInput
+from chatapp.widgets.sidebar import ConversationList, Sidebar
+from chatapp.widgets.status_bar import StatusBar
+
+
+FLUSH_SECONDS = 0.04  # how often streamed text is pushed to the screen
+
+
+class ReplyFinished(Message):
+    """The reply worker is done (complete, stopped or failed)."""
+
+    def __init__(self, view: AssistantMessage, buffer: ReplyBuffer, result: ReplyResult) -> None:
+        super().__init__()
+        self.view = view
+        self.buffer = buffer
+        self.result = result
+
+
+def engine_list_models() -> list[Any]:
+    from engine.registry import list_models
+
+    return list_models()
+
+
+class ChatApp(App[None]):
+    """``chatapp``: chat with a local model. The model loads in a thread while the UI runs."""
+
+    CSS_PATH = "chatapp.tcss"
+    TITLE = "chatapp"
+    COMMANDS = App.COMMANDS | {ChatCommands}
+    BINDINGS = [
+        Binding("ctrl+c", "stop_reply", "Stop", show=False, priority=True),
+        Binding("escape", "stop_reply", "Stop"),
+        Binding("ctrl+n", "new_chat", "New chat"),
+        Binding("ctrl+b", "toggle_sidebar", "Chats"),
+        Binding("ctrl+o", "pick_model", "Model"),
+        Binding("ctrl+r", "search_history", "History", priority=True),
+        Binding("f1", "show_help", "Help"),
+        Binding("question_mark", "show_help", "Help", show=False),
+    ]
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        loader: Loader | None = None,
+        list_models: Callable[[], Sequence[Any]] | None = None,
+        settings: Settings | None = None,
+        db_path: Path | str | None = None,
+    ) -> None:
+        super().__init__()
+        self.requested_model = model
+        if settings is None:
+            settings, self._settings_warning = load_settings()
+        else:
+            self._settings_warning = None
+        self.settings = settings
+        self.store = Store(db_path)
+        self.session = ChatSession(self.store, settings, loader)
+        self._list_models = list_models or engine_list_models
+        self._model_names: list[str] = []
+        self._cancel: threading.Event | None = None
+        self._reply_view: AssistantMessage | None = None
+        self._buffer: ReplyBuffer | None = None
+        self._flush_timer: Timer | None = None
+        if settings.theme and settings.theme in self.available_themes:
+            self.theme = settings.theme
+        elif settings.theme:
+            self._settings_warning = f"unknown theme {settings.theme!r} in config.toml"
+
+    # Layout ----------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        with Horizontal():
+            yield Sidebar(id="sidebar")
+            with Vertical(id="main"):
+                yield ChatView(id="chat")
+                yield PromptInput(id="prompt", completer=self._complete)
+                yield StatusBar(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        prompt = self.query_one(PromptInput)
+        prompt.set_history(self.store.prompts())
+        prompt.focus()
+        self.query_one(Sidebar).display = False
+        if self._settings_warning:
+            self.notify(self._settings_warning, severity="warning", timeout=8)
+        self.load_model(self.requested_model)
+
+    @property
+    def chat_view(self) -> ChatView:
+        return self.query_one(ChatView)
+
+    @property
+    def prompt(self) -> PromptInput:
+        return self.query_one(PromptInput)
+
+    @property
+    def streaming(self) -> bool:
+        return self._cancel is not None
+
+    # The model -------------------------------------------------------------------------------
+
+    def load_model(self, source: str | None) -> None:
+        serial = self.session.begin_load(source)
+        self.refresh_status()
+        self._load_model(source, serial)
+
+    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
+    def _load_model(self, source: str | None, serial: int) -> None:
+        try:
+            model = self.session.load_model(source, serial)
+        except ModelUnavailable as e:
+            self.call_from_thread(self._model_failed, str(e))
+            return
+        if model is not None:
+            self.call_from_thread(self._model_loaded)
+
+    def _model_loaded(self) -> None:
+        self.refresh_status()
+        self.refresh_sidebar()
+
+    def _model_failed(self, message: str) -> None:
+        self.show_notice(message, error=True)
+        self.refresh_status()
+
+    def switch_model(self, source: str) -> None:
+        """Load another model for this chat (``/model NAME`` or the picker)."""
+        self.action_stop_reply()
+        self.show_notice(f"loading {source}…")
+        self.load_model(source)
+
+    def known_model_names(self) -> list[str]:
+        if not self._model_names:
+            try:
+                self._model_names = [m.name for m in self._list_models()]
+            except Exception:  # noqa: BLE001 - completion is best effort
+                return []
+        return self._model_names
+
+    # Status ----------------------------------------------------------------------------------
+
+    def refresh_status(self) -> None:
+        session = self.session
+        if session.loading:
+            state = "loading…"
+        elif session.model is None:
+            state = "not loaded"
+        elif self.streaming:
+            state = "replying…"
+        else:
+            state = ""
+        model = session.model
+        name = getattr(model, "name", "") if model is not None else ""
+        self.query_one(StatusBar).show(
+            model=name or Path(session.model_source).name or session.model_source,
+            state=state,
+            settings=session.describe_settings() if model is not None else dict(session.sampling),
+            context_used=session.context_used,
+            context_size=getattr(model, "context_length", None) if model is not None else None,
+            stats=session.last_stats,
+        )
+
+    def describe(self) -> str:
+        s = self.session
+        model = s.model
+        parts = [f"model: {getattr(model, 'name', '') or s.model_source or 'none'}"]
+        if model is not None:
+            parts.append(f"context {s.context_used}/{model.context_length}")
+            path = getattr(model, "path", "")
+            if path:
+                parts.append(f"from {path}")
+        settings = s.describe_settings() if model is not None else s.sampling
+        parts.append(" ".join(f"{k}={v}" for k, v in settings.items()) or "engine defaults")
+        parts.append(f"system: {s.system!r}" if s.system else "no system prompt")
+        return " · ".join(parts)
+
+    def show_notice(self, text: str, error: bool = False) -> None:
+        self.chat_view.add_notice(text, error)
+
+    # Sending and streaming -------------------------------------------------------------------
+
+    def fill_prompt(self, text: str) -> None:
+        self.prompt.text = text
+        self.prompt.move_cursor(self.prompt.document.end)
+        self.prompt.focus()
+
+    async def run_command(self, text: str) -> None:
+        try:
+            await COMMANDS.run(self, text)
+        except CommandError as e:
+            self.show_notice(str(e), error=True)
+
+    def _complete(self, text: str) -> list[str]:
+        return COMMANDS.completions(self, text)
+
+    async def on_prompt_input_submitted(self, message: PromptInput.Submitted) -> None:
+        text = message.text
+        if text.startswith("/") and "\n" not in text.strip():
+            self.prompt.text = ""
+            await self.run_command(text)
+            return
+        if self.streaming:
+            self.notify("a reply is still streaming: Esc stops it", timeout=3)
+            return
+        self.prompt.text = ""
+        self.prompt.remember(text)
+        if self.settings.history_enabled:
+            self.store.add_prompt(text)
+        self.session.add_user_message(text)
+        await self.chat_view.add_user(text)
+        waiting = "" if self.session.model_ready else "waiting for the model to load…"
+        view = await self.chat_view.add_assistant(meta=waiting)
+        self.chat_view.anchor()
+        view.start_stream(waiting)
+        self._cancel = threading.Event()
+        self._reply_view = view
+        self._buffer = ReplyBuffer()
+        self._flush_timer = self.set_interval(FLUSH_SECONDS, self._flush_reply)
+        self.refresh_status()
+        self.refresh_sidebar()
+        self._reply(self._cancel, view, self._buffer)
+
+    @work(thread=True, exclusive=True, group="reply", exit_on_error=False)
+    def _reply(self, cancel: threading.Event, view: AssistantMessage, buffer: ReplyBuffer) -> None:
+        try:
+            result = self.session.run_reply(cancel, buffer.append)
+        except Exception as e:  # noqa: BLE001 - e.g. the database vanished: one line
+            result = ReplyResult("", stopped=False, error=str(e))
+        self.post_message(ReplyFinished(view, buffer, result))
+
+    async def _flush_reply(self) -> None:
+        """The UI's batch tick: move what the engine produced since the last tick to the view."""
+        view, buffer = self._reply_view, self._buffer
+        if view is not None and buffer is not None and (text := buffer.take()):
+            await view.append(text)
+
+    async def on_reply_finished(self, message: ReplyFinished) -> None:
+        if message.view is not self._reply_view:
+            return  # a reply of a chat the user has left
+        await self._flush_reply()
+        await message.view.finish(message.result)
+        self._end_stream()
+        self.refresh_status()
+        if message.result.stopped:
+            self.prompt.focus()
+
+    def _end_stream(self) -> None:
+        if self._flush_timer is not None:
+            self._flush_timer.stop()
+            self._flush_timer = None
+        self._cancel = None
+        self._reply_view = None
+        self._buffer = None
+
+    def action_stop_reply(self) -> None:
+        if self._cancel is not None:
+            self._cancel.set()
+            self.prompt.focus()
+
+    def _detach_reply(self) -> None:
+        """Stop the reply and forget its view (the chat is being replaced)."""
+        self.action_stop_reply()
+        self._end_stream()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stop_reply":
+            return self.streaming  # otherwise Esc / ctrl+c keep their usual meaning
+        return True
+
+    # Conversations ---------------------------------------------------------------------------
+
+    def action_new_chat(self, keep_settings: bool = False) -> None:
+        self._detach_reply()
+        self.session.new_conversation(keep_settings=keep_settings)
+        self.call_later(self._reset_view)
+
+    async def _reset_view(self) -> None:
+        await self.chat_view.clear()
+        self.refresh_status()
+        self.refresh_sidebar()
+        self.prompt.focus()
+
+    def refresh_sidebar(self) -> None:
+        sidebar = self.query_one(Sidebar)
+        if sidebar.display:
+            sidebar.show(self.store.list_conversations(), self.session.conversation_id)
+
+    def action_toggle_sidebar(self) -> None:
+        sidebar = self.query_one(Sidebar)
+        sidebar.display = not sidebar.display
+        if sidebar.display:
+            self.refresh_sidebar()
+            self.query_one(ConversationList).focus()
+        else:
+            self.prompt.focus()
+
+    @on(OptionList.OptionSelected, "ConversationList")
+    async def _open_selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id is not None:
+            await self.open_conversation(int(event.option.id))
+
+    async def open_conversation(self, conversation_id: int) -> None:
+        self._detach_reply()
+        stored = self.session.open_conversation(conversation_id)
+        conv = self.store.get_conversation(conversation_id)
+        view = self.chat_view
+        await view.clear()
+        for m in stored:
+            if m.role == "user":
+                await view.add_user(m.content)
+            elif m.role == "assistant":
+                meta = " · ".join(
+                    p for p in ("■ stopped" if m.stopped else "", format_stats(m.stats)) if p
+                )
+                widget = await view.add_assistant(m.content, meta)
+                widget.set_class(m.stopped, "stopped")
+        view.scroll_end(animate=False)
+        if conv is not None and conv.model and conv.model != self.session.model_source:
+            self.load_model(conv.model)
+        self.refresh_status()
+        self.refresh_sidebar()
+        self.prompt.focus()
+
+    def on_conversation_list_action(self, message: ConversationList.Action) -> None:
+        conv = self.store.get_conversation(message.conversation_id)
+        if conv is None:
+            return
+
+        def renamed(title: str | None) -> None:
+            if title and conv is not None:
+                self.store.update_conversation(conv.id, title=title)
+                if conv.id == self.session.conversation_id:
+                    self.session.title = title
+            self.refresh_sidebar()
+
+        def confirmed(yes: bool | None) -> None:
+            if yes and conv is not None:
+                self.store.delete_conversation(conv.id)
+                if conv.id == self.session.conversation_id:
+                    self.action_new_chat()
+            self.refresh_sidebar()
+
+        if message.action == "rename":
+            self.push_screen(TextInputScreen("Rename conversation", conv.title), renamed)
+        elif message.action == "delete":
+            self.push_screen(ConfirmScreen(f"Delete “{conv.title}”? (y/n)"), confirmed)
+
+    # Modals ----------------------------------------------------------------------------------
+
+    def action_show_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(HelpScreen([(c.usage, c.help) for c in COMMANDS]))
+
+    def on_prompt_input_help_requested(self) -> None:
+        self.action_show_help()
+
+    def action_pick_model(self) -> None:
+        def chosen(name: str | None) -> None:
+            if name:
+                self._model_names = []
+                self.switch_model(name)
+            self.prompt.focus()
+
+        current = getattr(self.session.model, "name", "") or self.session.model_source
+        self.push_screen(ModelPicker(self._list_models, current), chosen)
+
+    def action_search_history(self) -> None:
+        def chosen(text: str | None) -> None:
+            if text is not None:
+                self.fill_prompt(text)
+
+        prompts = self.store.prompts(limit=5000) if self.settings.history_enabled else []
+        prompts = prompts or self.prompt.prompt_history
+        self.push_screen(HistorySearch(prompts), chosen)
+
+    async def action_quit(self) -> None:
+        self.action_stop_reply()
+        self.exit()
+
+    def on_unmount(self) -> None:
+        if self._cancel is not None:
+            self._cancel.set()
+        self.store.close()

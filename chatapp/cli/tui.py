@@ -1,0 +1,29 @@
+"""``chatapp [--model NAME|PATH]``: open the chat TUI (the default command)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(subs: Any, parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        metavar="NAME|PATH",
+        help="model to chat with: an installed name, a checkpoint folder or a .gguf file "
+        "(default: the last one used, else the built-in guide model)",
+    )
+    parser.set_defaults(func=run_tui)
+
+
+def run_tui(args: argparse.Namespace) -> int:
+    from chatapp.app import ChatApp
+    from chatapp.store import StoreError
+
+    try:
+        app = ChatApp(model=getattr(args, "model", None))
+    except StoreError as e:
+        print(f"chatapp: {e}")
+        return 1
+    app.run()
+    return 0

@@ -1,0 +1,192 @@
+"""One registry of chat commands, used by the prompt's ``/slash`` commands and Tab completion
+and by Textual's command palette (ctrl+p)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from chatapp.settings import SAMPLING_KEYS
+
+if TYPE_CHECKING:
+    from chatapp.app import ChatApp
+
+Handler = Callable[["ChatApp", str], "Awaitable[None] | None"]
+Completer = Callable[["ChatApp", str], list[str]]
+
+
+class CommandError(ValueError):
+    """A command was mistyped or given a bad value; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    handler: Handler
+    args: str = ""  # how the argument is shown in /help, e.g. "NAME"; empty: none
+    complete: Completer | None = None  # completions of the argument
+
+    @property
+    def usage(self) -> str:
+        return f"/{self.name} {self.args}".rstrip()
+
+
+class CommandRegistry:
+    def __init__(self) -> None:
+        self._commands: dict[str, Command] = {}
+
+    def command(
+        self, name: str, help: str, args: str = "", complete: Completer | None = None
+    ) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self._commands[name] = Command(name, help, handler, args, complete)
+            return handler
+
+        return register
+
+    def __iter__(self) -> Iterator[Command]:
+        return iter(self._commands.values())
+
+    def get(self, name: str) -> Command | None:
+        return self._commands.get(name)
+
+    def parse(self, text: str) -> tuple[Command, str]:
+        """``/name arg...`` → the command and its argument text."""
+        name, _, arg = text.strip().removeprefix("/").partition(" ")
+        command = self._commands.get(name.lower())
+        if command is None:
+            raise CommandError(f"unknown command /{name}; type /help for the list")
+        if command.args and not arg.strip() and not command.args.startswith("["):
+            raise CommandError(f"usage: {command.usage}")
+        return command, arg.strip()
+
+    def completions(self, app: ChatApp | None, text: str) -> list[str]:
+        """Full prompt texts that complete ``text`` (a single-line /command)."""
+        if not text.startswith("/") or "\n" in text:
+            return []
+        name, space, arg = text[1:].partition(" ")
+        if not space:
+            return [
+                f"/{c.name}{' ' if c.args else ''}" for c in self if c.name.startswith(name.lower())
+            ]
+        command = self._commands.get(name.lower())
+        if command is None or command.complete is None or app is None:
+            return []
+        return [f"/{command.name} {c}" for c in command.complete(app, arg)]
+
+    async def run(self, app: ChatApp, text: str) -> None:
+        command, arg = self.parse(text)
+        result = command.handler(app, arg)
+        if result is not None:
+            await result
+
+
+COMMANDS = CommandRegistry()
+
+
+def _complete_set(app: ChatApp, arg: str) -> list[str]:
+    key, space, _ = arg.partition(" ")
+    if space:
+        return []
+    return [f"{k} " for k in SAMPLING_KEYS if k.startswith(key)]
+
+
+def _complete_model(app: ChatApp, arg: str) -> list[str]:
+    return [n for n in app.known_model_names() if n.startswith(arg)]
+
+
+@COMMANDS.command("help", "Show the commands and key bindings")
+def _help(app: ChatApp, arg: str) -> None:
+    app.action_show_help()
+
+
+@COMMANDS.command("new", "Start a new conversation")
+def _new(app: ChatApp, arg: str) -> None:
+    app.action_new_chat()
+
+
+@COMMANDS.command("model", "Switch the model of this chat (no name: open the picker)", "[NAME]",
+                  _complete_model)  # fmt: skip
+def _model(app: ChatApp, arg: str) -> None:
+    if arg:
+        app.switch_model(arg)
+    else:
+        app.action_pick_model()
+
+
+@COMMANDS.command("system", "Set the system prompt of this chat (no text: clear it)", "[TEXT]")
+def _system(app: ChatApp, arg: str) -> None:
+    app.session.set_system(arg)
+    app.show_notice(f"system prompt: {arg}" if arg else "system prompt cleared")
+    app.refresh_status()
+
+
+@COMMANDS.command("set", "Set a sampling value: " + ", ".join(SAMPLING_KEYS), "KEY VALUE",
+                  _complete_set)  # fmt: skip
+def _set(app: ChatApp, arg: str) -> None:
+    key, _, value = arg.partition(" ")
+    if not value.strip():
+        raise CommandError(f"usage: /set KEY VALUE, with KEY one of {', '.join(SAMPLING_KEYS)}")
+    try:
+        stored = app.session.set_sampling(key.strip().lower(), value)
+    except ValueError as e:
+        raise CommandError(str(e)) from None
+    app.show_notice(f"{key.strip().lower()} = {stored}")
+    app.refresh_status()
+
+
+@COMMANDS.command("show", "Show the current settings and model")
+def _show(app: ChatApp, arg: str) -> None:
+    app.show_notice(app.describe())
+
+
+@COMMANDS.command("clear", "Start a fresh chat that keeps this one's model and settings")
+def _clear(app: ChatApp, arg: str) -> None:
+    app.action_new_chat(keep_settings=True)
+
+
+@COMMANDS.command("quit", "Quit chatapp")
+def _quit(app: ChatApp, arg: str) -> None:
+    app.exit()
+
+
+class ChatCommands(Provider):
+    """The registry's commands in the command palette. A command that needs an argument puts
+    ``/name `` in the prompt; a full ``/set temperature 0.5`` typed here runs as is."""
+
+    @property
+    def chat_app(self) -> ChatApp:
+        return self.app  # type: ignore[return-value]
+
+    def _action(self, command: Command) -> Callable[[], Any]:
+        if command.args and not command.args.startswith("["):
+            return partial(self.chat_app.fill_prompt, f"/{command.name} ")
+        return partial(self.chat_app.run_command, f"/{command.name}")
+
+    async def discover(self) -> Hits:
+        for command in COMMANDS:
+            yield DiscoveryHit(command.usage, self._action(command), help=command.help)
+
+    async def search(self, query: str) -> Hits:
+        text = query.strip()
+        if text.startswith("/") and " " in text:
+            try:
+                command, _ = COMMANDS.parse(text)
+            except CommandError:
+                command = None
+            if command is not None:
+                yield Hit(1.0, f"Run {text}", partial(self.chat_app.run_command, text),
+                          text=text, help=command.help)  # fmt: skip
+                return
+        matcher = self.matcher(text.removeprefix("/"))
+        for command in COMMANDS:
+            target = f"{command.name} {command.help}"
+            score = matcher.match(target)
+            if score > 0:
+                yield Hit(score, matcher.highlight(command.usage), self._action(command),
+                          text=command.usage, help=command.help)  # fmt: skip

@@ -1,0 +1,348 @@
+"""One conversation and its engine calls: the chat logic, kept out of the widgets.
+
+The session works with any object that has the engine's ``Model`` interface (``chat``,
+``last_stats``, ``tokenizer``, ``context_length``, ``name``), so tests can drive it with a fake.
+``engine`` itself is imported lazily (in worker threads): it pulls in torch, and the app must
+draw its first frame before that.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from chatapp.settings import SAMPLING_KEYS, Settings, parse_value
+from chatapp.store import Store, StoredMessage
+
+TITLE_LENGTH = 48
+LAST_MODEL_KEY = "last_model"
+
+
+class ModelLike(Protocol):
+    name: str
+    tokenizer: Any
+    last_stats: Any
+
+    @property
+    def context_length(self) -> int: ...
+
+    def chat(
+        self,
+        messages: Sequence[dict[str, str]],
+        params: Any = None,
+        *,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[str]: ...
+
+
+Loader = Callable[[str], ModelLike]
+
+
+class ModelUnavailable(Exception):
+    """No model could be chosen or loaded; the message is one line for the user."""
+
+
+def engine_loader(source: str) -> ModelLike:
+    import engine
+
+    return engine.load(source)
+
+
+def resolve_model_source(
+    explicit: str | None, configured: str | None, last_used: str | None
+) -> str:
+    """Which model to load: ``--model``, else config.toml's ``model``, else the last one used
+    (if it still exists), else the embedded default, else any installed model."""
+    if explicit:
+        return explicit
+    if configured:
+        return configured
+    from engine.errors import ModelLoadError
+    from engine.registry import list_models, resolve_source
+
+    if last_used:
+        try:
+            resolve_source(last_used)
+            return last_used
+        except ModelLoadError:
+            pass
+    from chatapp.assets import default_model_path
+
+    default = default_model_path()
+    if default is not None:
+        return str(default)
+    installed = list_models()
+    if installed:
+        return installed[0].name
+    raise ModelUnavailable(
+        "no model installed yet: run `chatapp pull smollm2` or `chatapp import FILE`, "
+        "then start chatapp again"
+    )
+
+
+def title_for(prompt: str) -> str:
+    line = " ".join(prompt.split())
+    return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1] + "…"
+
+
+def stats_dict(model: ModelLike) -> dict[str, Any] | None:
+    """The engine's ``last_stats`` as stored per message (tolerates partial fakes)."""
+    s = getattr(model, "last_stats", None)
+    if s is None:
+        return None
+    return {
+        "model": getattr(model, "name", ""),
+        "prompt_tokens": int(getattr(s, "prompt_tokens", 0)),
+        "reused_tokens": int(getattr(s, "reused_tokens", 0)),
+        "new_tokens": int(getattr(s, "new_tokens", 0)),
+        "time_to_first_token": float(getattr(s, "time_to_first_token", 0.0)),
+        "tokens_per_second": float(getattr(s, "decode_tokens_per_second", 0.0)),
+        "stop_reason": str(getattr(s, "stop_reason", "")),
+    }
+
+
+class ReplyBuffer:
+    """Text deltas from the engine thread, taken in batches by the UI's timer: the engine
+    never waits for the UI, and the UI gets one update per tick, not one per token."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._parts: list[str] = []
+
+    def append(self, text: str) -> None:
+        with self._lock:
+            self._parts.append(text)
+
+    def take(self) -> str:
+        with self._lock:
+            text = "".join(self._parts)
+            self._parts.clear()
+        return text
+
+
+@dataclass
+class ReplyResult:
+    text: str
+    stopped: bool
+    stats: dict[str, Any] | None = None
+    error: str | None = None
+    message_id: int | None = None
+
+
+class ChatSession:
+    """The current conversation, its settings and its model."""
+
+    def __init__(self, store: Store, settings: Settings, loader: Loader | None = None) -> None:
+        self.store = store
+        self.settings = settings
+        self._loader = loader or engine_loader
+        self.model: ModelLike | None = None
+        self.model_source = ""  # what was asked for: a name or a path
+        self.model_error: str | None = None
+        self._ready = threading.Event()  # set when the current load finished, well or not
+        self._load_serial = 0
+        self.conversation_id: int | None = None
+        self.title = ""
+        self.messages: list[dict[str, str]] = []
+        self._last_message_id: int | None = None
+        self.system = settings.system
+        self.sampling: dict[str, Any] = dict(settings.sampling)
+        self.context_used = 0
+        self.last_stats: dict[str, Any] | None = None
+
+    # The model -------------------------------------------------------------------------------
+
+    @property
+    def model_ready(self) -> bool:
+        return self._ready.is_set() and self.model is not None
+
+    @property
+    def loading(self) -> bool:
+        return not self._ready.is_set()
+
+    def begin_load(self, source: str | None) -> int:
+        """Mark a load as started (UI thread); returns its serial number for ``load_model``."""
+        self._load_serial += 1
+        self._ready.clear()
+        self.model_error = None
+        if source:
+            self.model_source = source
+        return self._load_serial
+
+    def load_model(self, explicit: str | None, serial: int) -> ModelLike | None:
+        """Choose and load a model (blocking: call it from a worker thread).
+
+        Returns the model, or None when a newer load superseded this one; raises
+        ModelUnavailable with a one-line reason.
+        """
+        try:
+            source = resolve_model_source(
+                explicit, self.settings.model, self.store.get_state(LAST_MODEL_KEY)
+            )
+            if serial == self._load_serial:
+                self.model_source = source
+            model = self._loader(source)
+        except ModelUnavailable as e:
+            self._finish_load(serial, None, str(e))
+            raise
+        except Exception as e:  # noqa: BLE001 - engine.ModelLoadError and anything unexpected
+            message = _one_line(e)
+            if type(e).__name__ != "ModelLoadError":
+                message = f"could not load {explicit or self.model_source}: {message}"
+            self._finish_load(serial, None, message)
+            raise ModelUnavailable(message) from None
+        if not self._finish_load(serial, model, None):
+            return None
+        self.store.set_state(LAST_MODEL_KEY, source)
+        if self.conversation_id is not None:
+            self.store.update_conversation(self.conversation_id, model=source)
+        return model
+
+    def _finish_load(self, serial: int, model: ModelLike | None, error: str | None) -> bool:
+        if serial != self._load_serial:
+            return False
+        self.model, self.model_error = model, error
+        self._ready.set()
+        return True
+
+    def wait_for_model(self, cancel: threading.Event) -> ModelLike | None:
+        """Block until the model is loaded, the load failed, or ``cancel`` is set."""
+        while not self._ready.wait(0.05):
+            if cancel.is_set():
+                return None
+        return self.model
+
+    # Settings --------------------------------------------------------------------------------
+
+    def sampling_params(self) -> Any:
+        """``engine.SamplingParams`` from the conversation's settings (raises ValueError)."""
+        from engine.sampling import SamplingParams
+
+        return SamplingParams(**{SAMPLING_KEYS[k]: v for k, v in self.sampling.items()})
+
+    def set_sampling(self, key: str, text: str) -> Any:
+        """``/set KEY VALUE``: check it with the engine's own validation, then keep it."""
+        value = parse_value(key, text)
+        candidate = {**self.sampling, key: value}
+        from engine.sampling import SamplingParams
+
+        SamplingParams(**{SAMPLING_KEYS[k]: v for k, v in candidate.items()})  # ValueError
+        self.sampling = candidate
+        if self.conversation_id is not None:
+            self.store.update_conversation(self.conversation_id, params=self.sampling)
+        return value
+
+    def set_system(self, text: str) -> None:
+        self.system = text.strip()
+        if self.conversation_id is not None:
+            self.store.update_conversation(self.conversation_id, system=self.system)
+
+    def describe_settings(self) -> dict[str, Any]:
+        """Every sampling value in effect (the engine's defaults filled in)."""
+        try:
+            params = self.sampling_params()
+        except ValueError:
+            return dict(self.sampling)
+        return {k: getattr(params, f) for k, f in SAMPLING_KEYS.items()}
+
+    # The conversation ------------------------------------------------------------------------
+
+    def new_conversation(self, keep_settings: bool = False) -> None:
+        """Start afresh; it is stored when its first message is sent."""
+        self.conversation_id = None
+        self.title = ""
+        self.messages = []
+        self._last_message_id = None
+        self.context_used = 0
+        self.last_stats = None
+        if not keep_settings:
+            self.system = self.settings.system
+            self.sampling = dict(self.settings.sampling)
+
+    def open_conversation(self, conversation_id: int) -> list[StoredMessage]:
+        """Load a stored conversation with its settings; returns its messages to show."""
+        conv = self.store.get_conversation(conversation_id)
+        if conv is None:
+            raise KeyError(conversation_id)
+        stored = self.store.messages(conversation_id)
+        self.conversation_id = conv.id
+        self.title = conv.title
+        self.system = conv.system
+        self.sampling = {k: v for k, v in conv.params.items() if k in SAMPLING_KEYS}
+        self.messages = [{"role": m.role, "content": m.content} for m in stored if m.content]
+        self._last_message_id = stored[-1].id if stored else None
+        self.last_stats = next((m.stats for m in reversed(stored) if m.stats), None)
+        self.context_used = (
+            self.last_stats["prompt_tokens"] + self.last_stats["new_tokens"]
+            if self.last_stats
+            else 0
+        )
+        return stored
+
+    def add_user_message(self, text: str) -> None:
+        """Store the prompt in the conversation at once (creating the conversation if new)."""
+        if self.conversation_id is None:
+            self.title = title_for(text)
+            self.conversation_id = self.store.create_conversation(
+                self.title, self.model_source, self.system, self.sampling
+            )
+        self._last_message_id = self.store.add_message(
+            self.conversation_id, "user", text, parent_id=self._last_message_id
+        )
+        self.messages.append({"role": "user", "content": text})
+
+    def engine_messages(self) -> list[dict[str, str]]:
+        system = [{"role": "system", "content": self.system}] if self.system else []
+        return system + list(self.messages)
+
+    def run_reply(self, cancel: threading.Event, emit: Callable[[str], object]) -> ReplyResult:
+        """Stream a reply to the conversation (blocking: call it from a worker thread).
+
+        Each text delta goes to ``emit`` (e.g. ``ReplyBuffer.append``); the finished reply,
+        complete or stopped, is stored with its stats in one transaction.
+        """
+        conversation_id, messages = self.conversation_id, self.engine_messages()
+        parent_id = self._last_message_id
+        model = self.wait_for_model(cancel)
+        if model is None:
+            if cancel.is_set():
+                return ReplyResult("", stopped=True)
+            return ReplyResult("", stopped=False, error=self.model_error or "no model is loaded")
+        try:
+            params = self.sampling_params()
+        except ValueError as e:
+            return ReplyResult("", stopped=False, error=str(e))
+        parts: list[str] = []
+        error = None
+        try:
+            for delta in model.chat(messages, params, cancel=cancel):
+                parts.append(delta)
+                emit(delta)
+        except Exception as e:  # noqa: BLE001 - context overflow, template errors: one line
+            error = _one_line(e)
+        text = "".join(parts)
+        stats = stats_dict(model)
+        stopped = cancel.is_set() or (stats is not None and stats["stop_reason"] == "cancelled")
+        result = ReplyResult(text, stopped=stopped, stats=stats, error=error)
+        if error is not None and not text:
+            return result
+        if conversation_id is None:
+            return result
+        current = conversation_id == self.conversation_id
+        result.message_id = self.store.add_message(
+            conversation_id, "assistant", text, parent_id=parent_id, stopped=stopped, stats=stats
+        )
+        if current:  # the user may have moved to another chat meanwhile
+            self._last_message_id = result.message_id
+            self.messages.append({"role": "assistant", "content": text})
+            if stats is not None:
+                self.last_stats = stats
+                self.context_used = stats["prompt_tokens"] + stats["new_tokens"]
+        return result
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= 300 else text[:299] + "…"

@@ -1,0 +1,129 @@
+"""User defaults from ``<config dir>/config.toml``: model, sampling, theme, prompt history.
+
+    model = "smollm2"
+    theme = "textual-dark"
+    system = "You are a helpful assistant."
+
+    [sampling]
+    temperature = 0.7
+    max_tokens = 512
+
+    [history]
+    enabled = true
+
+A missing file means defaults; a broken one means defaults plus one warning line.
+Values are only shape-checked here; ``engine.SamplingParams`` validates them when a reply runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 needs the `tomli` backport (a conditional dependency)
+    import tomli as tomllib
+
+# The /set names users type, mapped to engine.SamplingParams fields.
+SAMPLING_KEYS: dict[str, str] = {
+    "temperature": "temperature",
+    "top_k": "top_k",
+    "top_p": "top_p",
+    "min_p": "min_p",
+    "repetition_penalty": "repetition_penalty",
+    "max_tokens": "max_new_tokens",
+    "seed": "seed",
+}
+INT_KEYS = frozenset({"top_k", "max_tokens", "seed"})
+
+
+@dataclass
+class Settings:
+    """Defaults for new conversations and the app."""
+
+    model: str | None = None
+    system: str = ""
+    theme: str | None = None
+    history_enabled: bool = True
+    # Keys are /set names (``max_tokens``, not ``max_new_tokens``); only the ones the user set.
+    sampling: dict[str, Any] = field(default_factory=dict)
+
+
+def config_path() -> Path:
+    """``<config dir>/config.toml``; mirrors ``engine.paths.config_dir`` (a test checks it),
+    because importing ``engine`` pulls in torch and the app must draw its first frame first."""
+    home = os.environ.get("CHATAPP_HOME")
+    if home:
+        return Path(home).expanduser() / "config.toml"
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("chatapp", appauthor=False)) / "config.toml"
+
+
+def parse_value(key: str, text: str) -> Any:
+    """Turn the text of ``/set KEY VALUE`` into a number; ValueError with a one-line reason."""
+    if key not in SAMPLING_KEYS:
+        raise ValueError(f"unknown setting {key!r}; use one of: {', '.join(SAMPLING_KEYS)}")
+    text = text.strip()
+    if key == "seed" and text.lower() in ("none", "random", "off", ""):
+        return None
+    try:
+        return int(text) if key in INT_KEYS else float(text)
+    except ValueError:
+        kind = "an integer" if key in INT_KEYS else "a number"
+        raise ValueError(f"{key} must be {kind}, got {text!r}") from None
+
+
+def load_settings(path: Path | None = None) -> tuple[Settings, str | None]:
+    """Read the config file; return the settings and a warning line (None when all is well)."""
+    path = path or config_path()
+    settings = Settings()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return settings, None
+    except OSError as e:
+        return settings, f"could not read {path} ({e.strerror}); using defaults"
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        return settings, f"{path} is not valid TOML ({e}); using defaults"
+    problems: list[str] = []
+
+    def pick(table: dict[str, Any], key: str, types: tuple[type, ...], where: str) -> Any:
+        value = table.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            problems.append(f"{where}{key}")
+            return None
+        return value
+
+    settings.model = pick(data, "model", (str,), "") or None
+    settings.system = pick(data, "system", (str,), "") or ""
+    settings.theme = pick(data, "theme", (str,), "") or None
+    history = data.get("history", {})
+    if isinstance(history, dict):
+        enabled = pick(history, "enabled", (bool,), "history.")
+        if enabled is not None:
+            settings.history_enabled = enabled
+    else:
+        problems.append("history")
+    sampling = data.get("sampling", {})
+    if isinstance(sampling, dict):
+        for key, value in sampling.items():
+            if key not in SAMPLING_KEYS:
+                problems.append(f"sampling.{key}")
+                continue
+            allowed: tuple[type, ...] = (int,) if key in INT_KEYS else (int, float)
+            if pick(sampling, key, allowed, "sampling.") is not None:
+                settings.sampling[key] = value
+    else:
+        problems.append("sampling")
+    if problems:
+        return settings, f"{path}: ignored bad or unknown setting(s): {', '.join(problems)}"
+    return settings, None

@@ -1,0 +1,343 @@
+"""The app's SQLite database: conversations, messages, per-message stats, prompt history.
+
+WAL mode, a busy timeout and one short transaction per write let two app instances share the
+file. The schema is versioned with ``PRAGMA user_version``; ``MIGRATIONS[i]`` brings version
+``i`` to ``i + 1`` and runs inside the transaction that bumps the version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE conversations (
+        id INTEGER PRIMARY KEY,
+        title TEXT NOT NULL DEFAULT '',
+        model TEXT NOT NULL DEFAULT '',
+        system TEXT NOT NULL DEFAULT '',
+        params TEXT NOT NULL DEFAULT '{}',
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        parent_id INTEGER REFERENCES messages(id) ON DELETE CASCADE,
+        role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+        content TEXT NOT NULL,
+        stopped INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX messages_by_conversation ON messages(conversation_id, id);
+    CREATE TABLE message_stats (
+        message_id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+        model TEXT NOT NULL DEFAULT '',
+        prompt_tokens INTEGER NOT NULL DEFAULT 0,
+        reused_tokens INTEGER NOT NULL DEFAULT 0,
+        new_tokens INTEGER NOT NULL DEFAULT 0,
+        time_to_first_token REAL NOT NULL DEFAULT 0,
+        tokens_per_second REAL NOT NULL DEFAULT 0,
+        stop_reason TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE prompt_history (
+        id INTEGER PRIMARY KEY,
+        text TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE app_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def db_path() -> Path:
+    """``<data dir>/chatapp.db``; mirrors ``engine.paths.data_dir`` (a test checks it) without
+    importing ``engine``, which would pull torch into the app's first frame."""
+    home = os.environ.get("CHATAPP_HOME")
+    if home:
+        return Path(home).expanduser() / "chatapp.db"
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("chatapp", appauthor=False)) / "chatapp.db"
+
+
+class StoreError(Exception):
+    """The database cannot be opened or is from a newer chatapp."""
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: int
+    title: str
+    model: str
+    system: str
+    params: dict[str, Any]
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    id: int
+    conversation_id: int
+    parent_id: int | None
+    role: str
+    content: str
+    stopped: bool
+    stats: dict[str, Any] | None = None
+
+
+STATS_FIELDS = (
+    "model",
+    "prompt_tokens",
+    "reused_tokens",
+    "new_tokens",
+    "time_to_first_token",
+    "tokens_per_second",
+    "stop_reason",
+)
+
+
+class Store:
+    """One connection, safe to share between the UI thread and workers (a lock serialises it)."""
+
+    def __init__(self, path: Path | str | None = None) -> None:
+        self.path = Path(path) if path is not None else db_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # isolation_level=None: we issue BEGIN ourselves, so each write is one transaction.
+            self._db = sqlite3.connect(
+                self.path, timeout=10.0, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot open {self.path}: {e}") from None
+        self._lock = threading.RLock()
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA busy_timeout = 10000")
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        self._db.execute("PRAGMA foreign_keys = ON")
+        self.migrate()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A short write transaction; BEGIN IMMEDIATE takes the write lock up front, so two
+        instances queue on busy_timeout instead of failing on a read-to-write upgrade."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def schema_version(self) -> int:
+        with self._lock:
+            return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def migrate(self) -> None:
+        with self._write() as db:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} is from a newer chatapp (schema {version}); upgrade chatapp"
+                )
+            for i in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[i].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {i + 1}")
+
+    # Conversations ---------------------------------------------------------------------------
+
+    def create_conversation(
+        self, title: str, model: str = "", system: str = "", params: dict[str, Any] | None = None
+    ) -> int:
+        now = time.time()
+        with self._write() as db:
+            cur = db.execute(
+                "INSERT INTO conversations (title, model, system, params, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (title, model, system, json.dumps(params or {}), now, now),
+            )
+            return int(cur.lastrowid or 0)
+
+    def update_conversation(
+        self,
+        conversation_id: int,
+        *,
+        title: str | None = None,
+        model: str | None = None,
+        system: str | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        changes: dict[str, Any] = {}
+        if title is not None:
+            changes["title"] = title
+        if model is not None:
+            changes["model"] = model
+        if system is not None:
+            changes["system"] = system
+        if params is not None:
+            changes["params"] = json.dumps(params)
+        if not changes:
+            return
+        sets = ", ".join(f"{k} = ?" for k in changes)
+        with self._write() as db:
+            db.execute(
+                f"UPDATE conversations SET {sets} WHERE id = ?",
+                (*changes.values(), conversation_id),
+            )
+
+    def get_conversation(self, conversation_id: int) -> Conversation | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM conversations WHERE id = ?", (conversation_id,)
+            ).fetchone()
+        return _conversation(row) if row else None
+
+    def list_conversations(self, limit: int = 500) -> list[Conversation]:
+        """Newest activity first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM conversations ORDER BY updated_at DESC, id DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [_conversation(r) for r in rows]
+
+    def delete_conversation(self, conversation_id: int) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+
+    # Messages --------------------------------------------------------------------------------
+
+    def add_message(
+        self,
+        conversation_id: int,
+        role: str,
+        content: str,
+        *,
+        parent_id: int | None = None,
+        stopped: bool = False,
+        stats: dict[str, Any] | None = None,
+    ) -> int:
+        """Append one complete message (and its stats) in one transaction."""
+        now = time.time()
+        with self._write() as db:
+            cur = db.execute(
+                "INSERT INTO messages (conversation_id, parent_id, role, content, stopped,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (conversation_id, parent_id, role, content, int(stopped), now),
+            )
+            message_id = int(cur.lastrowid or 0)
+            if stats is not None:
+                values = [
+                    stats.get(k, "" if k in ("model", "stop_reason") else 0) for k in STATS_FIELDS
+                ]
+                db.execute(
+                    f"INSERT INTO message_stats (message_id, {', '.join(STATS_FIELDS)})"
+                    f" VALUES (?, {', '.join('?' * len(STATS_FIELDS))})",
+                    (message_id, *values),
+                )
+            db.execute(
+                "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)
+            )
+            return message_id
+
+    def messages(self, conversation_id: int) -> list[StoredMessage]:
+        """The conversation's messages in order, each with its stats when it has them."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT m.*, s.message_id AS has_stats, "
+                + ", ".join(f"s.{k} AS s_{k}" for k in STATS_FIELDS)
+                + " FROM messages m LEFT JOIN message_stats s ON s.message_id = m.id"
+                " WHERE m.conversation_id = ? ORDER BY m.id",
+                (conversation_id,),
+            ).fetchall()
+        out = []
+        for r in rows:
+            stats = {k: r[f"s_{k}"] for k in STATS_FIELDS} if r["has_stats"] is not None else None
+            out.append(
+                StoredMessage(
+                    id=r["id"],
+                    conversation_id=r["conversation_id"],
+                    parent_id=r["parent_id"],
+                    role=r["role"],
+                    content=r["content"],
+                    stopped=bool(r["stopped"]),
+                    stats=stats,
+                )
+            )
+        return out
+
+    def delete_messages(self, conversation_id: int) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM messages WHERE conversation_id = ?", (conversation_id,))
+
+    # Prompt history --------------------------------------------------------------------------
+
+    def add_prompt(self, text: str) -> bool:
+        """Remember a sent prompt; a repeat of the newest one is not stored again."""
+        if not text.strip():
+            return False
+        with self._write() as db:
+            last = db.execute("SELECT text FROM prompt_history ORDER BY id DESC LIMIT 1").fetchone()
+            if last is not None and last[0] == text:
+                return False
+            db.execute(
+                "INSERT INTO prompt_history (text, created_at) VALUES (?, ?)", (text, time.time())
+            )
+            return True
+
+    def prompts(self, limit: int = 1000) -> list[str]:
+        """Past prompts, oldest first (the order Up walks backwards through)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT text FROM prompt_history ORDER BY id DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [r[0] for r in reversed(rows)]
+
+    # Small key/value state (e.g. the last model used) ----------------------------------------
+
+    def get_state(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM app_state WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_state(self, key: str, value: str) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO app_state (key, value) VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+
+def _conversation(row: sqlite3.Row) -> Conversation:
+    try:
+        params = json.loads(row["params"])
+    except ValueError:
+        params = {}
+    return Conversation(
+        id=row["id"],
+        title=row["title"],
+        model=row["model"],
+        system=row["system"],
+        params=params if isinstance(params, dict) else {},
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )

@@ -1,0 +1,91 @@
+"""A modal that lists the installed models and returns the chosen name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Label
+
+
+def human_count(n: int) -> str:
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
+
+
+def human_bytes(n: int) -> str:
+    for unit, size in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"
+
+
+class ModelPicker(ModalScreen[str | None]):
+    """Lists ``engine.list_models()`` (read in a thread: it touches every checkpoint header)."""
+
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+
+    def __init__(self, list_models: Callable[[], Sequence[Any]], current: str = "") -> None:
+        super().__init__(classes="dialog")
+        self._list_models = list_models
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label("Pick a model for this chat (Enter), Esc to cancel")
+            table: DataTable[Any] = DataTable(cursor_type="row", zebra_stripes=True)
+            table.loading = True
+            yield table
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("name", "architecture", "parameters", "context", "size")
+        table.focus()
+        self._load()
+
+    @work(thread=True, exclusive=True)
+    def _load(self) -> None:
+        try:
+            models = list(self._list_models())
+        except Exception as e:  # noqa: BLE001 - shown as one line
+            self.app.call_from_thread(self._show_error, str(e))
+            return
+        self.app.call_from_thread(self._fill, models)
+
+    def _show_error(self, message: str) -> None:
+        table = self.query_one(DataTable)
+        table.loading = False
+        self.query_one(Label).update(Text(f"could not list models: {message}"))
+
+    def _fill(self, models: list[Any]) -> None:
+        table = self.query_one(DataTable)
+        table.loading = False
+        if not models:
+            self.query_one(Label).update(
+                "No models installed: run `chatapp pull smollm2` or `chatapp import FILE`"
+            )
+            return
+        for m in models:
+            name = Text(m.name, style="bold" if m.name == self.current else "")
+            table.add_row(
+                name,
+                m.architecture,
+                human_count(m.parameters),
+                str(m.context_length),
+                human_bytes(m.size_bytes),
+                key=m.name,
+            )
+        names = [m.name for m in models]
+        if self.current in names:
+            table.move_cursor(row=names.index(self.current))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.dismiss(event.row_key.value)

@@ -1,0 +1,113 @@
+"""The prompt: a multi-line TextArea where Enter sends, with history recall and completion."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from textual import events
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import TextArea
+
+NEWLINE_KEYS = frozenset({"shift+enter", "ctrl+j", "newline", "alt+enter"})
+
+
+class PromptInput(TextArea):
+    """Enter sends; shift+enter (where the terminal reports it) or ctrl+j adds a line.
+
+    Up on the first line and Down on the last walk through past prompts; the text being
+    written is kept as a draft and comes back after the newest prompt.
+    """
+
+    BINDINGS = [
+        Binding("up", "history_previous", "Previous prompt", show=False),
+        Binding("down", "history_next", "Next prompt", show=False),
+    ]
+
+    class Submitted(Message):
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    class HelpRequested(Message):
+        """``?`` typed into an empty prompt."""
+
+    def __init__(
+        self, *, completer: Callable[[str], list[str]] | None = None, id: str | None = None
+    ) -> None:
+        super().__init__(id=id, soft_wrap=True, show_line_numbers=False, tab_behavior="focus")
+        self.completer = completer
+        self.prompt_history: list[str] = []
+        self._index = 0  # == len(history) while editing the draft
+        self._draft = ""
+
+    def set_history(self, prompts: list[str]) -> None:
+        self.prompt_history = list(prompts)
+        self._index = len(self.prompt_history)
+
+    def remember(self, text: str) -> None:
+        """Add a sent prompt to the in-memory history (consecutive repeats once)."""
+        if text.strip() and (not self.prompt_history or self.prompt_history[-1] != text):
+            self.prompt_history.append(text)
+        self._index = len(self.prompt_history)
+        self._draft = ""
+
+    async def _on_key(self, event: events.Key) -> None:
+        key = event.key
+        handled = True
+        if key == "enter":
+            text = self.text
+            if text.strip():
+                self.post_message(self.Submitted(text))
+        elif key in NEWLINE_KEYS:
+            self.insert("\n")
+        elif key == "tab" and self.text.startswith("/") and self.completer is not None:
+            self._complete()
+        elif event.character == "?" and not self.text:
+            self.post_message(self.HelpRequested())
+        else:
+            handled = False
+        if handled:
+            event.stop()
+            event.prevent_default()
+
+    def _complete(self) -> None:
+        assert self.completer is not None
+        options = self.completer(self.text)
+        if not options:
+            self.notify("no completion", timeout=2)
+            return
+        common = options[0]
+        for option in options[1:]:
+            while not option.startswith(common):
+                common = common[:-1]
+        if len(common) > len(self.text):
+            self._replace_all(common)
+        if len(options) > 1:
+            self.notify("  ".join(o.strip() for o in options), title="Completions", timeout=4)
+
+    def _replace_all(self, text: str) -> None:
+        self.text = text
+        self.move_cursor(self.document.end)
+
+    def action_history_previous(self) -> None:
+        if self.cursor_location[0] > 0 or not self.prompt_history or self._index == 0:
+            if self.cursor_location[0] > 0:
+                self.action_cursor_up()
+            return
+        if self._index == len(self.prompt_history):
+            self._draft = self.text
+        self._index -= 1
+        self._replace_all(self.prompt_history[self._index])
+
+    def action_history_next(self) -> None:
+        if self.cursor_location[0] < self.document.line_count - 1:
+            self.action_cursor_down()
+            return
+        if self._index >= len(self.prompt_history):
+            return
+        self._index += 1
+        if self._index == len(self.prompt_history):
+            self._replace_all(self._draft)
+        else:
+            self._replace_all(self.prompt_history[self._index])

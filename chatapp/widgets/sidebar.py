@@ -1,0 +1,57 @@
+"""The list of saved conversations, newest first."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import Label, OptionList
+from textual.widgets.option_list import Option
+
+from chatapp.store import Conversation
+
+
+class ConversationList(OptionList):
+    BINDINGS = [
+        Binding("r", "rename", "Rename"),
+        Binding("delete,d", "delete", "Delete"),
+    ]
+
+    class Action(Message):
+        def __init__(self, action: str, conversation_id: int) -> None:
+            super().__init__()
+            self.action = action
+            self.conversation_id = conversation_id
+
+    def _selected_id(self) -> int | None:
+        if self.highlighted is None:
+            return None
+        option_id = self.get_option_at_index(self.highlighted).id
+        return int(option_id) if option_id else None
+
+    def action_rename(self) -> None:
+        if (cid := self._selected_id()) is not None:
+            self.post_message(self.Action("rename", cid))
+
+    def action_delete(self) -> None:
+        if (cid := self._selected_id()) is not None:
+            self.post_message(self.Action("delete", cid))
+
+
+class Sidebar(Vertical):
+    def compose(self) -> ComposeResult:
+        yield Label("Conversations", classes="title")
+        yield ConversationList()
+
+    def show(self, conversations: list[Conversation], current: int | None) -> None:
+        options = self.query_one(ConversationList)
+        options.clear_options()
+        options.add_options(
+            Option(Text(c.title or "(untitled)", no_wrap=True, overflow="ellipsis"), id=str(c.id))
+            for c in conversations
+        )
+        ids = [c.id for c in conversations]
+        if current in ids:
+            options.highlighted = ids.index(current)

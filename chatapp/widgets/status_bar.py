@@ -1,0 +1,45 @@
+"""The status line: model, sampling, context use, and the last reply's speed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import Static
+
+SHORT = {"temperature": "temp", "repetition_penalty": "rep", "max_tokens": "max"}
+OFF: dict[str, Any] = {"min_p": 0.0, "repetition_penalty": 1.0, "seed": None}  # hidden when off
+
+
+class StatusBar(Static):
+    def show(
+        self,
+        *,
+        model: str,
+        state: str,
+        settings: dict[str, Any],
+        context_used: int,
+        context_size: int | None,
+        stats: dict[str, Any] | None,
+    ) -> None:
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(model or "no model", style="bold")
+        if state:
+            text.append(f" ({state})", style="italic")
+        shown = {k: v for k, v in settings.items() if v != OFF.get(k, object())}
+        if shown:
+            text.append("  " + " ".join(f"{SHORT.get(k, k)}={_fmt(v)}" for k, v in shown.items()))
+        if context_size:
+            text.append(f"  ctx {context_used}/{context_size}")
+        if stats:
+            text.append(
+                f"  │ {stats['time_to_first_token'] * 1000:.0f} ms to first token · "
+                f"{stats['tokens_per_second']:.1f} tok/s · {stats['new_tokens']} tokens"
+            )
+        self.update(text)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)

@@ -1,0 +1,405 @@
+"""Pilot tests of the chat TUI with a fake engine model (scripted chunks, delays, pauses)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from textual.widgets import TextArea
+from tui_fakes import FakeModel, async_test, fake_loader, wait_until
+
+from chatapp.app import ChatApp
+from chatapp.store import Store
+from chatapp.widgets.chat_view import AssistantMessage, Notice, UserMessage
+from chatapp.widgets.dialogs import ConfirmScreen, HelpScreen
+from chatapp.widgets.history_search import HistorySearch
+from chatapp.widgets.prompt import PromptInput
+from chatapp.widgets.status_bar import StatusBar
+
+SIZE = (100, 32)
+
+
+def make_app(model: FakeModel | None = None, source: str = "fake", load_delay: float = 0.0):
+    model = model or FakeModel()
+    return ChatApp(source, loader=fake_loader(model, load_delay)), model
+
+
+async def ready(pilot, app: ChatApp) -> None:
+    await wait_until(pilot, lambda: app.session.model_ready)
+
+
+async def send(pilot, app: ChatApp, text: str) -> None:
+    app.prompt.text = text
+    app.prompt.focus()
+    await pilot.press("enter")
+
+
+async def reply_done(pilot, app: ChatApp, count: int = 1) -> AssistantMessage:
+    def done() -> bool:
+        views = app.query(AssistantMessage)
+        return len(views) >= count and not app.streaming
+
+    await wait_until(pilot, done)
+    return list(app.query(AssistantMessage))[count - 1]
+
+
+def notices(app: ChatApp) -> list[str]:
+    return [str(n.render()) for n in app.query(Notice)]
+
+
+def status(app: ChatApp) -> str:
+    return str(app.query_one(StatusBar).render())
+
+
+@async_test
+async def test_reply_streams_into_the_chat_and_is_stored_with_stats(chatapp_home: Path) -> None:
+    model = FakeModel(chunks=["Use [bold]x[/] ", "and **y**", "."], delay=0.01)
+    app, _ = make_app(model)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await send(pilot, app, "hello there")
+        view = await reply_done(pilot, app)
+        assert view.text == "Use [bold]x[/] and **y**."  # Rich markup is kept as text
+        assert [str(u.render()) for u in app.query(UserMessage)] == ["hello there"]
+        assert "42.0 tok/s" in status(app) and "3 tokens" in status(app)
+        assert "125 ms" in status(app)
+        assert model.calls[-1] == [{"role": "user", "content": "hello there"}]
+        assert app.prompt.text == ""
+    store = Store(chatapp_home / "chatapp.db")
+    (conv,) = store.list_conversations()
+    assert conv.title == "hello there"
+    msgs = store.messages(conv.id)
+    assert [(m.role, m.content) for m in msgs] == [
+        ("user", "hello there"),
+        ("assistant", "Use [bold]x[/] and **y**."),
+    ]
+    assert msgs[1].parent_id == msgs[0].id
+    assert msgs[1].stats is not None and msgs[1].stats["new_tokens"] == 3
+
+
+@async_test
+async def test_updates_are_batched_not_one_ui_update_per_token() -> None:
+    model = FakeModel(chunks=["a"] * 300, delay=0.001)
+    app, _ = make_app(model)
+    appended: list[str] = []
+    original = AssistantMessage.append
+
+    async def spy(self: AssistantMessage, text: str) -> None:
+        appended.append(text)
+        await original(self, text)
+
+    AssistantMessage.append = spy  # type: ignore[method-assign]
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await ready(pilot, app)
+            await send(pilot, app, "go")
+            view = await reply_done(pilot, app)
+            assert view.text == "a" * 300
+    finally:
+        AssistantMessage.append = original  # type: ignore[method-assign]
+    assert "".join(appended) == "a" * 300
+    assert 1 < len(appended) < 100  # streamed in several batches, far fewer than tokens
+
+
+@async_test
+async def test_escape_stops_the_reply_keeps_the_partial_text_and_focuses_the_prompt(
+    chatapp_home: Path,
+) -> None:
+    gate = threading.Event()
+    model = FakeModel(chunks=["partial ", "answer", " never"], gate=gate, pause_after=2)
+    app, _ = make_app(model)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await send(pilot, app, "tell me")
+        await wait_until(pilot, lambda: app.query(AssistantMessage).first().text == "partial answer")
+        assert app.streaming
+        app.query_one("#chat").focus()
+        await pilot.press("escape")
+        view = await reply_done(pilot, app)
+        assert view.text == "partial answer"
+        assert view.has_class("stopped")
+        assert "stopped" in str(view.meta.render())
+        assert app.focused is app.prompt
+    store = Store(chatapp_home / "chatapp.db")
+    (conv,) = store.list_conversations()
+    last = store.messages(conv.id)[-1]
+    assert (last.content, last.stopped) == ("partial answer", True)
+
+
+@async_test
+async def test_ctrl_c_stops_a_streaming_reply() -> None:
+    gate = threading.Event()
+    app, _ = make_app(FakeModel(chunks=["one ", "two"], gate=gate, pause_after=1))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await send(pilot, app, "count")
+        await wait_until(pilot, lambda: app.query(AssistantMessage).first().text == "one ")
+        await pilot.press("ctrl+c")
+        view = await reply_done(pilot, app)
+        assert view.text == "one " and view.has_class("stopped")
+
+
+@async_test
+async def test_a_prompt_sent_while_the_model_loads_waits_for_it() -> None:
+    app, model = make_app(load_delay=0.5)
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.session.loading
+        assert "loading" in status(app)
+        await send(pilot, app, "early bird")  # the prompt is usable at once
+        assert app.query(AssistantMessage).first().text == ""
+        view = await reply_done(pilot, app)
+        assert view.text == "Hello, world!"
+        assert model.calls[0][-1]["content"] == "early bird"
+
+
+@async_test
+async def test_a_model_load_error_is_one_readable_line() -> None:
+    app, _ = make_app(source="missing")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: bool(app.query(Notice)))
+        (line,) = notices(app)
+        assert line.startswith("no model at 'missing'")
+        assert "\n" not in line and "Traceback" not in line
+        await send(pilot, app, "anyone?")
+        view = await reply_done(pilot, app)
+        assert "no model at" in str(view.meta.render())
+
+
+@async_test
+async def test_without_any_model_the_app_says_how_to_get_one() -> None:
+    app = ChatApp(None)  # the real resolution: nothing configured, used, embedded or installed
+    app.session._loader = fake_loader(FakeModel())
+    import chatapp.assets as assets
+
+    original = assets.default_model_path
+    assets.default_model_path = lambda: None  # type: ignore[assignment]
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(pilot, lambda: bool(app.query(Notice)))
+            assert "chatapp pull smollm2" in notices(app)[0]
+    finally:
+        assets.default_model_path = original  # type: ignore[assignment]
+
+
+@async_test
+async def test_enter_sends_but_ctrl_j_and_paste_keep_a_multi_line_prompt() -> None:
+    app, model = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press(*"line1", "ctrl+j", *"line2")
+        assert app.prompt.text == "line1\nline2"
+        await pilot.press("shift+enter")
+        assert app.prompt.text == "line1\nline2\n"
+        app.prompt.text = ""
+        await app.prompt._on_paste(__import__("textual").events.Paste("a\nb\nc"))
+        assert app.prompt.text == "a\nb\nc"
+        await pilot.press("enter")
+        await reply_done(pilot, app)
+        assert model.calls[0][-1]["content"] == "a\nb\nc"
+
+
+@async_test
+async def test_up_and_down_recall_prompts_and_keep_the_draft() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        for i, text in enumerate(["first", "second\nmore"], start=1):
+            await send(pilot, app, text)
+            await reply_done(pilot, app, i)
+        await pilot.press(*"draft")
+        await pilot.press("up")
+        assert app.prompt.text == "second\nmore"
+        await pilot.press("up")  # the cursor is on the last line: Up moves it first
+        assert app.prompt.text == "second\nmore" and app.prompt.cursor_location[0] == 0
+        await pilot.press("up")
+        assert app.prompt.text == "first"
+        await pilot.press("up")  # nothing older
+        assert app.prompt.text == "first"
+        await pilot.press("down")
+        assert app.prompt.text == "second\nmore"
+        await pilot.press("down")
+        assert app.prompt.text == "draft"
+
+
+@async_test
+async def test_history_is_shared_across_runs_and_searchable_with_ctrl_r() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        for i, text in enumerate(["explain rope scaling", "write a haiku", "write a haiku"], 1):
+            await send(pilot, app, text)
+            await reply_done(pilot, app, i)
+    assert Store().prompts() == ["explain rope scaling", "write a haiku"]  # repeats once
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("up")
+        assert app.prompt.text == "write a haiku"
+        app.prompt.text = ""
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: isinstance(app.screen, HistorySearch))
+        await pilot.press(*"rpsc")  # fuzzy: r-o-P-e S-Cal...
+        screen = app.screen
+        assert isinstance(screen, HistorySearch)
+        assert screen.matches == ["explain rope scaling"]
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.prompt.text == "explain rope scaling")
+
+
+@async_test
+async def test_history_can_be_turned_off_in_config(chatapp_home: Path) -> None:
+    chatapp_home.mkdir(parents=True, exist_ok=True)
+    (chatapp_home / "config.toml").write_text("[history]\nenabled = false\n")
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await send(pilot, app, "secret")
+        await reply_done(pilot, app)
+    assert Store().prompts() == []
+
+
+@async_test
+async def test_conversations_new_switch_rename_and_delete(chatapp_home: Path) -> None:
+    app, model = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await send(pilot, app, "first chat")
+        await reply_done(pilot, app)
+        await pilot.press("ctrl+n")
+        await wait_until(pilot, lambda: not app.query(UserMessage))
+        await send(pilot, app, "second chat")
+        await reply_done(pilot, app)
+        assert model.calls[-1] == [{"role": "user", "content": "second chat"}]  # fresh context
+        await pilot.press("ctrl+b")
+        sidebar = app.query_one("ConversationList")
+        await wait_until(pilot, lambda: sidebar.option_count == 2)
+        assert str(sidebar.get_option_at_index(0).prompt) == "second chat"  # newest first
+        assert app.focused is sidebar
+        await pilot.press("down", "enter")  # open "first chat"
+        await wait_until(pilot, lambda: app.session.title == "first chat")
+        await wait_until(pilot, lambda: len(app.query(AssistantMessage)) == 1)
+        assert [str(u.render()) for u in app.query(UserMessage)] == ["first chat"]
+        await send(pilot, app, "and more")
+        await reply_done(pilot, app)
+        assert [m["content"] for m in model.calls[-1]] == ["first chat", "Hello, world!", "and more"]
+        sidebar.focus()
+        await pilot.press("r")
+        await wait_until(pilot, lambda: app.screen.query("Input"))
+        app.screen.query_one("Input").value = "Renamed"  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: "Renamed" in [c.title for c in Store().list_conversations()])
+        sidebar.focus()
+        sidebar.highlighted = [c.title for c in Store().list_conversations()].index("Renamed")
+        await pilot.press("delete")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_until(pilot, lambda: sidebar.option_count == 1)
+        assert [c.title for c in Store().list_conversations()] == ["second chat"]
+        assert app.session.conversation_id is None  # the open chat was deleted: a new one
+
+
+@async_test
+async def test_slash_commands_change_settings_and_report_bad_values() -> None:
+    app, model = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await send(pilot, app, "/set temperature 0.25")
+        await send(pilot, app, "/set max_tokens 64")
+        await send(pilot, app, "/system Be brief.")
+        assert "temp=0.25" in status(app) and "max=64" in status(app)
+        await send(pilot, app, "/set temperature hot")
+        await send(pilot, app, "/set top_p 2")
+        await send(pilot, app, "/set flavour 1")
+        await send(pilot, app, "/frobnicate")
+        errors = [str(n.render()) for n in app.query(Notice) if n.has_class("error")]
+        assert errors == [
+            "temperature must be a number, got 'hot'",
+            "top_p must be in (0, 1] (1 = off), got 2.0",
+            "unknown setting 'flavour'; use one of: temperature, top_k, top_p, min_p, "
+            "repetition_penalty, max_tokens, seed",
+            "unknown command /frobnicate; type /help for the list",
+        ]
+        await send(pilot, app, "/show")
+        assert "temperature=0.25" in notices(app)[-1] and "Be brief." in notices(app)[-1]
+        await send(pilot, app, "hi")
+        await reply_done(pilot, app)
+        params = model.params[-1]
+        assert (params.temperature, params.max_new_tokens) == (0.25, 64)
+        assert model.calls[-1][0] == {"role": "system", "content": "Be brief."}
+        await send(pilot, app, "/help")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
+
+
+@async_test
+async def test_settings_are_saved_with_the_conversation_and_restored_on_reopen() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await send(pilot, app, "/set top_k 7")
+        await send(pilot, app, "remember me")
+        await reply_done(pilot, app)
+        await send(pilot, app, "/set seed 3")  # after the chat exists: saved too
+    (conv,) = Store().list_conversations()
+    app, model = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        assert app.session.sampling == {}  # a new chat starts from the defaults
+        await app.open_conversation(conv.id)
+        assert app.session.sampling == {"top_k": 7, "seed": 3}
+        await send(pilot, app, "again")
+        await reply_done(pilot, app, 2)
+        assert (model.params[-1].top_k, model.params[-1].seed) == (7, 3)
+
+
+@async_test
+async def test_tab_completes_commands_and_setting_names() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("/", "s", "e", "tab")
+        assert app.prompt.text == "/set "
+        await pilot.press("t", "e", "tab")
+        assert app.prompt.text == "/set temperature "
+
+
+@async_test
+async def test_the_command_palette_runs_the_same_commands() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("ctrl+p")
+        await pilot.press(*"/set temperature 0.3")
+        await wait_until(pilot, lambda: bool(app.screen.query("CommandList Option")) or True)
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.session.sampling.get("temperature") == 0.3)
+
+
+@async_test
+async def test_f1_and_question_mark_show_the_key_bindings() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+        await pilot.press("?")  # the prompt is empty: help
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        await pilot.press("a", "?")  # inside text it is just a character
+        assert app.prompt.text == "a?"
+
+
+@async_test
+async def test_broken_config_gives_defaults_and_one_warning(chatapp_home: Path) -> None:
+    chatapp_home.mkdir(parents=True, exist_ok=True)
+    (chatapp_home / "config.toml").write_text("[sampling\ntemperature = ")
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        assert len(app._notifications) == 1
+        (note,) = list(app._notifications)
+        assert "not valid TOML" in note.message and "\n" not in note.message
+
+
+def test_prompt_is_a_text_area() -> None:
+    assert issubclass(PromptInput, TextArea)
