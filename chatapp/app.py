@@ -27,7 +27,6 @@ from chatapp.widgets.prompt import PromptInput
 from chatapp.widgets.sidebar import ConversationList, Sidebar
 from chatapp.widgets.status_bar import StatusBar
 
-
 FLUSH_SECONDS = 0.04  # how often streamed text is pushed to the screen
 
 
