@@ -124,10 +124,23 @@ class Store:
         self._lock = threading.RLock()
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA busy_timeout = 10000")
-        self._db.execute("PRAGMA journal_mode = WAL")
+        self._enable_wal()
         self._db.execute("PRAGMA synchronous = NORMAL")
         self._db.execute("PRAGMA foreign_keys = ON")
         self.migrate()
+
+    def _enable_wal(self) -> None:
+        # Switching a new file to WAL needs an exclusive lock, and SQLite does not wait on the
+        # busy timeout for it: when another instance is creating the file too, retry briefly.
+        deadline = time.monotonic() + 10.0
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise StoreError(f"cannot open {self.path}: {e}") from None
+                time.sleep(0.02)
 
     def close(self) -> None:
         with self._lock:
