@@ -242,6 +242,7 @@ class ChatApp(App[None]):
         self._reply_view = view
         self._buffer = ReplyBuffer()
         self._flush_timer = self.set_interval(FLUSH_SECONDS, self._flush_reply)
+        self.refresh_bindings()  # shows Esc "Stop" in the footer
         self.refresh_status()
         self.refresh_sidebar()
         self._reply(self._cancel, view, self._buffer)
@@ -277,6 +278,7 @@ class ChatApp(App[None]):
         self._cancel = None
         self._reply_view = None
         self._buffer = None
+        self.refresh_bindings()
 
     def action_stop_reply(self) -> None:
         if self._cancel is not None:

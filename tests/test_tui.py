@@ -61,8 +61,8 @@ async def test_reply_streams_into_the_chat_and_is_stored_with_stats(chatapp_home
         view = await reply_done(pilot, app)
         assert view.text == "Use [bold]x[/] and **y**."  # Rich markup is kept as text
         assert [str(u.render()) for u in app.query(UserMessage)] == ["hello there"]
-        assert "42.0 tok/s" in status(app) and "3 tokens" in status(app)
-        assert "125 ms" in status(app)
+        assert "42.0 tok/s" in status(app) and "3 tok " in status(app)
+        assert "TTFT 125 ms" in status(app)
         assert model.calls[-1] == [{"role": "user", "content": "hello there"}]
         assert app.prompt.text == ""
     store = Store(chatapp_home / "chatapp.db")
@@ -111,7 +111,9 @@ async def test_escape_stops_the_reply_keeps_the_partial_text_and_focuses_the_pro
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app)
         await send(pilot, app, "tell me")
-        await wait_until(pilot, lambda: app.query(AssistantMessage).first().text == "partial answer")
+        await wait_until(
+            pilot, lambda: app.query(AssistantMessage).first().text == "partial answer"
+        )
         assert app.streaming
         app.query_one("#chat").focus()
         await pilot.press("escape")
@@ -281,13 +283,19 @@ async def test_conversations_new_switch_rename_and_delete(chatapp_home: Path) ->
         assert [str(u.render()) for u in app.query(UserMessage)] == ["first chat"]
         await send(pilot, app, "and more")
         await reply_done(pilot, app)
-        assert [m["content"] for m in model.calls[-1]] == ["first chat", "Hello, world!", "and more"]
+        assert [m["content"] for m in model.calls[-1]] == [
+            "first chat",
+            "Hello, world!",
+            "and more",
+        ]
         sidebar.focus()
         await pilot.press("r")
         await wait_until(pilot, lambda: app.screen.query("Input"))
         app.screen.query_one("Input").value = "Renamed"  # type: ignore[attr-defined]
         await pilot.press("enter")
-        await wait_until(pilot, lambda: "Renamed" in [c.title for c in Store().list_conversations()])
+        await wait_until(
+            pilot, lambda: "Renamed" in [c.title for c in Store().list_conversations()]
+        )
         sidebar.focus()
         sidebar.highlighted = [c.title for c in Store().list_conversations()].index("Renamed")
         await pilot.press("delete")
@@ -403,3 +411,22 @@ async def test_broken_config_gives_defaults_and_one_warning(chatapp_home: Path) 
 
 def test_prompt_is_a_text_area() -> None:
     assert issubclass(PromptInput, TextArea)
+
+
+@async_test
+async def test_a_tiny_real_model_streams_a_reply_with_stats(tiny_models: dict[str, Path]) -> None:
+    app = ChatApp(str(tiny_models["llama"]))  # the real engine loader, in the worker
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, app, "/set seed 1")
+        await send(pilot, app, "/set max_tokens 24")
+        await send(pilot, app, "Hello world!")
+        view = await reply_done(pilot, app)
+        assert app.session.model is not None and app.session.model.name == "llama"
+        stats = app.session.last_stats
+        assert stats is not None and 0 < stats["new_tokens"] <= 24
+        assert view.text  # random weights: gibberish, but streamed text
+        assert f"{stats['new_tokens']} tok " in status(app)
+        assert f"/{app.session.model.context_length}" in status(app)
+    (conv,) = Store().list_conversations()
+    assert Store().messages(conv.id)[-1].content == view.text
+    assert Store().get_state("last_model") == str(tiny_models["llama"])

@@ -40,6 +40,7 @@ class AssistantMessage(Vertical):
         # Markdown renders the model's text as Markdown only: Rich markup like [b] stays literal.
         self.body = Markdown(text, classes="body")
         self.meta = Static(Text(meta), markup=False, classes="meta")
+        self.meta.display = bool(meta)
         super().__init__(self.body, self.meta)
         self._stream: MarkdownStream | None = None
         self.text = text
@@ -47,6 +48,7 @@ class AssistantMessage(Vertical):
     def set_meta(self, text: str, *, error: bool = False) -> None:
         self.meta.update(Text(text))
         self.meta.set_class(error, "error")
+        self.meta.display = bool(text)
 
     def start_stream(self, waiting: str = "") -> None:
         self._stream = Markdown.get_stream(self.body)

@@ -22,7 +22,7 @@ KEYS = [
     ("Ctrl+P", "command palette"),
     ("F1 or ?", "this help"),
     ("Ctrl+Q", "quit"),
-    ("In the list: Enter / R / Delete", "open / rename / delete a conversation"),
+    ("Enter / R / Del", "in the chat list: open / rename / delete"),
 ]
 
 

@@ -35,7 +35,13 @@ class PromptInput(TextArea):
     def __init__(
         self, *, completer: Callable[[str], list[str]] | None = None, id: str | None = None
     ) -> None:
-        super().__init__(id=id, soft_wrap=True, show_line_numbers=False, tab_behavior="focus")
+        super().__init__(
+            id=id,
+            soft_wrap=True,
+            show_line_numbers=False,
+            tab_behavior="focus",
+            placeholder="Message · Enter sends · Ctrl+J new line · /help · F1 keys",
+        )
         self.completer = completer
         self.prompt_history: list[str] = []
         self._index = 0  # == len(history) while editing the draft

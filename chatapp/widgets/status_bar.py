@@ -33,8 +33,8 @@ class StatusBar(Static):
             text.append(f"  ctx {context_used}/{context_size}")
         if stats:
             text.append(
-                f"  │ {stats['time_to_first_token'] * 1000:.0f} ms to first token · "
-                f"{stats['tokens_per_second']:.1f} tok/s · {stats['new_tokens']} tokens"
+                f"  │ {stats['new_tokens']} tok · {stats['tokens_per_second']:.1f} tok/s · "
+                f"TTFT {stats['time_to_first_token'] * 1000:.0f} ms"
             )
         self.update(text)
 

@@ -1,0 +1,111 @@
+"""Snapshots of the chat screen (mid-reply and after), the model picker and the help screen."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tui_fakes import FakeModel, fake_loader, wait_until
+
+from chatapp.app import ChatApp
+from chatapp.settings import Settings
+from chatapp.widgets.chat_view import AssistantMessage
+
+SIZE = (100, 30)
+REPLY = [
+    "Sure! Here is **a list**:\n\n",
+    "- one item\n",
+    "- two [bold]items[/]\n\n",
+    "```python\nprint('hi')\n```\n",
+]
+
+
+@dataclass
+class Info:
+    name: str
+    architecture: str
+    parameters: int
+    context_length: int
+    size_bytes: int
+    path: Path = Path("/nowhere")
+
+
+MODELS = [
+    Info("guide", "LlamaForCausalLM", 12_400_000, 1024, 49_800_000),
+    Info("smollm2", "LlamaForCausalLM", 134_500_000, 8192, 538_000_000),
+]
+
+
+def make_app(gate: threading.Event | None = None) -> ChatApp:
+    model = FakeModel(chunks=REPLY, gate=gate, pause_after=2, name="smollm2")
+    return ChatApp(
+        "smollm2",
+        loader=fake_loader(model),
+        list_models=lambda: MODELS,
+        settings=Settings(),
+    )
+
+
+async def _ready(pilot: Any) -> None:
+    app = pilot.app
+    app.prompt.cursor_blink = False  # a blinking cursor would make snapshots flaky
+    await wait_until(pilot, lambda: app.session.model_ready)
+
+
+async def _send(pilot: Any, text: str = "Give me a list") -> None:
+    app = pilot.app
+    await _ready(pilot)
+    app.prompt.text = text
+    await pilot.press("enter")
+
+
+def test_chat_mid_reply(snap_compare: Any) -> None:
+    gate = threading.Event()
+    app = make_app(gate)
+
+    async def run_before(pilot: Any) -> None:
+        await _send(pilot)
+        await wait_until(pilot, lambda: app.query(AssistantMessage).first().text.endswith("item\n"))
+        await pilot.pause(0.1)
+
+    try:
+        assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    finally:
+        gate.set()
+
+
+def test_chat_after_reply(snap_compare: Any) -> None:
+    app = make_app()
+
+    async def run_before(pilot: Any) -> None:
+        await _send(pilot)
+        await wait_until(pilot, lambda: app.query(AssistantMessage) and not app.streaming)
+        await pilot.pause(0.1)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_model_picker(snap_compare: Any) -> None:
+    app = make_app()
+
+    async def run_before(pilot: Any) -> None:
+        await _ready(pilot)
+        await pilot.press("ctrl+o")
+        await wait_until(pilot, lambda: bool(app.screen.query("DataTable")))
+        await wait_until(pilot, lambda: app.screen.query_one("DataTable").row_count == 2)
+        await pilot.pause(0.1)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_help_screen(snap_compare: Any) -> None:
+    app = make_app()
+
+    async def run_before(pilot: Any) -> None:
+        await _ready(pilot)
+        await pilot.press("f1")
+        await pilot.pause(0.1)
+
+    assert snap_compare(app, terminal_size=(100, 40), run_before=run_before)
