@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,12 @@ from chatapp.widgets.prompt import PromptInput
 from chatapp.widgets.sidebar import ConversationList, Sidebar
 from chatapp.widgets.status_bar import StatusBar
 
-FLUSH_SECONDS = 0.04  # how often streamed text is pushed to the screen
+# Streamed text reaches the screen in batches: at least FLUSH_SECONDS apart, and further apart
+# when the Markdown view gets costly (long replies), so that rendering never takes more than
+# about 1/FLUSH_COST_RATIO of the time and the engine thread keeps the CPU.
+FLUSH_SECONDS = 0.05
+FLUSH_MAX_SECONDS = 0.5
+FLUSH_COST_RATIO = 20
 
 
 class ReplyFinished(Message):
@@ -87,6 +93,7 @@ class ChatApp(App[None]):
         self._reply_view: AssistantMessage | None = None
         self._buffer: ReplyBuffer | None = None
         self._flush_timer: Timer | None = None
+        self._flush_cpu = 0.0
         if settings.theme and settings.theme in self.available_themes:
             self.theme = settings.theme
         elif settings.theme:
@@ -241,7 +248,8 @@ class ChatApp(App[None]):
         self._cancel = threading.Event()
         self._reply_view = view
         self._buffer = ReplyBuffer()
-        self._flush_timer = self.set_interval(FLUSH_SECONDS, self._flush_reply)
+        self._flush_cpu = time.thread_time()
+        self._flush_timer = self.set_timer(FLUSH_SECONDS, self._flush_tick)
         self.refresh_bindings()  # shows Esc "Stop" in the footer
         self.refresh_status()
         self.refresh_sidebar()
@@ -254,6 +262,17 @@ class ChatApp(App[None]):
         except Exception as e:  # noqa: BLE001 - e.g. the database vanished: one line
             result = ReplyResult("", stopped=False, error=str(e))
         self.post_message(ReplyFinished(view, buffer, result))
+
+    async def _flush_tick(self) -> None:
+        await self._flush_reply()
+        if self._reply_view is None:
+            return
+        # The UI thread's CPU time since the last tick is what showing the text cost (Markdown
+        # parsing, layout, rendering); space the ticks so it stays a small share of the time.
+        now = time.thread_time()
+        cost, self._flush_cpu = now - self._flush_cpu, now
+        delay = min(FLUSH_MAX_SECONDS, max(FLUSH_SECONDS, FLUSH_COST_RATIO * cost))
+        self._flush_timer = self.set_timer(delay, self._flush_tick)
 
     async def _flush_reply(self) -> None:
         """The UI's batch tick: move what the engine produced since the last tick to the view."""

@@ -123,11 +123,17 @@ class Store:
             raise StoreError(f"cannot open {self.path}: {e}") from None
         self._lock = threading.RLock()
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA busy_timeout = 10000")
-        self._enable_wal()
-        self._db.execute("PRAGMA synchronous = NORMAL")
-        self._db.execute("PRAGMA foreign_keys = ON")
-        self.migrate()
+        try:
+            self._db.execute("PRAGMA busy_timeout = 10000")
+            self._enable_wal()
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._db.execute("PRAGMA foreign_keys = ON")
+            self.migrate()
+        except sqlite3.DatabaseError as e:  # e.g. "file is not a database"
+            self._db.close()
+            raise StoreError(
+                f"cannot use {self.path} ({e}); move it away and chatapp starts a new one"
+            ) from None
 
     def _enable_wal(self) -> None:
         # Switching a new file to WAL needs an exclusive lock, and SQLite does not wait on the

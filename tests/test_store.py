@@ -134,3 +134,11 @@ def test_a_write_interrupted_by_a_kill_is_rolled_back_on_reopen(tmp_path: Path) 
     assert [m.content for m in store.messages(conv.id)] == ["kept"]
     store.add_message(conv.id, "assistant", "after")  # and the file is still writable
     assert store._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_file_that_is_not_a_database_gives_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "chatapp.db"
+    path.write_bytes(b"not sqlite at all" * 100)
+    with pytest.raises(StoreError, match="move it away") as e:
+        Store(path)
+    assert "\n" not in str(e.value)
