@@ -229,19 +229,19 @@ class ChatApp(App[None]):
     async def on_prompt_input_submitted(self, message: PromptInput.Submitted) -> None:
         text = message.text
         if text.startswith("/") and "\n" not in text.strip():
-            self.prompt.text = ""
             await self.run_command(text)
             return
         if self.streaming:
+            if not self.prompt.text:
+                self.fill_prompt(text)  # keep it for when the reply is done
             self.notify("a reply is still streaming: Esc stops it", timeout=3)
             return
-        self.prompt.text = ""
         self.prompt.remember(text)
         if self.settings.history_enabled:
             self.store.add_prompt(text)
         self.session.add_user_message(text)
         await self.chat_view.add_user(text)
-        waiting = "" if self.session.model_ready else "waiting for the model to load…"
+        waiting = "…" if self.session.model_ready else "waiting for the model to load…"
         view = await self.chat_view.add_assistant(meta=waiting)
         self.chat_view.anchor()
         view.start_stream(waiting)

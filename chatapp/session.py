@@ -78,7 +78,7 @@ def resolve_model_source(
         return installed[0].name
     raise ModelUnavailable(
         "no model installed yet: run `chatapp pull smollm2` or `chatapp import FILE`, "
-        "then start chatapp again"
+        "or type /model PATH"
     )
 
 

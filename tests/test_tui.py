@@ -430,3 +430,12 @@ async def test_a_tiny_real_model_streams_a_reply_with_stats(tiny_models: dict[st
     (conv,) = Store().list_conversations()
     assert Store().messages(conv.id)[-1].content == view.text
     assert Store().get_state("last_model") == str(tiny_models["llama"])
+
+
+@async_test
+async def test_keys_typed_right_after_enter_start_a_new_prompt() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(*"/set top_k 5", "enter", *"/set top_p 0.5", "enter")
+        await wait_until(pilot, lambda: app.session.sampling == {"top_k": 5, "top_p": 0.5})
+        assert not [n for n in app.query(Notice) if n.has_class("error")]

@@ -64,6 +64,8 @@ class PromptInput(TextArea):
         if key == "enter":
             text = self.text
             if text.strip():
+                # Cleared here, not by the app later: keys typed meanwhile start a new prompt.
+                self.text = ""
                 self.post_message(self.Submitted(text))
         elif key in NEWLINE_KEYS:
             self.insert("\n")
