@@ -439,3 +439,46 @@ async def test_keys_typed_right_after_enter_start_a_new_prompt() -> None:
         await pilot.press(*"/set top_k 5", "enter", *"/set top_p 0.5", "enter")
         await wait_until(pilot, lambda: app.session.sampling == {"top_k": 5, "top_p": 0.5})
         assert not [n for n in app.query(Notice) if n.has_class("error")]
+
+
+class Info:
+    def __init__(self, name: str) -> None:
+        self.name, self.architecture, self.parameters = name, "LlamaForCausalLM", 1_000_000
+        self.context_length, self.size_bytes = 512, 4_000_000
+
+
+@async_test
+async def test_model_switches_with_slash_model_and_the_picker_and_reopen_restores_it() -> None:
+    loaded: list[str] = []
+
+    def loader(source: str) -> FakeModel:
+        loaded.append(source)
+        return FakeModel(name=source, chunks=[f"from {source}"])
+
+    app = ChatApp("alpha", loader=loader, list_models=lambda: [Info("alpha"), Info("beta")])
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await send(pilot, app, "hi")
+        assert (await reply_done(pilot, app)).text == "from alpha"
+        await send(pilot, app, "/model be")  # Tab-completable too; here typed in full below
+        await wait_until(pilot, lambda: bool(app.query(Notice)))
+        await wait_until(pilot, lambda: app.session.model_ready and loaded[-1] == "be")
+        await pilot.press(*"/model b", "tab")
+        assert app.prompt.text == "/model beta"
+        app.prompt.text = ""
+        await pilot.press("ctrl+o")
+        await wait_until(pilot, lambda: bool(app.screen.query("DataTable")))
+        table = app.screen.query_one("DataTable")
+        await wait_until(pilot, lambda: table.row_count == 2)  # type: ignore[attr-defined]
+        await pilot.press("down", "enter")
+        await wait_until(pilot, lambda: app.session.model_ready and loaded[-1] == "beta")
+        await send(pilot, app, "again")
+        assert (await reply_done(pilot, app, 2)).text == "from beta"
+        conversation = app.session.conversation_id
+        assert conversation is not None
+        await pilot.press("ctrl+n")
+        await send(pilot, app, "/model alpha")
+        await wait_until(pilot, lambda: app.session.model_ready and loaded[-1] == "alpha")
+        await app.open_conversation(conversation)
+        await wait_until(pilot, lambda: app.session.model_ready and loaded[-1] == "beta")
+    assert Store().get_state("last_model") == "beta"

@@ -48,7 +48,6 @@ class ModelPicker(ModalScreen[str | None]):
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
         table.add_columns("name", "architecture", "parameters", "context", "size")
-        table.focus()
         self._load()
 
     @work(thread=True, exclusive=True)
@@ -86,6 +85,7 @@ class ModelPicker(ModalScreen[str | None]):
         names = [m.name for m in models]
         if self.current in names:
             table.move_cursor(row=names.index(self.current))
+        table.focus()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.dismiss(event.row_key.value)
