@@ -94,6 +94,7 @@ class ChatApp(App[None]):
         self._buffer: ReplyBuffer | None = None
         self._flush_timer: Timer | None = None
         self._flush_cpu = 0.0
+        self._replies_running = threading.Semaphore(1)  # held while a reply worker runs
         if settings.theme and settings.theme in self.available_themes:
             self.theme = settings.theme
         elif settings.theme:
@@ -257,10 +258,13 @@ class ChatApp(App[None]):
 
     @work(thread=True, exclusive=True, group="reply", exit_on_error=False)
     def _reply(self, cancel: threading.Event, view: AssistantMessage, buffer: ReplyBuffer) -> None:
+        self._replies_running.acquire()
         try:
             result = self.session.run_reply(cancel, buffer.append)
         except Exception as e:  # noqa: BLE001 - e.g. the database vanished: one line
             result = ReplyResult("", stopped=False, error=str(e))
+        finally:
+            self._replies_running.release()
         self.post_message(ReplyFinished(view, buffer, result))
 
     async def _flush_tick(self) -> None:
@@ -426,6 +430,9 @@ class ChatApp(App[None]):
         self.exit()
 
     def on_unmount(self) -> None:
+        # Quitting mid-reply: stop it and let the worker store the partial reply first.
         if self._cancel is not None:
             self._cancel.set()
+        if self._replies_running.acquire(timeout=3.0):
+            self._replies_running.release()
         self.store.close()

@@ -482,3 +482,17 @@ async def test_model_switches_with_slash_model_and_the_picker_and_reopen_restore
         await app.open_conversation(conversation)
         await wait_until(pilot, lambda: app.session.model_ready and loaded[-1] == "beta")
     assert Store().get_state("last_model") == "beta"
+
+
+@async_test
+async def test_quitting_mid_reply_keeps_the_partial_reply() -> None:
+    gate = threading.Event()
+    app, _ = make_app(FakeModel(chunks=["half ", "of it"], gate=gate, pause_after=1))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await send(pilot, app, "start")
+        await wait_until(pilot, lambda: app.query(AssistantMessage).first().text == "half ")
+        await pilot.press("ctrl+q")
+    (conv,) = Store().list_conversations()
+    last = Store().messages(conv.id)[-1]
+    assert (last.role, last.content, last.stopped) == ("assistant", "half ", True)
