@@ -40,6 +40,14 @@ class ConversationList(OptionList):
             self.post_message(self.Action("delete", cid))
 
 
+TITLE_WIDTH = 28  # the sidebar is 32 cells wide; one line per conversation
+
+
+def _fit(title: str) -> str:
+    title = " ".join(title.split()) or "(untitled)"
+    return title if len(title) <= TITLE_WIDTH else title[: TITLE_WIDTH - 1] + "…"
+
+
 class Sidebar(Vertical):
     def compose(self) -> ComposeResult:
         yield Label("Conversations", classes="title")
@@ -48,10 +56,7 @@ class Sidebar(Vertical):
     def show(self, conversations: list[Conversation], current: int | None) -> None:
         options = self.query_one(ConversationList)
         options.clear_options()
-        options.add_options(
-            Option(Text(c.title or "(untitled)", no_wrap=True, overflow="ellipsis"), id=str(c.id))
-            for c in conversations
-        )
+        options.add_options(Option(Text(_fit(c.title)), id=str(c.id)) for c in conversations)
         ids = [c.id for c in conversations]
         if current in ids:
             options.highlighted = ids.index(current)
