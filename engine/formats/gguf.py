@@ -1,0 +1,363 @@
+"""GGUF files (llama.cpp) -> checkpoint folders in the Hugging Face layout.
+
+A GGUF holds the weights (often quantized) and, as metadata, the config and the tokenizer.
+We convert it once into ``<cache>/gguf/<key>/`` (config.json, float32 model.safetensors,
+tokenizer.json, ...) and load that folder like any other checkpoint; the key changes when the
+file does. Dequantization is ``gguf.quants`` (numpy over all blocks of a row group at once).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from gguf import GGMLQuantizationType, GGUFReader, LlamaFileType
+from gguf.quants import dequantize
+from safetensors.numpy import save_file
+
+from engine import paths
+from engine.errors import ModelLoadError
+from engine.formats.gguf_tokenizer import build_tokenizer, field_value
+
+# Bump when the converted folder changes shape, so old cache entries are rebuilt.
+CONVERTER_VERSION = 1
+
+ARCHITECTURES = {
+    "llama": "LlamaForCausalLM",
+    "qwen2": "Qwen2ForCausalLM",
+    "gpt2": "GPT2LMHeadModel",
+}
+
+Q = GGMLQuantizationType
+SUPPORTED_TYPES: tuple[GGMLQuantizationType, ...] = (
+    *(Q.F32, Q.F16, Q.BF16, Q.Q8_0, Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1),
+    *(Q.Q4_K, Q.Q5_K, Q.Q6_K),
+)
+
+_LLAMA_NAMES = {
+    "attn_norm": "input_layernorm",
+    "ffn_norm": "post_attention_layernorm",
+    "attn_q": "self_attn.q_proj",
+    "attn_k": "self_attn.k_proj",
+    "attn_v": "self_attn.v_proj",
+    "attn_output": "self_attn.o_proj",
+    "ffn_gate": "mlp.gate_proj",
+    "ffn_up": "mlp.up_proj",
+    "ffn_down": "mlp.down_proj",
+}
+_GPT2_NAMES = {
+    "attn_norm": "ln_1",
+    "ffn_norm": "ln_2",
+    "attn_qkv": "attn.c_attn",
+    "attn_output": "attn.c_proj",
+    "ffn_up": "mlp.c_fc",
+    "ffn_down": "mlp.c_proj",
+}
+# GPT-2 keeps these as Conv1D ([in, out]); llama.cpp stores them as [out, in].
+_GPT2_CONV1D = ("attn_qkv", "attn_output", "ffn_up", "ffn_down")
+_BLOCK = re.compile(r"blk\.(\d+)\.(\w+)\.(weight|bias)$")
+
+
+def gguf_checkpoint(path: Path) -> Path:
+    """The converted folder for ``path`` (converted now unless the cache already has it)."""
+    path = Path(path)
+    key = cache_key(path)
+    root = paths.cache_dir() / "gguf"
+    dest = root / key
+    if (dest / "model.safetensors").is_file():
+        return dest
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
+    try:
+        convert_gguf(path, tmp)
+        (tmp / "source.json").write_text(json.dumps({"source": str(path.resolve())}))
+        try:
+            tmp.rename(dest)
+        except OSError:
+            if not (dest / "model.safetensors").is_file():  # not a concurrent conversion
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _drop_stale(root, dest, path)
+    return dest
+
+
+def cache_key(path: Path) -> str:
+    """Folder name for ``path``: its stem and a digest of size, mtime and first MiB."""
+    try:
+        st = path.stat()
+        with path.open("rb") as f:
+            head = f.read(1 << 20)
+    except OSError as e:
+        raise ModelLoadError(f"cannot read {path}: {e.strerror or e}") from None
+    h = hashlib.sha256(f"{CONVERTER_VERSION}:{st.st_size}:{st.st_mtime_ns}:".encode())
+    h.update(head)
+    return f"{path.stem}-{h.hexdigest()[:16]}"
+
+
+def _drop_stale(root: Path, keep: Path, source: Path) -> None:
+    """Remove earlier conversions of the same file (it changed since)."""
+    want = str(source.resolve())
+    for d in root.glob(f"{source.stem}-*"):
+        if d == keep or not d.is_dir():
+            continue
+        try:
+            if json.loads((d / "source.json").read_text())["source"] == want:
+                shutil.rmtree(d, ignore_errors=True)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+
+
+def open_gguf(path: Path) -> GGUFReader:
+    """``GGUFReader`` with its failures turned into one-line ``ModelLoadError``s."""
+    try:
+        with Path(path).open("rb") as f:
+            magic = f.read(4)
+    except OSError as e:
+        raise ModelLoadError(f"cannot read {path}: {e.strerror or e}") from None
+    if magic != b"GGUF":
+        raise ModelLoadError(f"{path} is not a GGUF file (it does not start with 'GGUF')")
+    try:
+        return GGUFReader(path)
+    except ValueError as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if "is not a valid GGMLQuantizationType" in msg:
+            raise ModelLoadError(f"{path} has a tensor of unknown type ({msg})") from None
+        raise ModelLoadError(f"{path} is truncated or corrupt ({msg}); download it again") from None
+    except (IndexError, KeyError, OverflowError, TypeError) as e:
+        raise ModelLoadError(f"{path} is truncated or corrupt ({e}); download it again") from None
+
+
+def gguf_metadata_summary(path: Path) -> dict[str, Any]:
+    """Architecture, name, file type (quantization) and context length of a GGUF file."""
+    reader = open_gguf(Path(path))
+    arch = field_value(reader, "general.architecture")
+    file_type = field_value(reader, "general.file_type")
+    try:
+        ftype = (
+            LlamaFileType(file_type).name.removeprefix("MOSTLY_") if file_type is not None else None
+        )
+    except ValueError:
+        ftype = str(file_type)
+    return {
+        "architecture": arch,
+        "name": field_value(reader, "general.name"),
+        "file_type": ftype,
+        "context_length": field_value(reader, f"{arch}.context_length"),
+        "tensor_types": sorted({t.tensor_type.name for t in reader.tensors}),
+        "parameters": int(sum(int(t.n_elements) for t in reader.tensors)),
+    }
+
+
+def convert_gguf(path: Path, out_dir: Path) -> None:
+    """Write ``path`` as a Hugging Face checkpoint into the existing folder ``out_dir``."""
+    path, out_dir = Path(path), Path(out_dir)
+    reader = open_gguf(path)
+    arch = field_value(reader, "general.architecture")
+    if arch not in ARCHITECTURES:
+        raise ModelLoadError(
+            f"{path.name}: unsupported GGUF architecture {arch!r}; supported: {', '.join(ARCHITECTURES)}"
+        )
+    for t in reader.tensors:
+        if t.tensor_type not in SUPPORTED_TYPES:
+            raise ModelLoadError(
+                f"{path.name}: tensor {t.name!r} has type {t.tensor_type.name}, which is not "
+                f"supported; supported: {', '.join(q.name for q in SUPPORTED_TYPES)}"
+            )
+    tensors = {t.name: t for t in reader.tensors}
+    config = hf_config(reader, arch, tensors, path.name)
+    tok = build_tokenizer(reader, path.name)
+    config["bos_token_id"] = tok.bos_id
+    config["eos_token_id"] = tok.eos_id
+    weights = hf_weights(reader, arch, config, path.name)
+    if "lm_head.weight" not in weights:
+        config["tie_word_embeddings"] = True
+    (out_dir / "config.json").write_text(json.dumps(config, indent=2))
+    gen = {"bos_token_id": tok.bos_id, "eos_token_id": tok.end_ids}
+    (out_dir / "generation_config.json").write_text(json.dumps(gen, indent=2))
+    tok.save(out_dir)
+    save_file(weights, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
+
+
+def _dequantized(t: Any) -> np.ndarray:
+    """One tensor as float32 in numpy/torch order (GGUF lists dims fastest-first)."""
+    shape = tuple(int(d) for d in reversed(t.shape.tolist()))
+    data = np.asarray(t.data)
+    if t.tensor_type == Q.F32:
+        out = data.view(np.float32)
+    elif t.tensor_type == Q.F16:
+        out = data.view(np.float16).astype(np.float32)
+    else:
+        out = dequantize(data.view(np.uint8), t.tensor_type)
+    return np.ascontiguousarray(out.reshape(shape), dtype=np.float32)
+
+
+def hf_config(reader: GGUFReader, arch: str, tensors: dict[str, Any], name: str) -> dict[str, Any]:
+    """config.json (HF keys) from ``<arch>.*`` metadata."""
+
+    def get(key: str, default: Any = None) -> Any:
+        v = field_value(reader, f"{arch}.{key}")
+        if v is None and default is None:
+            raise ModelLoadError(f"{name}: the GGUF metadata lacks {arch}.{key}")
+        return default if v is None else v
+
+    embd = tensors.get("token_embd.weight")
+    if embd is None:
+        raise ModelLoadError(f"{name}: the GGUF file has no token_embd.weight tensor")
+    vocab = int(embd.shape[1])
+    hidden, layers, heads = (
+        int(get("embedding_length")),
+        int(get("block_count")),
+        int(get("attention.head_count")),
+    )
+    common: dict[str, Any] = {
+        "architectures": [ARCHITECTURES[arch]],
+        "model_type": arch,
+        "vocab_size": vocab,
+        "tie_word_embeddings": "output.weight" not in tensors,
+        "torch_dtype": "float32",
+    }
+    if arch == "gpt2":
+        return common | {
+            "n_embd": hidden,
+            "n_layer": layers,
+            "n_head": heads,
+            "n_inner": int(get("feed_forward_length", 4 * hidden)),
+            "n_positions": int(get("context_length")),
+            "layer_norm_epsilon": float(get("attention.layer_norm_epsilon", 1e-5)),
+            "activation_function": "gelu_new",
+        }
+    head_dim = int(
+        get("attention.key_length", 0) or get("rope.dimension_count", 0) or hidden // heads
+    )
+    out = common | {
+        "hidden_size": hidden,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "num_key_value_heads": int(get("attention.head_count_kv", heads)),
+        "head_dim": head_dim,
+        "intermediate_size": int(get("feed_forward_length")),
+        "max_position_embeddings": int(get("context_length")),
+        "rms_norm_eps": float(get("attention.layer_norm_rms_epsilon", 1e-6)),
+        "hidden_act": "silu",
+        "rope_theta": float(get("rope.freq_base", 10000.0)),
+        "rope_scaling": _rope_scaling(reader, arch, tensors, head_dim, name),
+    }
+    if arch == "llama":
+        out["attention_bias"] = "blk.0.attn_q.bias" in tensors
+    return out
+
+
+def _rope_scaling(
+    reader: GGUFReader, arch: str, tensors: dict[str, Any], head_dim: int, name: str
+) -> dict[str, Any] | None:
+    kind = field_value(reader, f"{arch}.rope.scaling.type")
+    factor = field_value(reader, f"{arch}.rope.scaling.factor")
+    if "rope_freqs.weight" in tensors:
+        # Llama 3.1+: llama.cpp stores the per-frequency divisors, not the HF parameters.
+        # Recover them (every Llama 3.x uses these three) and check that they reproduce the table.
+        freqs = _dequantized(tensors["rope_freqs.weight"]).reshape(-1)
+        theta = float(field_value(reader, f"{arch}.rope.freq_base") or 10000.0)
+        scaling = {
+            "rope_type": "llama3",
+            "factor": float(freqs.max()),
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 8192,
+        }
+        if not np.allclose(_llama3_divisors(scaling, theta, head_dim), freqs, rtol=1e-3):
+            raise ModelLoadError(f"{name}: unsupported rope_freqs table (not Llama 3 rope scaling)")
+        return scaling
+    if kind in (None, "none") or factor in (None, 1.0, 0.0):
+        return None
+    if kind != "linear":
+        raise ModelLoadError(
+            f"{name}: unsupported rope scaling {kind!r}; supported: linear, llama3"
+        )
+    return {"rope_type": "linear", "factor": float(factor)}
+
+
+def _llama3_divisors(s: dict[str, Any], theta: float, head_dim: int) -> np.ndarray:
+    """What llama.cpp's converter writes as ``rope_freqs`` for these llama3 parameters."""
+    freqs = 1.0 / theta ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)
+    wavelen = 2 * np.pi / freqs
+    old = s["original_max_position_embeddings"]
+    low, high = old / s["low_freq_factor"], old / s["high_freq_factor"]
+    smooth = (old / wavelen - s["low_freq_factor"]) / (s["high_freq_factor"] - s["low_freq_factor"])
+    mid = 1 / ((1 - smooth) / s["factor"] + smooth)
+    return np.where(wavelen < high, 1.0, np.where(wavelen > low, s["factor"], mid))
+
+
+def unpermute_rope(w: np.ndarray, n_head: int) -> np.ndarray:
+    """Undo llama.cpp's q/k row permutation (its RoPE rotates adjacent pairs, HF's rotates
+    halves): the inverse of ``w.reshape(n, 2, d // n // 2, *rest).swapaxes(1, 2)``."""
+    rows = w.shape[0]
+    return np.ascontiguousarray(
+        w.reshape(n_head, rows // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+    )
+
+
+def hf_weights(
+    reader: GGUFReader, arch: str, config: dict[str, Any], name: str
+) -> dict[str, np.ndarray]:
+    """All tensors dequantized to float32, under Hugging Face names and layouts."""
+    rename: Callable[[str, np.ndarray], tuple[str, np.ndarray] | None]
+    rename = _gpt2_tensor if arch == "gpt2" else _llama_tensor
+    out: dict[str, np.ndarray] = {}
+    for t in reader.tensors:
+        w = _dequantized(t)
+        if arch == "llama" and re.search(r"\.attn_[qk]\.", t.name):
+            heads = config["num_attention_heads"]
+            if ".attn_k." in t.name:
+                heads = config["num_key_value_heads"]
+            w = unpermute_rope(w, heads)
+        mapped = rename(t.name, w)
+        if mapped is None:
+            raise ModelLoadError(f"{name}: unexpected tensor {t.name!r} for architecture {arch}")
+        if mapped[0]:
+            out[mapped[0]] = mapped[1]
+    return out
+
+
+def _llama_tensor(gname: str, w: np.ndarray) -> tuple[str, np.ndarray] | None:
+    fixed = {
+        "token_embd.weight": "model.embed_tokens.weight",
+        "output_norm.weight": "model.norm.weight",
+        "output.weight": "lm_head.weight",
+        "rope_freqs.weight": "",  # folded into config.json's rope_scaling
+    }
+    if gname in fixed:
+        return fixed[gname], w
+    m = _BLOCK.match(gname)
+    if not m or m.group(2) not in _LLAMA_NAMES:
+        return None
+    layer, part, kind = m.groups()
+    return f"model.layers.{layer}.{_LLAMA_NAMES[part]}.{kind}", w
+
+
+def _gpt2_tensor(gname: str, w: np.ndarray) -> tuple[str, np.ndarray] | None:
+    fixed = {
+        "token_embd.weight": "transformer.wte.weight",
+        "position_embd.weight": "transformer.wpe.weight",
+        "output_norm.weight": "transformer.ln_f.weight",
+        "output_norm.bias": "transformer.ln_f.bias",
+        "output.weight": "lm_head.weight",
+    }
+    if gname in fixed:
+        return fixed[gname], w
+    m = _BLOCK.match(gname)
+    if not m or m.group(2) not in _GPT2_NAMES:
+        return None
+    layer, part, kind = m.groups()
+    if part in _GPT2_CONV1D and kind == "weight":
+        w = np.ascontiguousarray(w.T)
+    return f"transformer.h.{layer}.{_GPT2_NAMES[part]}.{kind}", w
