@@ -159,7 +159,8 @@ def gguf_metadata_summary(path: Path) -> dict[str, Any]:
 
 
 def convert_gguf(path: Path, out_dir: Path) -> None:
-    """Write ``path`` as a Hugging Face checkpoint into the existing folder ``out_dir``."""
+    """Write ``path`` as a Hugging Face checkpoint into the folder ``out_dir`` (made if absent;
+    not atomic: ``gguf_checkpoint`` and callers that need it write to a temp folder first)."""
     path, out_dir = Path(path), Path(out_dir)
     reader = open_gguf(path)
     arch = field_value(reader, "general.architecture")
@@ -181,6 +182,7 @@ def convert_gguf(path: Path, out_dir: Path) -> None:
     weights = hf_weights(reader, arch, config, path.name)
     if "lm_head.weight" not in weights:
         config["tie_word_embeddings"] = True
+    out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.json").write_text(json.dumps(config, indent=2))
     gen = {"bos_token_id": tok.bos_id, "eos_token_id": tok.end_ids}
     (out_dir / "generation_config.json").write_text(json.dumps(gen, indent=2))
