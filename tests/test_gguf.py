@@ -22,6 +22,8 @@ import engine
 from engine import paths
 from engine.formats import gguf as gguf_format
 from engine.formats.gguf import convert_gguf, gguf_checkpoint, gguf_metadata_summary
+from engine.formats.gguf_config import llama3_divisors
+from engine.formats.gguf_dequant import dequantize_tensor
 
 TEXTS = [
     *CORPUS[:5],
@@ -295,7 +297,7 @@ def test_dequantization_matches_ggml_reference(qtype: Q, tmp_path: Path) -> None
     w.write_tensors_to_file()
     w.close()
     (tensor,) = gguf.GGUFReader(tmp_path / "q.gguf").tensors
-    got = gguf_format._dequantized(tensor)
+    got = dequantize_tensor(tensor)
     assert got.shape == (rows, per_row * block) and got.dtype == np.float32
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
 
@@ -315,7 +317,7 @@ def test_quantization_round_trip_error_is_bounded(qtype: Q, bound: float, tmp_pa
     w.write_tensors_to_file()
     w.close()
     (tensor,) = gguf.GGUFReader(tmp_path / "q.gguf").tensors
-    got = gguf_format._dequantized(tensor)
+    got = dequantize_tensor(tensor)
     err = np.abs(got - x).max() / np.abs(x).max()
     assert 0 < err < bound if qtype != Q.F16 else err < bound
 
@@ -392,7 +394,7 @@ def test_llama3_rope_scaling_from_rope_freqs(tmp_path: Path) -> None:
     }
     ref = make_hf_model("llama", tmp_path / "m", rope_scaling=dict(scaling), rope_theta=500000.0)
     # llama.cpp writes the per-frequency divisors, not the parameters.
-    freqs = gguf_format._llama3_divisors(scaling, 500000.0, 16).astype(np.float32)
+    freqs = llama3_divisors(scaling, 500000.0, 16).astype(np.float32)
     extra = {"rope_freqs.weight": freqs}
     path = write_gguf(tmp_path / "l3.gguf", "llama", tmp_path / "m", extra=extra)
     model = engine.load(path, dtype="float32")
@@ -607,3 +609,20 @@ def test_merges_from_scores_match_transformers(tmp_path: Path) -> None:
     merges = merges_from_scores(vocab, scores)
     assert len(merges) > 100
     assert merges == generate_merges(vocab, scores)
+
+
+def test_metadata_summary_from_the_header(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    path = write_gguf(tmp_path / "s.gguf", "gpt2", tiny_models["gpt2"], Q.Q8_0)
+    reader = gguf.GGUFReader(path)
+    summary = gguf_metadata_summary(path)
+    assert summary == {
+        "architecture": "gpt2",
+        "name": "tiny gpt2",
+        "file_type": None,  # this writer sets no general.file_type
+        "context_length": 128,
+        "tensor_types": ["F32", "Q8_0"],
+        "parameters": sum(int(t.n_elements) for t in reader.tensors),
+    }
+    path.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(engine.ModelLoadError, match="truncated"):
+        gguf_metadata_summary(path)

@@ -19,27 +19,17 @@ from typing import Any
 
 import numpy as np
 from gguf import GGMLQuantizationType, GGUFReader, LlamaFileType
-from gguf.quants import dequantize
 from safetensors.numpy import save_file
 
 from engine import paths
 from engine.errors import ModelLoadError
+from engine.formats.gguf_config import ARCHITECTURES, hf_config
+from engine.formats.gguf_dequant import SUPPORTED_TYPES, dequantize_tensor, unpermute_rope
+from engine.formats.gguf_header import read_header
 from engine.formats.gguf_tokenizer import build_tokenizer, field_value
 
 # Bump when the converted folder changes shape, so old cache entries are rebuilt.
 CONVERTER_VERSION = 1
-
-ARCHITECTURES = {
-    "llama": "LlamaForCausalLM",
-    "qwen2": "Qwen2ForCausalLM",
-    "gpt2": "GPT2LMHeadModel",
-}
-
-Q = GGMLQuantizationType
-SUPPORTED_TYPES: tuple[GGMLQuantizationType, ...] = (
-    *(Q.F32, Q.F16, Q.BF16, Q.Q8_0, Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1),
-    *(Q.Q4_K, Q.Q5_K, Q.Q6_K),
-)
 
 _LLAMA_NAMES = {
     "attn_norm": "input_layernorm",
@@ -132,29 +122,38 @@ def open_gguf(path: Path) -> GGUFReader:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         if "is not a valid GGMLQuantizationType" in msg:
             raise ModelLoadError(f"{path} has a tensor of unknown type ({msg})") from None
+        if "version" in msg:
+            raise ModelLoadError(f"{path}: unsupported GGUF version ({msg})") from None
         raise ModelLoadError(f"{path} is truncated or corrupt ({msg}); download it again") from None
     except (IndexError, KeyError, OverflowError, TypeError) as e:
         raise ModelLoadError(f"{path} is truncated or corrupt ({e}); download it again") from None
 
 
 def gguf_metadata_summary(path: Path) -> dict[str, Any]:
-    """Architecture, name, file type (quantization) and context length of a GGUF file."""
-    reader = open_gguf(Path(path))
-    arch = field_value(reader, "general.architecture")
-    file_type = field_value(reader, "general.file_type")
+    """Architecture, name, file type (quantization), context length, tensor types and parameter
+    count of a GGUF file, from its header alone (fast: no vocabulary or weights are read)."""
+    meta, tensors = read_header(Path(path))
+    arch = meta.get("general.architecture")
+    file_type = meta.get("general.file_type")
     try:
         ftype = (
             LlamaFileType(file_type).name.removeprefix("MOSTLY_") if file_type is not None else None
         )
     except ValueError:
         ftype = str(file_type)
+    types = set()
+    for _, t, _ in tensors:
+        try:
+            types.add(GGMLQuantizationType(t).name)
+        except ValueError:
+            types.add(str(t))
     return {
         "architecture": arch,
-        "name": field_value(reader, "general.name"),
+        "name": meta.get("general.name"),
         "file_type": ftype,
-        "context_length": field_value(reader, f"{arch}.context_length"),
-        "tensor_types": sorted({t.tensor_type.name for t in reader.tensors}),
-        "parameters": int(sum(int(t.n_elements) for t in reader.tensors)),
+        "context_length": meta.get(f"{arch}.context_length"),
+        "tensor_types": sorted(types),
+        "parameters": sum(n for _, _, n in tensors),
     }
 
 
@@ -190,124 +189,6 @@ def convert_gguf(path: Path, out_dir: Path) -> None:
     save_file(weights, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
 
 
-def _dequantized(t: Any) -> np.ndarray:
-    """One tensor as float32 in numpy/torch order (GGUF lists dims fastest-first)."""
-    shape = tuple(int(d) for d in reversed(t.shape.tolist()))
-    data = np.asarray(t.data)
-    if t.tensor_type == Q.F32:
-        out = data.view(np.float32)
-    elif t.tensor_type == Q.F16:
-        out = data.view(np.float16).astype(np.float32)
-    else:
-        out = dequantize(data.view(np.uint8), t.tensor_type)
-    return np.ascontiguousarray(out.reshape(shape), dtype=np.float32)
-
-
-def hf_config(reader: GGUFReader, arch: str, tensors: dict[str, Any], name: str) -> dict[str, Any]:
-    """config.json (HF keys) from ``<arch>.*`` metadata."""
-
-    def get(key: str, default: Any = None) -> Any:
-        v = field_value(reader, f"{arch}.{key}")
-        if v is None and default is None:
-            raise ModelLoadError(f"{name}: the GGUF metadata lacks {arch}.{key}")
-        return default if v is None else v
-
-    embd = tensors.get("token_embd.weight")
-    if embd is None:
-        raise ModelLoadError(f"{name}: the GGUF file has no token_embd.weight tensor")
-    vocab = int(embd.shape[1])
-    hidden, layers, heads = (
-        int(get("embedding_length")),
-        int(get("block_count")),
-        int(get("attention.head_count")),
-    )
-    common: dict[str, Any] = {
-        "architectures": [ARCHITECTURES[arch]],
-        "model_type": arch,
-        "vocab_size": vocab,
-        "tie_word_embeddings": "output.weight" not in tensors,
-        "torch_dtype": "float32",
-    }
-    if arch == "gpt2":
-        return common | {
-            "n_embd": hidden,
-            "n_layer": layers,
-            "n_head": heads,
-            "n_inner": int(get("feed_forward_length", 4 * hidden)),
-            "n_positions": int(get("context_length")),
-            "layer_norm_epsilon": float(get("attention.layer_norm_epsilon", 1e-5)),
-            "activation_function": "gelu_new",
-        }
-    head_dim = int(
-        get("attention.key_length", 0) or get("rope.dimension_count", 0) or hidden // heads
-    )
-    out = common | {
-        "hidden_size": hidden,
-        "num_hidden_layers": layers,
-        "num_attention_heads": heads,
-        "num_key_value_heads": int(get("attention.head_count_kv", heads)),
-        "head_dim": head_dim,
-        "intermediate_size": int(get("feed_forward_length")),
-        "max_position_embeddings": int(get("context_length")),
-        "rms_norm_eps": float(get("attention.layer_norm_rms_epsilon", 1e-6)),
-        "hidden_act": "silu",
-        "rope_theta": float(get("rope.freq_base", 10000.0)),
-        "rope_scaling": _rope_scaling(reader, arch, tensors, head_dim, name),
-    }
-    if arch == "llama":
-        out["attention_bias"] = "blk.0.attn_q.bias" in tensors
-    return out
-
-
-def _rope_scaling(
-    reader: GGUFReader, arch: str, tensors: dict[str, Any], head_dim: int, name: str
-) -> dict[str, Any] | None:
-    kind = field_value(reader, f"{arch}.rope.scaling.type")
-    factor = field_value(reader, f"{arch}.rope.scaling.factor")
-    if "rope_freqs.weight" in tensors:
-        # Llama 3.1+: llama.cpp stores the per-frequency divisors, not the HF parameters.
-        # Recover them (every Llama 3.x uses these three) and check that they reproduce the table.
-        freqs = _dequantized(tensors["rope_freqs.weight"]).reshape(-1)
-        theta = float(field_value(reader, f"{arch}.rope.freq_base") or 10000.0)
-        scaling = {
-            "rope_type": "llama3",
-            "factor": float(freqs.max()),
-            "low_freq_factor": 1.0,
-            "high_freq_factor": 4.0,
-            "original_max_position_embeddings": 8192,
-        }
-        if not np.allclose(_llama3_divisors(scaling, theta, head_dim), freqs, rtol=1e-3):
-            raise ModelLoadError(f"{name}: unsupported rope_freqs table (not Llama 3 rope scaling)")
-        return scaling
-    if kind in (None, "none") or factor in (None, 1.0, 0.0):
-        return None
-    if kind != "linear":
-        raise ModelLoadError(
-            f"{name}: unsupported rope scaling {kind!r}; supported: linear, llama3"
-        )
-    return {"rope_type": "linear", "factor": float(factor)}
-
-
-def _llama3_divisors(s: dict[str, Any], theta: float, head_dim: int) -> np.ndarray:
-    """What llama.cpp's converter writes as ``rope_freqs`` for these llama3 parameters."""
-    freqs = 1.0 / theta ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)
-    wavelen = 2 * np.pi / freqs
-    old = s["original_max_position_embeddings"]
-    low, high = old / s["low_freq_factor"], old / s["high_freq_factor"]
-    smooth = (old / wavelen - s["low_freq_factor"]) / (s["high_freq_factor"] - s["low_freq_factor"])
-    mid = 1 / ((1 - smooth) / s["factor"] + smooth)
-    return np.where(wavelen < high, 1.0, np.where(wavelen > low, s["factor"], mid))
-
-
-def unpermute_rope(w: np.ndarray, n_head: int) -> np.ndarray:
-    """Undo llama.cpp's q/k row permutation (its RoPE rotates adjacent pairs, HF's rotates
-    halves): the inverse of ``w.reshape(n, 2, d // n // 2, *rest).swapaxes(1, 2)``."""
-    rows = w.shape[0]
-    return np.ascontiguousarray(
-        w.reshape(n_head, rows // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
-    )
-
-
 def hf_weights(
     reader: GGUFReader, arch: str, config: dict[str, Any], name: str
 ) -> dict[str, np.ndarray]:
@@ -316,7 +197,7 @@ def hf_weights(
     rename = _gpt2_tensor if arch == "gpt2" else _llama_tensor
     out: dict[str, np.ndarray] = {}
     for t in reader.tensors:
-        w = _dequantized(t)
+        w = dequantize_tensor(t)
         if arch == "llama" and re.search(r"\.attn_[qk]\.", t.name):
             heads = config["num_attention_heads"]
             if ".attn_k." in t.name:
