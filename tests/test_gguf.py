@@ -626,3 +626,20 @@ def test_metadata_summary_from_the_header(tiny_models: dict[str, Path], tmp_path
     path.write_bytes(path.read_bytes()[:300])
     with pytest.raises(engine.ModelLoadError, match="truncated"):
         gguf_metadata_summary(path)
+
+
+def test_large_models_are_written_in_shards(
+    tiny_models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_gguf(tmp_path / "s.gguf", "llama", tiny_models["llama"], Q.Q8_0)
+    whole = engine.load(path, dtype="float32")
+    monkeypatch.setattr(gguf_format, "SHARD_BYTES", 40_000)
+    out = tmp_path / "sharded"
+    convert_gguf(path, out)
+    shards = sorted(p.name for p in out.glob("model-*.safetensors"))
+    assert len(shards) > 2 and not (out / "model.safetensors").exists()
+    index = json.loads((out / "model.safetensors.index.json").read_text())
+    assert sorted(set(index["weight_map"].values())) == shards
+    ids = whole.tokenizer.encode(TEXTS[0])
+    sharded = engine.load(out, dtype="float32")
+    assert torch.equal(sharded.logits(ids), whole.logits(ids))

@@ -13,7 +13,7 @@ import json
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,8 @@ from engine.formats.gguf_tokenizer import build_tokenizer, field_value
 
 # Bump when the converted folder changes shape, so old cache entries are rebuilt.
 CONVERTER_VERSION = 1
+# float32 safetensors shards: the conversion holds at most one in memory.
+SHARD_BYTES = 2 << 30
 
 _LLAMA_NAMES = {
     "attn_norm": "input_layernorm",
@@ -61,7 +63,7 @@ def gguf_checkpoint(path: Path) -> Path:
     key = cache_key(path)
     root = paths.cache_dir() / "gguf"
     dest = root / key
-    if (dest / "model.safetensors").is_file():
+    if (dest / "config.json").is_file():  # folders appear complete (renamed into place)
         return dest
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
@@ -71,7 +73,7 @@ def gguf_checkpoint(path: Path) -> Path:
         try:
             tmp.rename(dest)
         except OSError:
-            if not (dest / "model.safetensors").is_file():  # not a concurrent conversion
+            if not (dest / "config.json").is_file():  # not a concurrent conversion
                 raise
             shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
@@ -178,25 +180,49 @@ def convert_gguf(path: Path, out_dir: Path) -> None:
     tok = build_tokenizer(reader, path.name)
     config["bos_token_id"] = tok.bos_id
     config["eos_token_id"] = tok.eos_id
-    weights = hf_weights(reader, arch, config, path.name)
-    if "lm_head.weight" not in weights:
-        config["tie_word_embeddings"] = True
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.json").write_text(json.dumps(config, indent=2))
     gen = {"bos_token_id": tok.bos_id, "eos_token_id": tok.end_ids}
     (out_dir / "generation_config.json").write_text(json.dumps(gen, indent=2))
     tok.save(out_dir)
-    save_file(weights, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
+    write_weights(reader, arch, config, path.name, out_dir)
+
+
+def write_weights(
+    reader: GGUFReader, arch: str, config: dict[str, Any], name: str, out_dir: Path
+) -> None:
+    """Dequantize tensor by tensor into safetensors shards of at most ``SHARD_BYTES``, so
+    memory holds one shard, not the whole float32 model."""
+    groups: list[list[Any]] = [[]]
+    size = 0
+    for t in reader.tensors:
+        nbytes = int(t.n_elements) * 4
+        if groups[-1] and size + nbytes > SHARD_BYTES:
+            groups.append([])
+            size = 0
+        groups[-1].append(t)
+        size += nbytes
+    weight_map: dict[str, str] = {}
+    for i, group in enumerate(groups):
+        file = "model.safetensors"
+        if len(groups) > 1:
+            file = f"model-{i + 1:05d}-of-{len(groups):05d}.safetensors"
+        shard = dict(hf_weights(group, arch, config, name))
+        save_file(shard, str(out_dir / file), metadata={"format": "pt"})
+        weight_map |= dict.fromkeys(shard, file)
+        del shard
+    if len(groups) > 1:
+        index = {"metadata": {}, "weight_map": weight_map}
+        (out_dir / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
 
 
 def hf_weights(
-    reader: GGUFReader, arch: str, config: dict[str, Any], name: str
-) -> dict[str, np.ndarray]:
-    """All tensors dequantized to float32, under Hugging Face names and layouts."""
+    tensors: list[Any], arch: str, config: dict[str, Any], name: str
+) -> Iterator[tuple[str, np.ndarray]]:
+    """Each tensor dequantized to float32, under its Hugging Face name and layout."""
     rename: Callable[[str, np.ndarray], tuple[str, np.ndarray] | None]
     rename = _gpt2_tensor if arch == "gpt2" else _llama_tensor
-    out: dict[str, np.ndarray] = {}
-    for t in reader.tensors:
+    for t in tensors:
         w = dequantize_tensor(t)
         if arch == "llama" and re.search(r"\.attn_[qk]\.", t.name):
             heads = config["num_attention_heads"]
@@ -207,8 +233,7 @@ def hf_weights(
         if mapped is None:
             raise ModelLoadError(f"{name}: unexpected tensor {t.name!r} for architecture {arch}")
         if mapped[0]:
-            out[mapped[0]] = mapped[1]
-    return out
+            yield mapped
 
 
 def _llama_tensor(gname: str, w: np.ndarray) -> tuple[str, np.ndarray] | None:
