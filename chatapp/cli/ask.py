@@ -1,0 +1,118 @@
+"""``chatapp ask "PROMPT"``: one reply, streamed to stdout, for scripts and pipes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def register(subs: Any, parser: argparse.ArgumentParser) -> None:
+    p = subs.add_parser(
+        "ask",
+        help="ask one question and print the reply",
+        description="Ask one question; the reply streams to stdout. Piped stdin is appended to "
+        "the prompt (`git diff | chatapp ask 'review this'`); PROMPT '-' reads it all from stdin.",
+    )
+    p.add_argument("prompt", metavar="PROMPT", help="the question, or - to read it from stdin")
+    p.add_argument("--model", metavar="NAME|PATH", help="installed name, folder or .gguf file")
+    p.add_argument("--system", metavar="TEXT", help="a system message")
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--top-k", type=int, default=50)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--min-p", type=float, default=0.0)
+    p.add_argument("--repetition-penalty", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--max-tokens", type=int, default=512, help="most reply tokens (512)")
+    p.add_argument("--json", action="store_true", help='print {"reply", "model", "stats"}')
+    p.set_defaults(func=cmd_ask)
+
+
+def error(message: str) -> int:
+    print(f"chatapp: error: {message}", file=sys.stderr)
+    return 1
+
+
+def read_prompt(prompt: str) -> str:
+    """The prompt argument, with piped stdin appended (or all of it for ``-``)."""
+    stdin = sys.stdin
+    if prompt == "-":
+        return stdin.read() if stdin is not None else ""
+    if stdin is None or stdin.closed or stdin.isatty():
+        return prompt
+    try:
+        piped = stdin.read()
+    except OSError:  # no readable stdin (e.g. a test runner's)
+        return prompt
+    return f"{prompt}\n\n{piped}" if piped.strip() else prompt
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    import engine
+    from chatapp.console_text import strip_control
+    from chatapp.model_choice import resolve_model_source
+
+    try:
+        params = engine.SamplingParams(
+            temperature=args.temperature,
+            top_k=args.top_k,
+            top_p=args.top_p,
+            min_p=args.min_p,
+            repetition_penalty=args.repetition_penalty,
+            seed=args.seed,
+            max_new_tokens=args.max_tokens,
+        )
+    except ValueError as e:
+        return error(str(e).replace("max_new_tokens", "--max-tokens"))
+    text = read_prompt(args.prompt)
+    if not text.strip():
+        return error("the prompt is empty")
+    messages = [{"role": "system", "content": args.system}] if args.system else []
+    messages.append({"role": "user", "content": text})
+    out = sys.stdout
+    parts: list[str] = []
+    try:
+        source = resolve_model_source(args.model)
+        model = _load(source)
+        stream = model.chat(messages, params)
+        try:
+            for delta in stream:
+                clean = strip_control(delta)
+                parts.append(clean)
+                if not args.json and clean:
+                    out.write(clean)
+                    out.flush()
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+    except KeyboardInterrupt:
+        if parts and not args.json:
+            out.write("\n")
+            out.flush()
+        return 130
+    except (engine.ModelLoadError, engine.TemplateRenderError, ValueError) as e:
+        if parts and not args.json:
+            out.write("\n")
+        return error(str(e).splitlines()[0] if str(e) else type(e).__name__)
+    reply = "".join(parts)
+    if args.json:
+        stats = model.last_stats.as_dict()
+        out.write(json.dumps({"reply": reply, "model": model.name, "stats": stats}) + "\n")
+    elif not reply.endswith("\n"):
+        out.write("\n")
+    out.flush()
+    return 0
+
+
+def _load(source: str) -> Any:
+    """``engine.load`` with a spinner on stderr when it is a terminal."""
+    import engine
+
+    if not sys.stderr.isatty():
+        return engine.load(source)
+    from rich.console import Console
+
+    with Console(stderr=True).status(f"Loading {source}…"):
+        return engine.load(source)

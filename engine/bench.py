@@ -1,0 +1,180 @@
+"""Speed and memory of a model, llama-bench style: load, prefill, decode, TTFT, peak RSS.
+
+``run_bench`` returns plain dataclasses (``dataclasses.asdict`` gives JSON); printing is the
+caller's business. Decode ignores end-of-turn tokens so every rep generates the same count.
+"""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from engine.generate import Model
+from engine.sampling import SamplingParams
+
+CHAT_QUESTIONS = (
+    "Name a colour.",
+    "Name a fruit.",
+    "Name a city.",
+    "Name an animal.",
+    "Name a planet.",
+    "Name a metal.",
+    "Name a river.",
+    "Name a tree.",
+    "Name a flower.",
+    "Name a sport.",
+)
+
+
+@dataclass
+class Summary:
+    """Median and range of one measurement over the reps."""
+
+    median: float
+    min: float
+    max: float
+    samples: list[float] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, samples: list[float]) -> Summary:
+        return cls(statistics.median(samples), min(samples), max(samples), list(samples))
+
+
+@dataclass
+class ChatTurn:
+    turn: int
+    prompt_tokens: int
+    reused_tokens: int
+    new_tokens: int
+    time_to_first_token: float
+
+
+@dataclass
+class BenchResult:
+    model: str
+    architecture: str
+    parameters: int
+    dtype: str
+    threads: int
+    prompt_tokens: int
+    gen_tokens: int
+    reps: int
+    load_seconds: float
+    prefill_tokens_per_second: Summary
+    decode_tokens_per_second: Summary
+    time_to_first_token: Summary
+    peak_rss_mib: float
+    chat_turns: list[ChatTurn] = field(default_factory=list)
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set size so far (ru_maxrss: KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024
+
+
+def prompt_ids(model: Model, n: int, seed: int = 0) -> list[int]:
+    """``n`` random ordinary token ids (no special ones), the same for every rep."""
+    gen = torch.Generator().manual_seed(seed)
+    special = set(model.eos_ids)
+    if model.config.bos_token_id is not None:
+        special.add(model.config.bos_token_id)
+    vocab = min(model.config.vocab_size, model.tokenizer.vocab_size)
+    ids = torch.randint(0, vocab, (n * 2 + 16,), generator=gen).tolist()
+    return [i for i in ids if i not in special][:n]
+
+
+def run_bench(
+    source: str,
+    *,
+    prompt_tokens: int = 512,
+    gen_tokens: int = 128,
+    reps: int = 5,
+    threads: int | None = None,
+    chat_turns: int = 10,
+    chat_tokens: int = 16,
+    dtype: str = "auto",
+    progress: Callable[[str], None] | None = None,
+) -> BenchResult:
+    """Load ``source`` and measure it. Raises ``ModelLoadError`` / ``ValueError``."""
+    say = progress or (lambda _msg: None)
+    if prompt_tokens < 1 or gen_tokens < 2 or reps < 1:
+        raise ValueError("need --prompt-tokens >= 1, --gen-tokens >= 2 and --reps >= 1")
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
+    from engine.loader import load
+
+    say("loading")
+    t0 = time.perf_counter()
+    model = load(source, dtype=dtype)
+    load_seconds = time.perf_counter() - t0
+    if prompt_tokens + gen_tokens >= model.context_length:
+        raise ValueError(
+            f"--prompt-tokens + --gen-tokens ({prompt_tokens + gen_tokens}) must be below the "
+            f"context length {model.context_length}"
+        )
+    ids = prompt_ids(model, prompt_tokens)
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=gen_tokens)
+
+    say("warming up")
+    model.reset_cache()
+    warm = SamplingParams(temperature=0.0, max_new_tokens=2)
+    for _ in model.generate(ids[: min(8, len(ids))], warm, ignore_eos=True):
+        pass
+
+    prefill, decode, ttft = [], [], []
+    for rep in range(reps):
+        say(f"rep {rep + 1}/{reps}")
+        model.reset_cache()  # a cold cache: the whole prompt is prefilled every rep
+        n = sum(1 for _ in model.generate(ids, greedy, ignore_eos=True))
+        stats = model.last_stats
+        assert n == gen_tokens and stats.reused_tokens == 0
+        prefill.append(stats.prefill_tokens_per_second)
+        decode.append(stats.decode_tokens_per_second)
+        ttft.append(stats.time_to_first_token)
+
+    turns = chat_ttft(model, chat_turns, chat_tokens, say) if chat_turns else []
+    return BenchResult(
+        model=model.name,
+        architecture=model.config.architecture,
+        parameters=model.num_parameters(),
+        dtype=str(model.dtype).removeprefix("torch."),
+        threads=torch.get_num_threads(),
+        prompt_tokens=len(ids),
+        gen_tokens=gen_tokens,
+        reps=reps,
+        load_seconds=load_seconds,
+        prefill_tokens_per_second=Summary.of(prefill),
+        decode_tokens_per_second=Summary.of(decode),
+        time_to_first_token=Summary.of(ttft),
+        peak_rss_mib=peak_rss_mib(),
+        chat_turns=turns,
+    )
+
+
+def chat_ttft(
+    model: Model, turns: int, max_tokens: int, say: Callable[[str], None] = lambda _m: None
+) -> list[ChatTurn]:
+    """A scripted chat of ``turns`` short turns; each turn's TTFT and reused cache tokens."""
+    model.reset_cache()
+    params = SamplingParams(temperature=0.0, max_new_tokens=max_tokens)
+    messages: list[dict[str, str]] = []
+    out = []
+    for i in range(turns):
+        say(f"chat turn {i + 1}/{turns}")
+        messages.append({"role": "user", "content": CHAT_QUESTIONS[i % len(CHAT_QUESTIONS)]})
+        reply = "".join(model.chat(messages, params))
+        s = model.last_stats
+        out.append(
+            ChatTurn(i + 1, s.prompt_tokens, s.reused_tokens, s.new_tokens, s.time_to_first_token)
+        )
+        messages.append({"role": "assistant", "content": reply})
+    return out
