@@ -102,14 +102,31 @@ def run_bench(
     dtype: str = "auto",
     progress: Callable[[str], None] | None = None,
 ) -> BenchResult:
-    """Load ``source`` and measure it. Raises ``ModelLoadError`` / ``ValueError``."""
-    say = progress or (lambda _msg: None)
+    """Load ``source`` and measure it with ``threads`` torch threads (restored afterwards).
+    Raises ``ModelLoadError`` / ``ValueError``."""
     if prompt_tokens < 1 or gen_tokens < 2 or reps < 1:
         raise ValueError("need --prompt-tokens >= 1, --gen-tokens >= 2 and --reps >= 1")
-    if threads is not None:
-        if threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {threads}")
-        torch.set_num_threads(threads)
+    if threads is not None and threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {threads}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
+    try:
+        return _bench(source, prompt_tokens, gen_tokens, reps, chat_turns, chat_tokens, dtype,
+                      progress or (lambda _msg: None))  # fmt: skip
+    finally:
+        torch.set_num_threads(before)
+
+
+def _bench(
+    source: str,
+    prompt_tokens: int,
+    gen_tokens: int,
+    reps: int,
+    chat_turns: int,
+    chat_tokens: int,
+    dtype: str,
+    say: Callable[[str], None],
+) -> BenchResult:
     from engine.loader import load
 
     say("loading")
@@ -136,7 +153,8 @@ def run_bench(
         model.reset_cache()  # a cold cache: the whole prompt is prefilled every rep
         n = sum(1 for _ in model.generate(ids, greedy, ignore_eos=True))
         stats = model.last_stats
-        assert n == gen_tokens and stats.reused_tokens == 0
+        if n != gen_tokens or stats.reused_tokens:  # would make the figures meaningless
+            raise RuntimeError(f"rep {rep + 1}: {n} tokens, {stats.reused_tokens} reused")
         prefill.append(stats.prefill_tokens_per_second)
         decode.append(stats.decode_tokens_per_second)
         ttft.append(stats.time_to_first_token)

@@ -1,0 +1,214 @@
+"""``chatapp ask``: streaming, stdin, --json, terminal safety, exit codes, model choice."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import engine
+from chatapp.cli import ask as ask_mod
+from chatapp.cli import main
+from chatapp.console_text import strip_control
+from chatapp.model_choice import resolve_model_source
+from chatapp.model_import import import_model
+
+
+class TtyInput(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No embedded default model, no CHATAPP_MODEL, and a terminal (not a pipe) on stdin."""
+    monkeypatch.setenv("CHATAPP_ASSETS", str(tmp_path / "no-assets"))
+    monkeypatch.delenv("CHATAPP_MODEL", raising=False)
+    monkeypatch.setattr("sys.stdin", TtyInput(""))
+
+
+class FakeModel:
+    """Streams scripted chunks and records the messages it was given."""
+
+    name = "fake"
+
+    def __init__(self, chunks: list[str], interrupt_after: int | None = None) -> None:
+        self.chunks = chunks
+        self.interrupt_after = interrupt_after
+        self.messages: list[dict[str, str]] = []
+        self.params: engine.SamplingParams | None = None
+        self.closed = False
+        self.last_stats = engine.GenerationStats(new_tokens=len(chunks))
+
+    def chat(self, messages: list[dict[str, str]], params: engine.SamplingParams) -> Iterator[str]:
+        self.messages, self.params = messages, params
+        return self._stream()
+
+    def _stream(self) -> Iterator[str]:
+        try:
+            for i, c in enumerate(self.chunks):
+                if i == self.interrupt_after:
+                    raise KeyboardInterrupt
+                yield c
+        finally:
+            self.closed = True
+
+
+def use_fake(monkeypatch: pytest.MonkeyPatch, model: FakeModel) -> list[str]:
+    loaded: list[str] = []
+
+    def load(source: str) -> Any:
+        loaded.append(source)
+        return model
+
+    monkeypatch.setattr(ask_mod, "_load", load)
+    return loaded
+
+
+def test_reply_streams_to_stdout(
+    tiny_models: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["ask", "Hello", "--model", str(tiny_models["llama"]), "--seed", "1",
+                 "--max-tokens", "8"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0 and out.endswith("\n")
+    model = engine.load(tiny_models["llama"])
+    params = engine.SamplingParams(seed=1, max_new_tokens=8)
+    expected = "".join(model.chat([{"role": "user", "content": "Hello"}], params))
+    assert out == strip_control(expected) + ("" if expected.endswith("\n") else "\n")
+
+
+def test_json_prints_one_object_with_reply_model_and_stats(
+    tiny_models: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import_model(tiny_models["qwen2"], "q")
+    args = ["ask", "Hi", "--model", "q", "--temperature", "0", "--max-tokens", "5", "--json"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    data = json.loads(out)
+    assert out.count("\n") == 1
+    assert data["model"] == "q"
+    assert set(data["stats"]) >= {"prompt_tokens", "new_tokens", "time_to_first_token"}
+    assert 1 <= data["stats"]["new_tokens"] <= 5 or data["stats"]["stop_reason"] == "eos"
+    assert main(args) == 0  # greedy: the same reply again
+    assert json.loads(capsys.readouterr().out)["reply"] == data["reply"]
+
+
+def test_piped_stdin_is_appended_to_the_prompt(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeModel(["ok"])
+    use_fake(monkeypatch, fake)
+    monkeypatch.setattr("sys.stdin", io.StringIO("diff --git a b\n+x\n"))
+    assert main(["ask", "review this", "--system", "be brief", "--model", "m"]) == 0
+    assert fake.messages == [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "review this\n\ndiff --git a b\n+x\n"},
+    ]
+
+
+def test_dash_reads_the_whole_prompt_from_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeModel(["ok"])
+    use_fake(monkeypatch, fake)
+    monkeypatch.setattr("sys.stdin", TtyInput("from stdin"))
+    assert main(["ask", "-", "--model", "m"]) == 0
+    assert fake.messages == [{"role": "user", "content": "from stdin"}]
+
+
+def test_sampling_options_reach_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeModel(["ok"])
+    use_fake(monkeypatch, fake)
+    argv = ["ask", "q", "--model", "m", "--temperature", "0.5", "--top-k", "7", "--top-p", "0.9",
+            "--min-p", "0.05", "--repetition-penalty", "1.2", "--seed", "3", "--max-tokens", "9"]  # fmt: skip
+    assert main(argv) == 0
+    assert fake.params == engine.SamplingParams(
+        temperature=0.5, top_k=7, top_p=0.9, min_p=0.05, repetition_penalty=1.2, seed=3,
+        max_new_tokens=9,
+    )  # fmt: skip
+
+
+def test_terminal_escape_sequences_never_reach_stdout(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    use_fake(
+        monkeypatch, FakeModel(["\x1b[31mred\x1b[0m", "\x9b2J", "a\tb\r\nc\x07\x00\x7f", "é😀"])
+    )
+    assert main(["ask", "q", "--model", "m"]) == 0
+    assert capsys.readouterr().out == "[31mred[0m2Ja\tb\nc" + "é😀\n"
+    assert main(["ask", "q", "--model", "m", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["reply"] == "[31mred[0m2Ja\tb\nc" + "é😀"
+
+
+def test_strip_control_keeps_text_newlines_and_tabs() -> None:
+    text = "line 1\n\tline 2 — ünïcode 你好"
+    assert strip_control(text) == text
+    assert strip_control("".join(map(chr, range(0x20)))) == "\t\n"
+    assert strip_control("".join(map(chr, range(0x7F, 0xA1)))) == "\xa0"
+
+
+def test_ctrl_c_stops_cleanly_with_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = FakeModel(["partial ", "more", "never"], interrupt_after=2)
+    use_fake(monkeypatch, fake)
+    assert main(["ask", "q", "--model", "m"]) == 130
+    assert capsys.readouterr().out == "partial more\n"
+    assert fake.closed
+
+
+def test_unknown_model_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ask", "q", "--model", "nope"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("chatapp: error: no model at 'nope'") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "field"),
+    [("--temperature", "-1", "temperature"), ("--top-p", "0", "top_p"),
+     ("--max-tokens", "0", "--max-tokens")],
+)  # fmt: skip
+def test_bad_sampling_values_are_one_line_errors(
+    option: str, value: str, field: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["ask", "q", "--model", "m", option, value]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"chatapp: error: {field} must be") and err.count("\n") == 1
+
+
+def test_a_prompt_longer_than_the_context_is_a_one_line_error(
+    tiny_models: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    long = "Hello world! " * 200  # the tiny models hold 128 tokens
+    assert main(["ask", long, "--model", str(tiny_models["llama"])]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("chatapp: error: ") and "context" in captured.err
+
+
+def test_empty_prompt_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ask", "  ", "--model", "m"]) == 1
+    assert "empty" in capsys.readouterr().err
+
+
+def test_model_choice_order(
+    tiny_models: dict[str, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    with pytest.raises(engine.ModelLoadError, match="chatapp pull smollm2"):
+        resolve_model_source(None)
+    import_model(tiny_models["gpt2"], "b-model")
+    import_model(tiny_models["gpt2"], "a-model")
+    assert resolve_model_source(None) == "a-model"
+    guide = tmp_path / "no-assets" / "models" / "guide"  # the embedded default appears
+    guide.mkdir(parents=True)
+    (guide / "config.json").write_text("{}")
+    assert resolve_model_source(None) == str(guide)
+    monkeypatch.setenv("CHATAPP_MODEL", "b-model")
+    assert resolve_model_source(None) == "b-model"
+    assert resolve_model_source("explicit") == "explicit"
+
+
+def test_without_any_model_ask_says_how_to_get_one(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ask", "q"]) == 1
+    assert "chatapp pull smollm2" in capsys.readouterr().err
