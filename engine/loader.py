@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
+from torch.overrides import TorchFunctionMode
 
 from engine.config import ModelConfig
 from engine.errors import ModelLoadError
 from engine.formats import hf
+from engine.formats.safetensors_file import SafetensorsFormatError, read_safetensors
 from engine.generate import Model
 from engine.model import Transformer
 from engine.registry import resolve_source
@@ -40,7 +41,7 @@ def load(source: str | os.PathLike[str], *, dtype: str = "auto", device: str = "
     torch_dtype = _pick_dtype(dtype, cfg, device)
     tokenizer = Tokenizer.from_dir(path, eos_ids=cfg.eos_token_ids + _generation_eos(path))
     state = read_weights(path, cfg, dtype=torch_dtype)
-    with torch.device("meta"):
+    with torch.device("meta"), _SkipInit():
         net = Transformer(cfg)
     expected = net.state_dict()
     missing = [k for k in expected if k not in state and not _tied(cfg, k)]
@@ -67,6 +68,19 @@ def load(source: str | os.PathLike[str], *, dtype: str = "auto", device: str = "
     net.tie_weights()
     net.init_rope(device)
     return Model(net, tokenizer, name=path.name, path=str(path))
+
+
+class _SkipInit(TorchFunctionMode):
+    """Skip ``torch.nn.init`` while building a net whose parameters the checkpoint replaces.
+    Besides saving the work, ``normal_`` on a meta tensor goes through ``torch._refs``, which
+    imports ``torch._dynamo`` and sympy: about a second and 80 MiB of RSS on the first load."""
+
+    def __torch_function__(
+        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None
+    ) -> Any:
+        if getattr(func, "__module__", None) == "torch.nn.init":
+            return args[0] if args else kwargs["tensor"]
+        return func(*args, **(kwargs or {}))
 
 
 def read_config(path: Path) -> ModelConfig:
@@ -151,14 +165,11 @@ def read_weights(
         if not f.is_file():
             raise ModelLoadError(f"{f} is missing (named in the safetensors index)")
         try:
-            with safe_open(str(f), framework="pt") as st:
-                for k in st.keys():  # noqa: SIM118 - safe_open is not a dict
-                    t = st.get_tensor(k)
-                    tensors[k] = t.to(dtype) if dtype is not None and t.is_floating_point() else t
-        except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-            raise ModelLoadError(
-                f"{f} is corrupt or truncated ({str(e).splitlines()[0]}); download it again"
-            ) from None
+            tensors |= read_safetensors(f, dtype)
+        except SafetensorsFormatError as e:
+            raise ModelLoadError(f"{f} is corrupt or truncated ({e}); download it again") from None
+        except OSError as e:
+            raise ModelLoadError(f"cannot read {f}: {e.strerror or e}") from None
     return hf.from_hf(cfg, tensors)
 
 

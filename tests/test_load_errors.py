@@ -7,9 +7,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors.torch import load_file, save_file
 
 import engine
+from engine.formats.safetensors_file import read_safetensors
 
 
 def copy(src: Path, dst: Path) -> Path:
@@ -143,3 +145,79 @@ def test_bfloat16_load_runs(tiny_models: dict[str, Path]) -> None:
         len(list(model.generate(ids, engine.SamplingParams(max_new_tokens=3), ignore_eos=True)))
         == 3
     )
+
+
+def test_safetensors_cut_inside_the_data_names_the_tensor(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    d = copy(tiny_models["llama"], tmp_path / "m")
+    data = (d / "model.safetensors").read_bytes()
+    (d / "model.safetensors").write_bytes(data[:-1])
+    msg = load_error(d)
+    assert "corrupt or truncated" in msg and "ends at byte" in msg
+
+
+def test_safetensors_header_longer_than_the_file(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    d = copy(tiny_models["llama"], tmp_path / "m")
+    (d / "model.safetensors").write_bytes((1 << 40).to_bytes(8, "little") + b"{}")
+    assert "header length" in load_error(d)
+
+
+def write_raw_safetensors(path: Path, header: dict[str, object], data: bytes) -> None:
+    raw = json.dumps(header).encode()
+    path.write_bytes(len(raw).to_bytes(8, "little") + raw + data)
+
+
+def test_safetensors_offsets_that_disagree_with_the_shape(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    d = copy(tiny_models["llama"], tmp_path / "m")
+    header = {"w": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 20]}}
+    write_raw_safetensors(d / "model.safetensors", header, b"\x00" * 24)
+    assert "spans 20 bytes but its shape [2, 3] needs 24" in load_error(d)
+
+
+def test_safetensors_unsupported_dtype_is_named(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    d = copy(tiny_models["llama"], tmp_path / "m")
+    header = {"w": {"dtype": "C64", "shape": [1], "data_offsets": [0, 8]}}
+    write_raw_safetensors(d / "model.safetensors", header, b"\x00" * 8)
+    assert "unsupported dtype C64" in load_error(d)
+
+
+@pytest.mark.parametrize(
+    "dtype",
+    [
+        torch.float32,
+        torch.float16,
+        torch.bfloat16,
+        torch.int64,
+        torch.int32,
+        torch.uint8,
+        torch.bool,
+    ],
+)
+def test_safetensors_reader_matches_the_library(dtype: torch.dtype, tmp_path: Path) -> None:
+    g = torch.Generator().manual_seed(0)
+    tensors = {
+        "a": (torch.randn(3, 5, generator=g) * 50).to(dtype),
+        "scalar": torch.tensor(7).to(dtype),
+        "empty": torch.zeros(0, 4, dtype=dtype),
+    }
+    save_file(tensors, tmp_path / "x.safetensors", metadata={"format": "pt"})
+    got = read_safetensors(tmp_path / "x.safetensors")
+    want = load_file(tmp_path / "x.safetensors")
+    assert got.keys() == want.keys()
+    for k in want:
+        assert got[k].dtype == want[k].dtype and torch.equal(got[k], want[k])
+
+
+def test_safetensors_reader_casts_floats_only(tmp_path: Path) -> None:
+    tensors = {"w": torch.randn(4, 4), "ids": torch.arange(4)}
+    save_file(tensors, tmp_path / "x.safetensors")
+    got = read_safetensors(tmp_path / "x.safetensors", torch.bfloat16)
+    assert got["w"].dtype == torch.bfloat16 and torch.equal(got["w"], tensors["w"].bfloat16())
+    assert got["ids"].dtype == torch.int64 and torch.equal(got["ids"], tensors["ids"])
