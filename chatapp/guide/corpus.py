@@ -1,0 +1,204 @@
+"""Build the guide's training conversations and its held-out eval set from the fact tables.
+
+    train, evals = build_corpus(seed=0)
+    paths = write_corpus(out_dir, seed=0)  # out_dir/train.jsonl, out_dir/eval.jsonl
+
+Deterministic: the same seed gives byte-identical files (one ``random.Random(seed)``, no set or
+hash ordering). Eval questions come from framings and subject phrasings that training never
+uses, and any that still match a training question after normalisation are dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from chatapp.guide import facts_en, facts_zh
+from chatapp.guide.templates import frame, framings
+from chatapp.guide.topics import Topic
+
+LANGS: dict[str, list[Topic]] = {"en": facts_en.TOPICS, "zh": facts_zh.TOPICS}
+
+SINGLE_PER_TOPIC = 44  # single-turn conversations per topic and language
+MULTI_FRACTION = 0.25  # multi-turn conversations, as a fraction of the single-turn ones
+SYSTEM_FRACTION = 0.05
+EVAL_PER_TOPIC = 4
+MAX_CHARS = {"en": 1100, "zh": 300}  # one conversation's text; the model's context is 512
+
+SYSTEM_PROMPTS = {
+    "en": [
+        "You are a helpful assistant.",
+        "You are the chatapp guide.",
+        "Answer briefly.",
+        "You are a friendly assistant that explains chatapp.",
+        "Be concise.",
+    ],
+    "zh": [
+        "你是一个乐于助人的助手。",
+        "你是 chatapp 的向导。",
+        "请简短回答。",
+        "你是一个讲解 chatapp 的友好助手。",
+        "回答要简洁。",
+    ],
+}
+
+_EN_PREFIXES = ["hey ", "so ", "ok, ", "hi, ", "um "]
+_EN_SUFFIXES = [" please", " thanks", "??", " pls"]
+_ZH_PREFIXES = ["请问", "那个，", "你好，", "问一下，"]
+_ZH_SUFFIXES = ["呢", "啊", "？？", "，谢谢"]
+
+
+def normalize(text: str) -> str:
+    """Case, whitespace and punctuation folded away: how eval and train questions are compared."""
+    return re.sub(r"[\W_]+", "", text.lower())
+
+
+# Questions ------------------------------------------------------------------------------------
+
+
+def _typo(text: str, rng: random.Random) -> str:
+    """Swap two adjacent letters inside one plain lowercase word of 4+ letters."""
+    words = text.split(" ")
+    spots = [i for i, w in enumerate(words) if len(w) >= 4 and w.isalpha() and w.islower()]
+    if not spots:
+        return text
+    i = rng.choice(spots)
+    w = words[i]
+    j = rng.randrange(1, len(w) - 2)
+    words[i] = w[:j] + w[j + 1] + w[j] + w[j + 2 :]
+    return " ".join(words)
+
+
+def _casual(text: str, lang: str, rng: random.Random) -> str:
+    """A sloppier variant of a question: lowercase, no final punctuation, filler, a typo."""
+    if lang == "en":
+        r = rng.random()
+        if r < 0.35:
+            text = text.lower()
+        if rng.random() < 0.5:
+            text = text.rstrip("?.!")
+        if rng.random() < 0.2:
+            text = rng.choice(_EN_PREFIXES) + text[:1].lower() + text[1:]
+        elif rng.random() < 0.2:
+            text = text.rstrip("?.!") + rng.choice(_EN_SUFFIXES)
+        if rng.random() < 0.15:
+            text = _typo(text, rng)
+        return text
+    if rng.random() < 0.5:
+        text = text.rstrip("？。！")
+    if rng.random() < 0.3:
+        text = rng.choice(_ZH_PREFIXES) + text
+    elif rng.random() < 0.3:
+        text = text.rstrip("？。！") + rng.choice(_ZH_SUFFIXES)
+    if rng.random() < 0.2:
+        text = text.replace("？", "?")
+    return text
+
+
+def _dedupe(texts: Sequence[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    out = []
+    for t in texts:
+        n = normalize(t)
+        if n and n not in seen:
+            seen[n] = None
+            out.append(t)
+    return out
+
+
+def train_questions(t: Topic, lang: str, rng: random.Random) -> list[str]:
+    """Every training phrasing of a topic (framings × subjects, explicit questions, casual
+    variants), unique after normalisation, in a seed-dependent order."""
+    base = [
+        frame(tpl, s, lang) for s in t.subjects for tpl in framings(lang, t.kind, s, eval=False)
+    ]
+    base += list(t.questions)
+    variants = [_casual(q, lang, rng) for q in base]
+    if t.kind == "chat":  # few phrasings: more sloppy variants of each
+        variants += [_casual(q, lang, rng) for q in base]
+    pool = _dedupe(base + variants)
+    rng.shuffle(pool)
+    return pool
+
+
+def eval_candidates(t: Topic, lang: str) -> list[str]:
+    """Held-out phrasings: eval framings of every subject, any framing of an eval subject, and
+    the explicit eval questions (listed first)."""
+    out = list(t.eval_questions)
+    for s in t.subjects + t.eval_subjects:
+        out += [frame(tpl, s, lang) for tpl in framings(lang, t.kind, s, eval=True)]
+    for s in t.eval_subjects:
+        out += [frame(tpl, s, lang) for tpl in framings(lang, t.kind, s, eval=False)]
+    return _dedupe(out)
+
+
+# The corpus -----------------------------------------------------------------------------------
+
+
+Conversation = dict[str, list[dict[str, str]]]
+
+
+def _length(messages: list[dict[str, str]]) -> int:
+    return sum(len(m["content"]) for m in messages)
+
+
+def build_corpus(seed: int = 0) -> tuple[list[Conversation], list[dict[str, Any]]]:
+    """(training conversations, eval items); see the module docstring."""
+    rng = random.Random(seed)
+    train: list[Conversation] = []
+    evals: list[dict[str, Any]] = []
+    for lang, topics in LANGS.items():
+        pools = {t.id: train_questions(t, lang, rng) for t in topics}
+        seen = {normalize(q) for pool in pools.values() for q in pool}
+        convs: list[list[dict[str, str]]] = []
+        for t in topics:
+            pool = pools[t.id]
+            for i in range(SINGLE_PER_TOPIC):
+                question = pool[i % len(pool)]
+                convs.append(_turn(question, rng.choice(t.answers)))
+        for _ in range(int(len(convs) * MULTI_FRACTION)):
+            picked = rng.sample(topics, rng.choice((2, 2, 3)))
+            messages: list[dict[str, str]] = []
+            for t in picked:
+                turn = _turn(rng.choice(pools[t.id]), rng.choice(t.answers))
+                if messages and _length(messages + turn) > MAX_CHARS[lang]:
+                    break
+                messages += turn
+            convs.append(messages)
+        for messages in convs:
+            if rng.random() < SYSTEM_FRACTION:
+                messages.insert(0, {"role": "system", "content": rng.choice(SYSTEM_PROMPTS[lang])})
+            train.append({"messages": messages})
+        for t in topics:
+            fresh = [q for q in eval_candidates(t, lang) if normalize(q) not in seen]
+            explicit = [q for q in fresh if q in t.eval_questions][:2]
+            rest = [q for q in fresh if q not in explicit]
+            rng.shuffle(rest)
+            for q in (explicit + rest)[:EVAL_PER_TOPIC]:
+                evals.append({"lang": lang, "topic": t.id, "question": q, "keys": list(t.keys)})
+    rng.shuffle(train)
+    return train, evals
+
+
+def _turn(question: str, answer: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+
+
+def _write_jsonl(path: Path, rows: Sequence[Any]) -> None:
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    path.write_bytes(text.encode("utf-8"))
+
+
+def write_corpus(out_dir: Path | str, seed: int = 0) -> dict[str, Path]:
+    """Write ``train.jsonl`` and ``eval.jsonl`` into ``out_dir`` (created if missing)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    train, evals = build_corpus(seed)
+    paths = {"train": out / "train.jsonl", "eval": out / "eval.jsonl"}
+    _write_jsonl(paths["train"], train)
+    _write_jsonl(paths["eval"], evals)
+    return paths

