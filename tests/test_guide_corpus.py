@@ -125,6 +125,8 @@ def test_tables_cover_the_same_topics_with_short_answers() -> None:
     assert ids["en"] == ids["zh"]
     assert len(set(ids["en"])) == len(ids["en"])
     assert 50 <= len(ids["en"]) <= 75
+    answers = [a for _lang, _t, a in ALL_ANSWERS]
+    assert len(answers) == len(set(answers))  # an answer names its topic
     for lang, t, answer in ALL_ANSWERS:
         assert t.kind in KINDS
         assert 2 <= len(t.answers) <= 3, t.id

@@ -73,26 +73,27 @@ def _typo(text: str, rng: random.Random) -> str:
     return " ".join(words)
 
 
-def _casual(text: str, lang: str, rng: random.Random) -> str:
-    """A sloppier variant of a question: lowercase, no final punctuation, filler, a typo."""
+def _casual(text: str, lang: str, rng: random.Random, filler: bool = True) -> str:
+    """A sloppier variant of a question: lowercase, no final punctuation, filler words (unless
+    ``filler`` is false: greetings and small talk), a typo."""
     if lang == "en":
         r = rng.random()
         if r < 0.35:
             text = text.lower()
         if rng.random() < 0.5:
             text = text.rstrip("?.!")
-        if rng.random() < 0.2:
+        if filler and rng.random() < 0.2:
             text = rng.choice(_EN_PREFIXES) + text[:1].lower() + text[1:]
-        elif rng.random() < 0.2:
+        elif filler and rng.random() < 0.2:
             text = text.rstrip("?.!") + rng.choice(_EN_SUFFIXES)
         if rng.random() < 0.15:
             text = _typo(text, rng)
         return text
     if rng.random() < 0.5:
         text = text.rstrip("？。！")
-    if rng.random() < 0.3:
+    if filler and rng.random() < 0.3:
         text = rng.choice(_ZH_PREFIXES) + text
-    elif rng.random() < 0.3:
+    elif filler and rng.random() < 0.3:
         text = text.rstrip("？。！") + rng.choice(_ZH_SUFFIXES)
     if rng.random() < 0.2:
         text = text.replace("？", "?")
@@ -117,9 +118,10 @@ def train_questions(t: Topic, lang: str, rng: random.Random) -> list[str]:
         frame(tpl, s, lang) for s in t.subjects for tpl in framings(lang, t.kind, s, eval=False)
     ]
     base += list(t.questions)
-    variants = [_casual(q, lang, rng) for q in base]
-    if t.kind == "chat":  # few phrasings: more sloppy variants of each
-        variants += [_casual(q, lang, rng) for q in base]
+    chat = t.kind == "chat"
+    variants = [_casual(q, lang, rng, filler=not chat) for q in base]
+    if chat:  # few phrasings: more sloppy variants of each
+        variants += [_casual(q, lang, rng, filler=False) for q in base]
     pool = _dedupe(base + variants)
     rng.shuffle(pool)
     return pool
