@@ -55,35 +55,30 @@ def test_same_seed_same_bytes_different_seed_differs(tmp_path: Path) -> None:
 
 
 def test_cli_is_independent_of_hash_seed_and_light(tmp_path: Path) -> None:
-    """``python -m chatapp.guide`` gives the same bytes under other hash seeds, and importing the
-    generator pulls in neither torch nor the engine nor Textual."""
-    outs = []
-    for hash_seed in ("1", "2"):
-        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
-        out = tmp_path / hash_seed
-        done = subprocess.run(
-            [sys.executable, "-c",
-             "import sys, runpy\n"
-             "sys.argv = ['chatapp.guide', sys.argv[1], '--seed', '3']\n"
-             "try:\n    runpy.run_module('chatapp.guide', run_name='__main__')\n"
-             "except SystemExit as e:\n    assert not e.code, e.code\n"
-             "heavy = [m for m in ('torch', 'engine', 'textual', 'rich') if m in sys.modules]\n"
-             "assert not heavy, heavy\n",
-             str(out)],
-            capture_output=True, text=True, env=env, cwd=ROOT, check=False,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        assert "train:" in done.stdout and "eval:" in done.stdout
-        outs.append(((out / "train.jsonl").read_bytes(), (out / "eval.jsonl").read_bytes()))
-    assert outs[0] == outs[1]
-
-
-def test_jsonl_is_utf8_unescaped(tmp_path: Path) -> None:
-    paths = write_corpus(tmp_path, seed=0)
-    text = paths["train"].read_text(encoding="utf-8")
+    """``python -m chatapp.guide`` under a fixed hash seed writes the same bytes as this process
+    (a random hash seed), and importing the generator pulls in neither torch, the engine, Textual
+    nor Rich. The files are UTF-8 JSON lines without escapes."""
+    env = {**os.environ, "PYTHONHASHSEED": "1"}
+    out = tmp_path / "cli"
+    done = subprocess.run(
+        [sys.executable, "-c",
+         "import sys, runpy\n"
+         "sys.argv = ['chatapp.guide', sys.argv[1], '--seed', '3']\n"
+         "try:\n    runpy.run_module('chatapp.guide', run_name='__main__')\n"
+         "except SystemExit as e:\n    assert not e.code, e.code\n"
+         "heavy = [m for m in ('torch', 'engine', 'textual', 'rich') if m in sys.modules]\n"
+         "assert not heavy, heavy\n",
+         str(out)],
+        capture_output=True, text=True, env=env, cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "train:" in done.stdout and "eval:" in done.stdout
+    here = write_corpus(tmp_path / "here", seed=3)
+    for k in ("train", "eval"):
+        assert (out / f"{k}.jsonl").read_bytes() == here[k].read_bytes()
+    text = here["train"].read_text(encoding="utf-8")
     assert "按 Esc" in text and "\\u" not in text
-    lines = text.splitlines()
-    assert all(json.loads(line)["messages"] for line in lines)
+    assert all(json.loads(line)["messages"] for line in text.splitlines())
 
 
 def test_conversation_shape_and_mix(corpus: Any) -> None:
@@ -335,3 +330,13 @@ def test_files_and_settings_facts() -> None:
     assert Settings().history_enabled is True
     for key in SAMPLING_KEYS:  # every /set key has a topic of its own
         assert any(t.id == key for t in facts_en.TOPICS), key
+
+
+def test_repository_paths_exist() -> None:
+    """Paths the answers name (the guide's recipe), once the assets are in the checkout."""
+    named = {p for _lang, _t, a in ALL_ANSWERS for p in re.findall(r"assets/[\w/.-]+\w", a)}
+    assert named == {"assets/recipes/guide.toml"}
+    if not (ROOT / "assets" / "recipes").is_dir():
+        pytest.skip("assets/ not in this checkout")
+    for path in named:
+        assert (ROOT / path).is_file(), path

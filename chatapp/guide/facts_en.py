@@ -109,10 +109,10 @@ TOPICS: list[Topic] = [
     T(
         "rename_chat",
         "key",
-        ("Ctrl+B", "press R"),
+        "press R",
         [
-            "Open the chat list with Ctrl+B, highlight the chat and press R to rename it.",
-            "Press Ctrl+B, select the conversation, then press R and type the new title.",
+            "To rename a chat, press R on it in the chat list; Ctrl+B opens the list.",
+            "Open the list with Ctrl+B, press R on the conversation, then type the new title.",
         ],
         ["rename a chat", "rename a conversation", "change a chat's title"],
         ["give a conversation a new name"],
@@ -120,11 +120,11 @@ TOPICS: list[Topic] = [
     T(
         "delete_chat",
         "key",
-        ("Ctrl+B", "Del"),
+        "press Del",
         [
-            "Press Ctrl+B to open the chat list, highlight the chat and press Del (or D); confirm "
-            "with Y.",
-            "Open the list with Ctrl+B, select the conversation and press Del, then Y to confirm.",
+            "To delete a chat, press Del (or D) on it in the chat list, then Y to confirm; Ctrl+B "
+            "opens the list.",
+            "Open the list with Ctrl+B, press Del on the conversation, then press Y to confirm.",
         ],
         ["delete a chat", "delete a conversation", "remove an old chat"],
         ["get rid of a conversation"],
@@ -211,12 +211,12 @@ TOPICS: list[Topic] = [
     T(
         "tab_complete",
         "key",
-        "Tab",
+        "Press Tab",
         [
             "Press Tab while typing a slash command to complete it; it also completes setting "
             "names after /set.",
-            "Tab completes slash commands and their arguments, such as /set temperature or model "
-            "names after /model.",
+            "Press Tab to complete slash commands and their arguments, such as /set temperature or "
+            "model names after /model.",
         ],
         ["complete a command", "autocomplete a slash command", "finish typing a command"],
         ["fill in a command automatically"],
@@ -545,10 +545,10 @@ TOPICS: list[Topic] = [
         "howto",
         "chatapp train",
         [
-            "Run chatapp train on your own text. It uses chatapp's own trainer; the result is saved "
-            "in your models folder and shows in chatapp models.",
-            "chatapp train trains a model from plain text or chat conversations with the built-in "
-            "trainer.",
+            "Run chatapp train --text notes.txt --name mymodel to train a model on your own text "
+            "with chatapp's own trainer; it then shows in chatapp models.",
+            "chatapp train trains a tokenizer and a small model from .txt files (--text) or JSONL "
+            "chats (--chat) with the built-in trainer.",
         ],
         [
             "train my own model",
@@ -557,6 +557,24 @@ TOPICS: list[Topic] = [
             "fine-tune a model on my chats",
         ],
         ["build a model from scratch"],
+    ),
+    T(
+        "rebuild_guide",
+        "howto",
+        "--recipe",
+        [
+            "Run chatapp train --recipe assets/recipes/guide.toml --force from the repository "
+            "root. It rebuilds the guide from scratch in about 15 minutes on 2 CPU cores.",
+            "Use the recipe: chatapp train --recipe assets/recipes/guide.toml --force generates "
+            "the corpus and trains the guide again.",
+        ],
+        [
+            "rebuild the guide",
+            "train the guide myself",
+            "retrain the default model",
+            "reproduce the guide model",
+        ],
+        ["make the guide model again from scratch"],
     ),
     T(
         "version",
@@ -725,11 +743,12 @@ TOPICS: list[Topic] = [
     T(
         "models_dir",
         "where",
-        "data dir",
+        "models folder",
         [
             "Models are in the models folder of chatapp's data dir, one folder per model; on Linux "
             "that is usually ~/.local/share/chatapp/models.",
-            "The data dir has a models folder with one folder per model. chatapp models lists them.",
+            "Each model has its own folder in the models folder of the data dir. chatapp models "
+            "lists them.",
         ],
         ["the models", "my downloaded models", "the model files", "the models folder"],
         ["the installed checkpoints"],
@@ -739,8 +758,7 @@ TOPICS: list[Topic] = [
         "where",
         "chatapp.db",
         [
-            "Your chats are in chatapp.db, a SQLite database in chatapp's data dir, next to the "
-            "models folder.",
+            "Your chats are in chatapp.db, a SQLite database in chatapp's data dir.",
             "chatapp.db in the data dir holds your conversations and prompt history.",
         ],
         ["my conversations", "the chat history", "the saved chats", "the database"],
@@ -869,11 +887,11 @@ TOPICS: list[Topic] = [
     T(
         "tokenizer",
         "what",
-        "tokens",
+        "splits text into tokens",
         [
             "A tokenizer splits text into tokens, small pieces with ids, and turns ids back into "
             "text. chatapp trains byte-level BPE tokenizers.",
-            "It maps text to tokens and back. A token is often part of a word; a BPE tokenizer learns "
+            "It splits text into tokens, often parts of words, and back; a BPE tokenizer learns "
             "which pieces to merge.",
         ],
         ["a tokenizer", "tokenization", "a token", "BPE"],
@@ -929,9 +947,10 @@ TOPICS: list[Topic] = [
     T(
         "context",
         "what",
-        "context",
+        "context length",
         [
-            "The context is how many tokens the model can see at once: your chat plus the reply. "
+            "The context length is how many tokens the model can see at once: your chat plus the "
+            "reply. "
             "/show tells how much of it this chat uses.",
             "A model's context length limits the conversation it can read; older parts must fit "
             "in it.",
@@ -1015,11 +1034,11 @@ TOPICS: list[Topic] = [
     T(
         "capabilities",
         "chat",
-        "chatapp",
+        "I can explain chatapp",
         [
             "I can explain chatapp: its keys, slash commands, models, settings and files, and the "
             "ideas behind language models.",
-            "Ask me about chatapp: how to get a model, what the settings do, or how a Transformer "
+            "I can explain chatapp: how to get a model, what the settings do, or how a Transformer "
             "works.",
         ],
         [],

@@ -86,7 +86,7 @@ TOPICS: list[Topic] = [
     T(
         "rename_chat",
         "key",
-        ("Ctrl+B", "按 R"),
+        "按 R",
         [
             "先按 Ctrl+B 打开对话列表，选中对话后按 R 即可重命名。",
             "按 Ctrl+B，选中那个对话，再按 R 输入新标题。",
@@ -97,7 +97,7 @@ TOPICS: list[Topic] = [
     T(
         "delete_chat",
         "key",
-        ("Ctrl+B", "Del"),
+        "按 Del",
         [
             "按 Ctrl+B 打开对话列表，选中对话后按 Del（或 D），再按 Y 确认删除。",
             "用 Ctrl+B 打开列表，选中对话按 Del，然后按 Y 确认。",
@@ -167,10 +167,10 @@ TOPICS: list[Topic] = [
     T(
         "tab_complete",
         "key",
-        "Tab",
+        "按 Tab",
         [
             "输入 / 命令时按 Tab 自动补全；在 /set 后面还能补全设置名。",
-            "Tab 可以补全斜杠命令和参数，例如 /set 后的设置名、/model 后的模型名。",
+            "按 Tab 可以补全斜杠命令和参数，例如 /set 后的设置名、/model 后的模型名。",
         ],
         ["补全命令", "自动补全斜杠命令", "快速输完命令"],
         ["让命令自动填好"],
@@ -421,12 +421,22 @@ TOPICS: list[Topic] = [
         "howto",
         "chatapp train",
         [
-            "用 chatapp train 在你自己的文本上训练，它使用 chatapp 自带的训练器；结果保存在模型文件夹，"
-            "会出现在 chatapp models 里。",
-            "chatapp train 用内置训练器从纯文本或对话数据训练模型。",
+            "运行 chatapp train --text notes.txt --name mymodel，用自带训练器训练，完成后见 chatapp models。",
+            "chatapp train 用内置训练器从 .txt 文件（--text）或 JSONL 对话（--chat）训练分词器和小模型。",
         ],
         ["训练我自己的模型", "训练一个模型", "用我的文本做模型", "用我的聊天记录微调模型"],
         ["从零开始造一个模型"],
+    ),
+    T(
+        "rebuild_guide",
+        "howto",
+        "--recipe",
+        [
+            "运行 chatapp train --recipe assets/recipes/guide.toml --force，约 15 分钟从零重建 guide。",
+            "chatapp train --recipe assets/recipes/guide.toml --force 会生成语料并重新训练 guide。",
+        ],
+        ["重建 guide", "自己训练 guide", "重新训练默认模型", "复现 guide 模型"],
+        ["从头再做一遍 guide 模型"],
     ),
     T(
         "version",
@@ -567,10 +577,10 @@ TOPICS: list[Topic] = [
     T(
         "models_dir",
         "where",
-        "数据目录",
+        "models 文件夹",
         [
             "模型在 chatapp 数据目录的 models 文件夹，每个模型一个文件夹；Linux 上通常是 ~/.local/share/chatapp/models。",
-            "每个模型都是数据目录中 models/ 下的一个文件夹，chatapp models 会列出它们。",
+            "每个模型在数据目录的 models 文件夹里各占一个文件夹，chatapp models 会列出它们。",
         ],
         ["模型", "我下载的模型", "模型文件", "models 文件夹"],
         ["已安装的检查点"],
@@ -580,7 +590,7 @@ TOPICS: list[Topic] = [
         "where",
         "chatapp.db",
         [
-            "对话保存在 chatapp.db 里，这是数据目录中的一个 SQLite 数据库，和 models 文件夹放在一起。",
+            "对话保存在 chatapp.db 里，这是数据目录中的一个 SQLite 数据库。",
             "对话和输入历史都存在数据目录的 chatapp.db 中。",
         ],
         ["我的对话", "聊天记录", "保存的对话", "数据库"],
@@ -692,11 +702,11 @@ TOPICS: list[Topic] = [
     T(
         "tokenizer",
         "what",
-        "token",
+        "把文本切成 token",
         [
             "分词器把文本切成 token（带编号的小片段），也能把编号还原成文本。chatapp 训练的是字节级 BPE "
             "分词器。",
-            "它负责文本和 token 之间的转换；token 常常是词的一部分，BPE 分词器会学习合并哪些片段。",
+            "它把文本切成 token 并能还原；token 常常是词的一部分，BPE 分词器会学习合并哪些片段。",
         ],
         ["分词器", "分词", "tokenizer", "BPE"],
         ["把文本切成小块"],
@@ -745,9 +755,9 @@ TOPICS: list[Topic] = [
     T(
         "context",
         "what",
-        "上下文",
+        "上下文长度",
         [
-            "上下文是模型一次能看到的 token 数，包括对话和回复。/show 会显示本对话用了多少。",
+            "上下文长度是模型一次能看到的 token 数，包括对话和回复。/show 会显示本对话用了多少。",
             "模型的上下文长度限制了它能读的对话长度，较早的内容也要放得下才行。",
         ],
         ["上下文窗口", "上下文长度", "上下文大小"],
@@ -811,10 +821,10 @@ TOPICS: list[Topic] = [
     T(
         "capabilities",
         "chat",
-        "chatapp",
+        "我可以讲解 chatapp",
         [
             "我可以讲解 chatapp：按键、斜杠命令、模型、设置和文件，还有语言模型背后的原理。",
-            "问我关于 chatapp 的事吧：怎么获取模型、各项设置的作用，或者 Transformer 的原理。",
+            "我可以讲解 chatapp：怎么获取模型、各项设置的作用，或者 Transformer 的原理。",
         ],
         [],
         [],
