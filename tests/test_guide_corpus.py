@@ -133,11 +133,14 @@ def test_tables_cover_the_same_topics_with_short_answers() -> None:
 
 
 def test_every_key_is_in_every_answer_early() -> None:
+    """Keys are compared casefolded, as the trainer's key-fact eval does ("press Esc" is in
+    "Press Esc to stop a reply")."""
     for lang, t, answer in ALL_ANSWERS:
+        text = answer.casefold()
         for key in t.keys:
-            assert key in answer, (lang, t.id, key, answer)
-        first = t.keys[0]
-        assert answer.index(first) <= max(40, len(answer) // 2), (lang, t.id, first, answer)
+            assert key.casefold() in text, (lang, t.id, key, answer)
+        first = t.keys[0].casefold()
+        assert text.index(first) <= max(40, len(answer) // 2), (lang, t.id, first, answer)
 
 
 def test_eval_is_held_out_and_covers_every_topic(corpus: Any) -> None:
@@ -154,7 +157,7 @@ def test_eval_is_held_out_and_covers_every_topic(corpus: Any) -> None:
             if e["lang"] == lang:
                 t = by_id[e["topic"]]
                 assert e["keys"] == list(t.keys)
-                assert all(k in a for k in e["keys"] for a in t.answers)
+                assert all(k.casefold() in a.casefold() for k in e["keys"] for a in t.answers)
     questions = [normalize(e["question"]) for e in evals]
     assert len(questions) == len(set(questions))
 

@@ -46,12 +46,12 @@ TOPICS: list[Topic] = [
     T(
         "stop_reply",
         "key",
-        "Esc",
+        "press Esc",
         [
             "Press Esc to stop a reply; Ctrl+C also stops it. The partial reply is kept.",
-            "Esc stops the answer while it is streaming (so does Ctrl+C). What was written so far "
-            "stays in the chat.",
-            "Hit Esc, or Ctrl+C, and generation stops within a token.",
+            "While the answer is streaming, press Esc (or Ctrl+C) to stop it. What was written so "
+            "far stays in the chat.",
+            "Just press Esc, or Ctrl+C, and generation stops within a token.",
         ],
         [
             "stop a reply",
