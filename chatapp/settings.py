@@ -17,11 +17,12 @@ Values are only shape-checked here; ``engine.SamplingParams`` validates them whe
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from engine.paths import config_dir
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -54,14 +55,8 @@ class Settings:
 
 
 def config_path() -> Path:
-    """``<config dir>/config.toml``; mirrors ``engine.paths.config_dir`` (a test checks it),
-    because importing ``engine`` pulls in torch and the app must draw its first frame first."""
-    home = os.environ.get("CHATAPP_HOME")
-    if home:
-        return Path(home).expanduser() / "config.toml"
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir("chatapp", appauthor=False)) / "config.toml"
+    """``<config dir>/config.toml``."""
+    return config_dir() / "config.toml"
 
 
 def parse_value(key: str, text: str) -> Any:

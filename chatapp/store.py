@@ -8,7 +8,6 @@ file. The schema is versioned with ``PRAGMA user_version``; ``MIGRATIONS[i]`` br
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 import time
@@ -17,6 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from engine.paths import data_dir
 
 MIGRATIONS: list[str] = [
     """
@@ -61,14 +62,8 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def db_path() -> Path:
-    """``<data dir>/chatapp.db``; mirrors ``engine.paths.data_dir`` (a test checks it) without
-    importing ``engine``, which would pull torch into the app's first frame."""
-    home = os.environ.get("CHATAPP_HOME")
-    if home:
-        return Path(home).expanduser() / "chatapp.db"
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("chatapp", appauthor=False)) / "chatapp.db"
+    """``<data dir>/chatapp.db``."""
+    return data_dir() / "chatapp.db"
 
 
 class StoreError(Exception):

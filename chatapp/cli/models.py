@@ -6,10 +6,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
+if TYPE_CHECKING:  # rich is imported when a command runs, not for ``chatapp --help``
+    from rich.console import Console
 
 
 def register(subs: Any, parser: argparse.ArgumentParser) -> None:
@@ -73,6 +73,8 @@ def _status(console: Console, text: str) -> Any:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
     from chatapp.model_import import ModelImportError, import_model
     from engine.errors import ModelLoadError
     from engine.registry import describe
@@ -98,6 +100,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
     from chatapp.model_import import read_source_info
     from engine.registry import list_models
 
@@ -161,7 +166,9 @@ def cmd_rm(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from rich.console import Console
     from rich.syntax import Syntax
+    from rich.table import Table
 
     from chatapp.model_import import read_source_info
     from engine.errors import ModelLoadError
@@ -210,6 +217,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
     from chatapp.model_import import ModelImportError
     from chatapp.pull import PullError, lookup, pull
     from engine.errors import ModelLoadError
