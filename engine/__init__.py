@@ -66,6 +66,12 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
+        # ``engine.tokenizer`` etc.: submodules, as when this file imported them all.
+        try:
+            return importlib.import_module(f"engine.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"engine.{name}":
+                raise
         raise AttributeError(f"module 'engine' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value  # later lookups skip this function

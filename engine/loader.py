@@ -29,9 +29,11 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 def load(source: str | os.PathLike[str], *, dtype: str = "auto", device: str = "cpu") -> Model:
     """Load a checkpoint folder, a ``.gguf`` file or a model name from the data dir."""
     path = resolve_source(source)
+    name = path.name
     if path.is_file() and path.suffix.lower() == ".gguf":
         from engine.formats.gguf import gguf_checkpoint
 
+        name = path.stem  # not the cache folder's name, which carries a digest
         path = gguf_checkpoint(path)
     if path.is_file():
         if path.suffix.lower() in PICKLE_SUFFIXES:
@@ -67,7 +69,7 @@ def load(source: str | os.PathLike[str], *, dtype: str = "auto", device: str = "
     net.load_state_dict(state, strict=False, assign=True)
     net.tie_weights()
     net.init_rope(device)
-    return Model(net, tokenizer, name=path.name, path=str(path))
+    return Model(net, tokenizer, name=name, path=str(path))
 
 
 class _SkipInit(TorchFunctionMode):

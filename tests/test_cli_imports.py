@@ -46,6 +46,10 @@ def test_every_public_engine_name_resolves() -> None:
     assert set(engine.__all__) <= set(dir(engine))
 
 
+def test_engine_submodules_are_attributes_too() -> None:
+    assert engine.tokenizer.Tokenizer is engine.Tokenizer  # type: ignore[attr-defined]
+
+
 def test_an_unknown_engine_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no attribute 'lod'"):
         engine.lod  # type: ignore[attr-defined]  # noqa: B018

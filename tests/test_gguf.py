@@ -528,6 +528,11 @@ def test_second_load_reuses_the_conversion(
     engine.load(path)
 
 
+def test_a_gguf_model_is_named_after_the_file(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    path = write_gguf(tmp_path / "Tiny-Llama.Q8_0.gguf", "llama", tiny_models["llama"])
+    assert engine.load(path).name == "Tiny-Llama.Q8_0"
+
+
 def test_changed_file_is_converted_again(tiny_models: dict[str, Path], tmp_path: Path) -> None:
     path = write_gguf(tmp_path / "m.gguf", "llama", tiny_models["llama"])
     first = gguf_checkpoint(path)
