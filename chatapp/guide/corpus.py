@@ -111,31 +111,137 @@ def _dedupe(texts: Sequence[str]) -> list[str]:
     return out
 
 
+def _augment(text: str, lang: str, rng: random.Random) -> str:
+    """Light noise that keeps a question's content words: drop one filler word, or swap one word
+    for its synonym from a small per-language table (``SYNONYMS``)."""
+    if lang == "en":
+        words = text.split(" ")
+        if rng.random() < 0.5:
+            spots = [i for i, w in enumerate(words) if w.lower() in _EN_FILLERS]
+            if spots and len(words) > 3:
+                del words[rng.choice(spots)]
+                return " ".join(words)
+        spots = [i for i, w in enumerate(words) if w.lower() in SYNONYMS["en"]]
+        if spots:
+            i = rng.choice(spots)
+            swap = rng.choice(SYNONYMS["en"][words[i].lower()])
+            words[i] = swap.capitalize() if words[i][:1].isupper() else swap
+        return " ".join(words)
+    if rng.random() < 0.5:
+        found = [f for f in _ZH_FILLERS if f in text and text != f]
+        if found:
+            return text.replace(rng.choice(found), "", 1)
+    found = [w for w in SYNONYMS["zh"] if w in text]
+    if found:
+        w = rng.choice(found)
+        return text.replace(w, rng.choice(SYNONYMS["zh"][w]), 1)
+    return text
+
+
+def _synonyms(pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
+    table: dict[str, list[str]] = {}
+    for a, b in pairs:
+        table.setdefault(a, []).append(b)
+        table.setdefault(b, []).append(a)
+    return table
+
+
+# Swapped both ways in training questions; each pair means the same in every topic it occurs in.
+SYNONYMS: dict[str, dict[str, list[str]]] = {
+    "en": _synonyms(
+        [
+            ("chat", "conversation"),
+            ("chats", "conversations"),
+            ("delete", "remove"),
+            ("see", "view"),
+            ("show", "display"),
+            ("pick", "choose"),
+            ("start", "begin"),
+            ("answer", "reply"),
+            ("answers", "replies"),
+            ("reply", "response"),
+            ("quit", "exit"),
+            ("folder", "directory"),
+            ("change", "modify"),
+            ("find", "locate"),
+            ("previous", "earlier"),
+        ]
+    ),
+    "zh": _synonyms(
+        [
+            ("对话", "会话"),
+            ("删除", "删掉"),
+            ("查看", "看看"),
+            ("回答", "回复"),
+            ("修改", "更改"),
+            ("怎么", "怎样"),
+            ("打开", "开启"),
+            ("显示", "展示"),
+            ("以前", "之前"),
+        ]
+    ),
+}
+_EN_FILLERS = frozenset({"the", "a", "an", "my", "please", "just"})
+_ZH_FILLERS = ("请问", "一下", "我的", "一个", "这个")
+
+
 def train_questions(t: Topic, lang: str, rng: random.Random) -> list[str]:
-    """Every training phrasing of a topic (framings × subjects, explicit questions, casual
-    variants), unique after normalisation, in a seed-dependent order."""
-    base = [
-        frame(tpl, s, lang) for s in t.subjects for tpl in framings(lang, t.kind, s, eval=False)
+    """Every training phrasing of a topic (framings × subjects, explicit questions, and their
+    casual and augmented variants), unique after normalisation, in a seed-dependent order that
+    takes one phrasing of each subject and explicit question in turn (the first of each a plain
+    one), so that the first few dozen cover every subject's words."""
+    groups = [
+        [frame(tpl, s, lang) for tpl in framings(lang, t.kind, s, eval=False)] for s in t.subjects
     ]
-    base += list(t.questions)
+    groups += [[q] for q in t.questions]
     chat = t.kind == "chat"
-    variants = [_casual(q, lang, rng, filler=not chat) for q in base]
-    if chat:  # few phrasings: more sloppy variants of each
-        variants += [_casual(q, lang, rng, filler=False) for q in base]
-    pool = _dedupe(base + variants)
-    rng.shuffle(pool)
+    seen: set[str] = set()
+    rounds: list[list[str]] = []
+    for base in groups:
+        rng.shuffle(base)
+        variants = [_casual(q, lang, rng, filler=not chat) for q in base]
+        if chat:  # few phrasings: more sloppy variants of each
+            variants += [_casual(q, lang, rng, filler=False) for q in base]
+        else:
+            variants += [_casual(_augment(q, lang, rng), lang, rng) for q in base]
+        rest = base[1:] + variants
+        rng.shuffle(rest)
+        group = []
+        for q in [base[0], *rest]:
+            n = normalize(q)
+            if n and n not in seen:
+                seen.add(n)
+                group.append(q)
+        rounds.append(group)
+    rng.shuffle(rounds)
+    pool: list[str] = []
+    for i in range(max((len(g) for g in rounds), default=0)):
+        pool += [g[i] for g in rounds if i < len(g)]
     return pool
 
 
-def eval_candidates(t: Topic, lang: str) -> list[str]:
-    """Held-out phrasings: eval framings of every subject, any framing of an eval subject, and
-    the explicit eval questions (listed first)."""
-    out = list(t.eval_questions)
+def eval_pairs(t: Topic, lang: str) -> list[tuple[str, str]]:
+    """Held-out phrasings, each with the text the coverage check reads (its *subject*): the
+    subject phrasing of a framed question, the whole question otherwise. Explicit eval questions
+    come first, then eval framings of every subject, then any framing of an eval subject."""
+    out = [(q, q) for q in t.eval_questions]
     for s in t.subjects + t.eval_subjects:
-        out += [frame(tpl, s, lang) for tpl in framings(lang, t.kind, s, eval=True)]
+        out += [(frame(tpl, s, lang), s) for tpl in framings(lang, t.kind, s, eval=True)]
     for s in t.eval_subjects:
-        out += [frame(tpl, s, lang) for tpl in framings(lang, t.kind, s, eval=False)]
-    return _dedupe(out)
+        out += [(frame(tpl, s, lang), s) for tpl in framings(lang, t.kind, s, eval=False)]
+    seen: dict[str, None] = {}
+    unique = []
+    for q, s in out:
+        n = normalize(q)
+        if n and n not in seen:
+            seen[n] = None
+            unique.append((q, s))
+    return unique
+
+
+def eval_candidates(t: Topic, lang: str) -> list[str]:
+    """The held-out phrasings of ``eval_pairs``, without their subjects."""
+    return [q for q, _ in eval_pairs(t, lang)]
 
 
 # The corpus -----------------------------------------------------------------------------------
