@@ -343,3 +343,58 @@ def test_repository_paths_exist() -> None:
         pytest.skip("assets/ not in this checkout")
     for path in named:
         assert (ROOT / path).is_file(), path
+
+
+def test_training_shows_every_eval_content_word_with_its_topic(corpus: Any) -> None:
+    """The model is trained from scratch: an eval question may combine words anew, but each of
+    its content units must occur in some training question of the same topic. Units (see
+    ``chatapp.guide.coverage``): English, the lowercase ``[a-z0-9]+`` tokens of the question's
+    subject phrasing (the whole question for an explicit one) minus function words; Chinese,
+    the 2-character substrings of its Han runs without a particle/pronoun/question character,
+    plus Latin tokens. Checked on this seed's eval and on every held-out candidate."""
+    from chatapp.guide.corpus import LANGS, eval_pairs
+    from chatapp.guide.coverage import content_units, coverage_gaps
+
+    train, evals = corpus
+    assert coverage_gaps(train, evals) == []
+    asked = {normalize(m["content"]) for c in train for m in c["messages"] if m["role"] == "user"}
+    candidates = [
+        {"lang": lang, "topic": t.id, "question": q, "keys": list(t.keys)}
+        for lang, ts in LANGS.items()
+        for t in ts
+        for q, _ in eval_pairs(t, lang)
+        if normalize(q) not in asked
+    ]
+    assert len(candidates) > 2 * len(evals)
+    assert coverage_gaps(train, candidates) == []
+    # The definition itself, and that it catches a gap.
+    assert content_units("repeat my last question", "en") == ["repeat", "last", "question"]
+    assert content_units("How does top-k change the replies?", "en") == [
+        "top", "k", "change", "replies"
+    ]  # fmt: skip
+    assert content_units("模型是怎样学会的", "zh") == ["模型", "学会"]
+    assert content_units("在对话里加载 gguf 文件", "zh") == [
+        "gguf", "对话", "话里", "里加", "加载", "文件"
+    ]  # fmt: skip
+    recall = next(e for e in evals if e["lang"] == "en" and e["topic"] == "history_recall")
+    stripped = [
+        {"messages": [m for m in c["messages"] if "repeat" not in m["content"].lower()]}
+        for c in train
+    ]
+    stripped = [c for c in stripped if len(c["messages"]) % 2 == 0 and c["messages"]]
+    fake = {**recall, "question": "How do I repeat my last question?"}
+    assert "repeat" in coverage_gaps(stripped, [fake])[0][3]
+
+
+def test_training_questions_are_augmented(corpus: Any) -> None:
+    """Training questions include filler-dropped and synonym-swapped variants, deterministic by
+    seed; eval questions are untouched phrasings."""
+    train, _ = corpus
+    users = [m["content"] for c in train for m in c["messages"] if m["role"] == "user"]
+    text = "\n".join(users)
+    assert "How do I delete a chat?" in text or "how do i delete a chat" in text.lower()
+    assert any("remove a chat" in q.lower() or "delete a conversation" in q.lower() for q in users)
+    assert any(q.lower().startswith("how do i send message") for q in users) or any(
+        " send message" in q.lower() for q in users
+    )
+    assert any("会话" in q for q in users) and any("删掉" in q for q in users)

@@ -5,7 +5,10 @@
 
 Deterministic: the same seed gives byte-identical files (one ``random.Random(seed)``, no set or
 hash ordering). Eval questions come from framings and subject phrasings that training never
-uses, and any that still match a training question after normalisation are dropped.
+uses, and any that still match a training question after normalisation are dropped. Training
+does show every content word of an eval question with its topic (``coverage.py``), so the eval
+tests new combinations of known words, not unseen vocabulary. Training questions get light
+noise: casing, punctuation, filler words added or dropped, a typo, a synonym swapped.
 """
 
 from __future__ import annotations
@@ -126,6 +129,9 @@ def _augment(text: str, lang: str, rng: random.Random) -> str:
             i = rng.choice(spots)
             swap = rng.choice(SYNONYMS["en"][words[i].lower()])
             words[i] = swap.capitalize() if words[i][:1].isupper() else swap
+            if i and words[i - 1].lower() in ("a", "an"):  # "an earlier" → "a previous"
+                article = "an" if swap[:1] in "aeiou" else "a"
+                words[i - 1] = article.capitalize() if words[i - 1][:1].isupper() else article
         return " ".join(words)
     if rng.random() < 0.5:
         found = [f for f in _ZH_FILLERS if f in text and text != f]

@@ -10,7 +10,8 @@ framings are new on purpose.
   ``EN_STOP``, a list of function words (articles, pronouns, auxiliaries, prepositions, question
   words).
 - Chinese: every 2-character substring of a run of Han characters in which neither character is
-  in ``ZH_STOP_CHARS`` (particles, pronouns, question words: "模型是怎样学会的" gives 模型, 学会),
+  in ``ZH_STOP_CHARS`` (particles, pronouns, question words: "模型是怎样学会的" gives 模型, 学会;
+  "可以" counts as a break),
   plus the Latin word tokens as in English.
 
 An English unit is covered when it is a token of some training question of the same topic and
@@ -26,6 +27,7 @@ from typing import Any
 from chatapp.guide.corpus import LANGS, eval_pairs, normalize
 
 _EN_STOP_TEXT = """a an the i me my mine you your yours we us our it its this that these those there
+    they them their he she his her
     is are am was were be been being do does did doing have has had
     to of in on at for with from by about into as
     and or but not no so if than then
@@ -34,7 +36,7 @@ _EN_STOP_TEXT = """a an the i me my mine you your yours we us our it its this th
     please s t m ll re ve d"""
 EN_STOP = frozenset(_EN_STOP_TEXT.split())
 ZH_STOP_CHARS = frozenset(
-    "的了是吗呢吧啊么怎什你我他它这那个一在和与把被让给就都也还要会能可以得地着过有没不很又再哪些样如何为之呀"
+    "的了是吗呢吧啊么怎什你我他它这那个一在和与把被让给就都也还要能可得地着有没不很又再哪些样如何为之呀"
 )
 
 _WORD = re.compile(r"[a-z0-9]+")
@@ -45,7 +47,7 @@ def content_units(text: str, lang: str) -> list[str]:
     """The content units of a subject (see the module docstring), in order, without repeats."""
     units = [w for w in _WORD.findall(text.lower()) if w not in EN_STOP]
     if lang == "zh":
-        for run in _HAN_RUN.findall(text):
+        for run in _HAN_RUN.findall(text.replace("可以", " ")):
             units += [
                 run[i : i + 2]
                 for i in range(len(run) - 1)

@@ -5,6 +5,8 @@ commands, subcommands, options and keys against the code)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from chatapp.guide.topics import Topic, topic
 
 T = topic
@@ -1083,7 +1085,7 @@ TOPICS: list[Topic] = [
             "Good evening",
             "yo",
         ],
-        ["Hello, guide!", "Hey, how's it going?", "Good afternoon!", "Hi guide, nice to meet you."],
+        ["Hello, guide!", "Hi again, guide!", "Good afternoon!", "Hi guide, nice to meet you."],
     ),
     T(
         "thanks",
@@ -1148,4 +1150,195 @@ TOPICS: list[Topic] = [
             "Everything good with you?",
         ],
     ),
+]
+
+# Training phrasings added so that every content word of a topic's eval questions (see
+# ``coverage.py``) is seen with that topic, in other combinations: a model trained from scratch
+# cannot know that "repeat" means "recall" unless training shows it. Topic id → (subjects,
+# questions).
+MORE: dict[str, tuple[list[str], list[str]]] = {
+    "send": (["post a message", "send my question", "submit the text"], []),
+    "newline": (
+        ["start a second line", "put a new line in the prompt", "break a line in my message"],
+        [],
+    ),
+    "stop_reply": (
+        ["halt a reply", "stop the output", "abort the answer", "stop a long reply"],
+        [],
+    ),
+    "quit": (["get out of the app", "shut the app down"], []),
+    "new_chat": (
+        [
+            "make a new chat",
+            "start a fresh chat",
+            "create a new conversation",
+            "open another conversation",
+        ],
+        [],
+    ),
+    "sidebar": (["browse my conversations", "find a past chat", "see earlier conversations"], []),
+    "rename_chat": (["give a chat a new name", "change the name of a conversation"], []),
+    "delete_chat": (["get rid of an old chat"], []),
+    "model_picker": (["select a model", "use a different model", "swap models"], []),
+    "palette": (["bring up the command palette"], []),
+    "history_recall": (
+        ["repeat a previous prompt", "bring back what I typed", "get my last question back"],
+        [],
+    ),
+    "history_search": (
+        [
+            "look up an old prompt",
+            "find something I typed",
+            "search what I typed last week",
+            "dig through past prompts",
+        ],
+        [],
+    ),
+    "help": (
+        [
+            "find the keyboard shortcuts",
+            "see the list of keys",
+            "list the key bindings",
+            "show all the shortcuts",
+        ],
+        [],
+    ),
+    "tab_complete": (["fill in a slash command", "complete a command automatically"], []),
+    "slash_commands": (["the list of chat commands"], []),
+    "system_prompt": (
+        [
+            "tell the model how to answer",
+            "make the model behave differently",
+            "give the model a persona",
+            "set the assistant's instructions",
+        ],
+        [],
+    ),
+    "set_command": (["change the sampling values"], []),
+    "show_command": (["see the active model", "check the active settings"], []),
+    "clear_command": (["wipe the chat", "clear the conversation"], []),
+    "model_command": (["load a gguf file from the prompt", "switch model inside the chat"], []),
+    "pull": (
+        [
+            "obtain a real model",
+            "get a proper model",
+            "fetch a model",
+            "download a model from the internet",
+        ],
+        ["Which command downloads smollm2?"],
+    ),
+    "import": (["bring a gguf file in", "install a model I already downloaded"], []),
+    "import_name": (["give an import a custom name"], []),
+    "models_list": (["check which models I have"], []),
+    "rm": (["get rid of an old model"], []),
+    "show_model": (["see a model's settings", "list a model's files"], []),
+    "start_model": (["run chatapp with my own model", "start the app with another model"], []),
+    "supported_models": (
+        ["the model architectures", "what chatapp supports"],
+        ["Can I run Qwen2?"],
+    ),
+    "smollm2": (["what chatapp pull downloads"], []),
+    "pull_network": (
+        ["the server pull downloads from", "who chatapp pull talks to"],
+        ["Can I download a model without the internet?"],
+    ),
+    "ask": (
+        [
+            "run chatapp non-interactively",
+            "ask a single question from a script",
+            "send one prompt from the shell",
+        ],
+        [],
+    ),
+    "ask_pipe": (["feed text into chatapp", "pipe a question to the model"], []),
+    "bench": (["check a model's speed", "measure the performance of a model"], []),
+    "train": (["build my own model", "train a model from scratch"], []),
+    "rebuild_guide": (["make the guide again", "build the guide model from scratch"], []),
+    "version": (["know which version I'm running", "see the release I have"], []),
+    "temperature": (
+        ["the temp setting", "the temperature value"],
+        ["how do i lower the randomness"],
+    ),
+    "top_k": ([], ["Can top_k change how random the replies are?"]),
+    "top_p": ([], ["Can top_p change how varied the replies are?"]),
+    "min_p": (
+        ["the minimum probability", "the min_p probability threshold"],
+        ["Which tokens does min_p filter out?"],
+    ),
+    "repetition_penalty": (
+        ["the repetition setting", "a penalty against repeating"],
+        ["how do i stop repetition"],
+    ),
+    "max_tokens": (["the cap on reply length"], ["How long can a reply be?"]),
+    "seed": (["the seed for sampling"], ["Can I make replies reproducible?"]),
+    "greedy": (["get the same answer every time", "always pick the most likely token"], []),
+    "defaults_config": (["make a default setting", "keep a setting permanent"], []),
+    "history_off": (["stop my prompts being recorded", "keep prompts out of the history"], []),
+    "models_dir": (["the installed models", "the model checkpoints"], []),
+    "chats_db": (["my old chats", "the saved messages"], []),
+    "config_file": (["my preferences", "the preferences file"], []),
+    "chatapp_home": (["the environment variable for the data folder"], []),
+    "language_model": ([], ["How does an LLM produce text?", "How do chat models like this work?"]),
+    "transformer": (["the network of a Transformer"], ["What is inside the model?"]),
+    "attention": (["how self-attention works", "how tokens share information"], []),
+    "rope": (["word order", "how the model knows the position of a token"], []),
+    "kv_cache": (
+        ["the keys of past steps", "caching tokens"],
+        ["Why is the second message faster?", "Why does the next reply start sooner?"],
+    ),
+    "sampling": (
+        ["how the model picks the next word"],
+        ["Why is the answer different each time?", "How do I get a new answer every time?"],
+    ),
+    "tokenizer": (
+        ["the pieces of a word"],
+        ["How is text split into tokens?", "How do words become numbers?"],
+    ),
+    "training": ([], ["How do models learn?", "Where does a model get its knowledge?"]),
+    "gradient_descent": ([], ["How do the weights get better?"]),
+    "validation": (
+        ["a held-out set", "a validation dataset"],
+        ["How do I know if a model is memorizing?"],
+    ),
+    "context": (
+        ["how much the model remembers", "how much text fits in the context"],
+        ["Will the model forget my early messages?"],
+    ),
+    "chatapp": (["this chat application", "this terminal tool"], []),
+    "local": (["whether my data is uploaded", "whether the model runs locally"], []),
+    "guide": (["the model I am talking to", "the bundled guide"], []),
+    "guide_limits": (
+        ["the weaknesses of the guide"],
+        ["Can you solve this problem?", "Can you do math?", "Write some code for me."],
+    ),
+    "capabilities": (
+        [],
+        [
+            "What questions can you answer?",
+            "what topics can you help with",
+            "Which things do you know?",
+            "Tell me what you can do",
+            "are you able to help me",
+            "what kind of things can you do",
+        ],
+    ),
+    "greeting": (
+        [],
+        ["hey there, guide", "hello again", "Good afternoon, guide", "nice to meet you"],
+    ),
+    "thanks": (
+        [],
+        ["many thanks for the help", "that helped, thanks", "I appreciate it", "that was useful"],
+    ),
+    "goodbye": ([], ["bye now", "catch you tomorrow", "I have to go"]),
+    "how_are_you": (
+        [],
+        ["how are things", "are you well", "is everything good", "how are you today"],
+    ),
+}
+
+TOPICS = [
+    replace(t, subjects=t.subjects + tuple(s), questions=t.questions + tuple(q))
+    for t in TOPICS
+    for s, q in [MORE.get(t.id, ([], []))]
 ]
