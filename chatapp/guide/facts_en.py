@@ -1269,9 +1269,12 @@ MORE: dict[str, tuple[list[str], list[str]]] = {
         ["the repetition setting", "a penalty against repeating"],
         ["how do i stop repetition"],
     ),
-    "max_tokens": (["the cap on reply length"], ["How long can a reply be?"]),
+    "max_tokens": (
+        ["the cap on reply length", "how long an answer can be"],
+        ["How long can a reply be?"],
+    ),
     "seed": (["the seed for sampling"], ["Can I make replies reproducible?"]),
-    "greedy": (["get the same answer every time", "always pick the most likely token"], []),
+    "greedy": (["choose the best answer every time", "always get the most likely token"], []),
     "defaults_config": (["make a default setting", "keep a setting permanent"], []),
     "history_off": (["stop my prompts being recorded", "keep prompts out of the history"], []),
     "models_dir": (["the installed models", "the model checkpoints"], []),
@@ -1288,7 +1291,7 @@ MORE: dict[str, tuple[list[str], list[str]]] = {
     ),
     "sampling": (
         ["how the model picks the next word"],
-        ["Why is the answer different each time?", "How do I get a new answer every time?"],
+        ["Why is the answer different each time?", "Why do I get new replies?"],
     ),
     "tokenizer": (
         ["the pieces of a word"],
