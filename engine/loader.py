@@ -23,6 +23,7 @@ from engine.registry import resolve_source
 from engine.tokenizer import Tokenizer
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+SMALL_MODEL_PARAMETERS = 30_000_000  # below this, "auto" keeps float32 on the CPU
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -122,10 +123,22 @@ def _pick_dtype(dtype: str, cfg: ModelConfig, device: str) -> torch.dtype:
         # On CPUs without native bf16 matmul it would be slower than float32, so use float32.
         if device == "cpu" and not _cpu_has_bf16():
             return torch.float32
+        # Tiny models are not memory-bound: per-token overhead dominates and float32 kernels
+        # are faster (the 5M-parameter guide: 558 vs 365 tok/s), at a few MB more.
+        if device == "cpu" and _approx_parameters(cfg) < SMALL_MODEL_PARAMETERS:
+            return torch.float32
         return torch.bfloat16
     if dtype not in DTYPES:
         raise ModelLoadError(f"unknown dtype {dtype!r}; use auto, {', '.join(DTYPES)}")
     return DTYPES[dtype]
+
+
+def _approx_parameters(cfg: ModelConfig) -> int:
+    h, kv = cfg.hidden_size, cfg.num_kv_heads * cfg.head_dim
+    attn = h * cfg.num_heads * cfg.head_dim * 2 + h * kv * 2
+    mlp = h * cfg.intermediate_size * (3 if cfg.mlp == "gated" else 2)
+    embed = cfg.vocab_size * h * (1 if cfg.tie_word_embeddings else 2)
+    return cfg.num_layers * (attn + mlp) + embed
 
 
 def _cpu_has_bf16() -> bool:

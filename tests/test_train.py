@@ -123,6 +123,16 @@ def test_packing_keeps_conversations_whole(tmp_path: Path, chats: Path) -> None:
     assert int(starts) == 2 * len(convs)  # nothing dropped or split
 
 
+def test_loss_on_prompt_learns_every_token(chats: Path) -> None:
+    convs = read_conversations([chats])
+    tok = train_tokenizer([m["content"] for c in convs for m in c], 320)
+    only_replies = pack_conversations(tok, convs, 256, pad_id=0)
+    everything = pack_conversations(tok, convs, 256, pad_id=0, loss_on_prompt=True)
+    assert torch.equal(only_replies.ids, everything.ids)
+    assert everything.target_tokens == int((everything.ids[:, 1:] != 0).sum())
+    assert everything.target_tokens > 2 * only_replies.target_tokens
+
+
 def test_tokenizer_specials_and_round_trip() -> None:
     text = "Esc stops a reply. 按 Esc 停止回复。 emoji 🤖 tabs\tand  spaces"
     tok = train_tokenizer([text] * 50, 400)

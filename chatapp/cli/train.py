@@ -20,6 +20,7 @@ OPTIONS: dict[str, tuple[str, type]] = {
     "context": ("model", int),
     "base": ("model", str),
     "val_fraction": ("data", float),
+    "loss_on_prompt": ("data", bool),
     "steps": ("train", int),
     "batch_size": ("train", int),
     "micro_batch": ("train", int),
@@ -35,7 +36,7 @@ OPTIONS: dict[str, tuple[str, type]] = {
     "precision": ("train", str),
     "save_dtype": ("train", str),
 }
-SPEC_FIELDS = ("preset", "vocab_size", "context", "base", "val_fraction")
+SPEC_FIELDS = ("preset", "vocab_size", "context", "base", "val_fraction", "loss_on_prompt")
 
 
 def register(subs: Any, parser: argparse.ArgumentParser) -> None:
@@ -62,7 +63,11 @@ def register(subs: Any, parser: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing model of that name")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     for name, (_, kind) in OPTIONS.items():
-        p.add_argument("--" + name.replace("_", "-"), type=kind, default=None)
+        flag = "--" + name.replace("_", "-")
+        if kind is bool:
+            p.add_argument(flag, action="store_true", default=None)
+        else:
+            p.add_argument(flag, type=kind, default=None)
     p.set_defaults(func=cmd_train)
 
 
@@ -135,7 +140,7 @@ def _train(args: argparse.Namespace) -> int:
     eval_file = args.eval or (base_dir / data["eval"] if "eval" in data else None)
     if data.get("generator"):
         gen_train, gen_eval = generate_corpus(
-            str(data["generator"]), int(data.get("seed", 0)), out, rank
+            str(data["generator"]), int(data.get("seed", 0)), out, rank, data.get("options", {})
         )
         chat.append(gen_train)
         eval_file = eval_file or gen_eval
@@ -198,14 +203,17 @@ def describe_data(data: dict[str, Any], chat: list[Path], text: list[Path]) -> s
     return "; ".join(parts)
 
 
-def generate_corpus(module: str, seed: int, out: Path, rank: int) -> tuple[Path, Path]:
-    """Run a recipe's corpus generator (``write_corpus(dir, seed)``) into a work folder."""
+def generate_corpus(
+    module: str, seed: int, out: Path, rank: int, options: dict[str, Any]
+) -> tuple[Path, Path]:
+    """Run a recipe's corpus generator (``write_corpus(dir, seed, **options)``) into a work
+    folder."""
     import importlib
 
     from engine.paths import data_dir
 
     work = data_dir() / "train-data" / f"{out.name}-{seed}-rank{rank}"
-    paths = importlib.import_module(module).write_corpus(work, seed=seed)
+    paths = importlib.import_module(module).write_corpus(work, seed=seed, **options)
     return Path(paths["train"]), Path(paths["eval"])
 
 

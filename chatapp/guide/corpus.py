@@ -260,8 +260,11 @@ def _length(messages: list[dict[str, str]]) -> int:
     return sum(len(m["content"]) for m in messages)
 
 
-def build_corpus(seed: int = 0) -> tuple[list[Conversation], list[dict[str, Any]]]:
-    """(training conversations, eval items); see the module docstring."""
+def build_corpus(
+    seed: int = 0, per_topic: int = SINGLE_PER_TOPIC
+) -> tuple[list[Conversation], list[dict[str, Any]]]:
+    """(training conversations, eval items); see the module docstring. ``per_topic`` single-turn
+    conversations per topic and language (the questions cycle through the topic's pool)."""
     rng = random.Random(seed)
     train: list[Conversation] = []
     evals: list[dict[str, Any]] = []
@@ -271,7 +274,7 @@ def build_corpus(seed: int = 0) -> tuple[list[Conversation], list[dict[str, Any]
         convs: list[list[dict[str, str]]] = []
         for t in topics:
             pool = pools[t.id]
-            for i in range(SINGLE_PER_TOPIC):
+            for i in range(per_topic):
                 question = pool[i % len(pool)]
                 convs.append(_turn(question, rng.choice(t.answers)))
         for _ in range(int(len(convs) * MULTI_FRACTION)):
@@ -307,11 +310,13 @@ def _write_jsonl(path: Path, rows: Sequence[Any]) -> None:
     path.write_bytes(text.encode("utf-8"))
 
 
-def write_corpus(out_dir: Path | str, seed: int = 0) -> dict[str, Path]:
+def write_corpus(
+    out_dir: Path | str, seed: int = 0, per_topic: int = SINGLE_PER_TOPIC
+) -> dict[str, Path]:
     """Write ``train.jsonl`` and ``eval.jsonl`` into ``out_dir`` (created if missing)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    train, evals = build_corpus(seed)
+    train, evals = build_corpus(seed, per_topic)
     paths = {"train": out / "train.jsonl", "eval": out / "eval.jsonl"}
     _write_jsonl(paths["train"], train)
     _write_jsonl(paths["eval"], evals)

@@ -137,7 +137,11 @@ def encode_conversation(
 
 
 def pack_conversations(
-    tok: Tokenizer, convs: Sequence[Sequence[Message]], context: int, pad_id: int
+    tok: Tokenizer,
+    convs: Sequence[Sequence[Message]],
+    context: int,
+    pad_id: int,
+    loss_on_prompt: bool = False,
 ) -> Rows:
     """Whole conversations packed first-fit into rows of ``context + 1`` tokens (never split
     across rows, so every reply sees its question); longer ones are cut at the context."""
@@ -146,6 +150,8 @@ def pack_conversations(
     open_rows: list[int] = []  # rows with room left; a full one leaves the list
     for conv in convs:
         ids, mask = encode_conversation(tok, conv)
+        if loss_on_prompt:
+            mask = [True] * len(ids)
         ids, mask = ids[:width], mask[:width]
         for r in open_rows:
             if len(rows[r][0]) + len(ids) <= width:

@@ -38,6 +38,7 @@ class TrainSpec:
     vocab_size: int = 4096
     context: int | None = None  # defaults to the preset's (or the base model's)
     val_fraction: float = 0.05
+    loss_on_prompt: bool = False  # conversations: also learn the user's and system's tokens
     resume: bool = False
     config: TrainConfig = field(default_factory=TrainConfig)
 
@@ -78,7 +79,9 @@ def prepare(spec: TrainSpec) -> Prepared:
         net = Transformer(cfg)
         init_weights(net)
     context = min(spec.context or net.config.context_length, net.config.context_length)
-    train_rows, val_rows = _rows(tokenizer, docs, convs, context, spec.val_fraction, seed)
+    train_rows, val_rows = _rows(
+        tokenizer, docs, convs, context, spec.val_fraction, seed, spec.loss_on_prompt
+    )
     return Prepared(net, tokenizer, train_rows, val_rows)
 
 
@@ -99,6 +102,7 @@ def _rows(
     context: int,
     val_fraction: float,
     seed: int,
+    loss_on_prompt: bool = False,
 ) -> tuple[Rows, Rows]:
     parts_train, parts_val = [], []
     pad = tok.hf.token_to_id(EOS_TOKEN)
@@ -118,7 +122,9 @@ def _rows(
         if len(convs) < 2:
             raise DataError("at least 2 conversations are needed (one is held out for validation)")
         tr, va = split_items(convs, val_fraction, seed)
-        parts_train.append(pack_conversations(tok, [convs[i] for i in tr], context, pad_id))
+        parts_train.append(
+            pack_conversations(tok, [convs[i] for i in tr], context, pad_id, loss_on_prompt)
+        )
         parts_val.append(pack_conversations(tok, [convs[i] for i in va], context, pad_id))
     train_rows = Rows(
         torch.cat([r.ids for r in parts_train]), torch.cat([r.mask for r in parts_train])
