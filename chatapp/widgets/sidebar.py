@@ -58,5 +58,7 @@ class Sidebar(Vertical):
         options.clear_options()
         options.add_options(Option(Text(_fit(c.title)), id=str(c.id)) for c in conversations)
         ids = [c.id for c in conversations]
-        if current in ids:
-            options.highlighted = ids.index(current)
+        if ids:
+            # Always highlight a row so Enter opens something at once (the current chat,
+            # else the newest).
+            options.highlighted = ids.index(current) if current in ids else 0
