@@ -11,7 +11,7 @@ def register(subs: Any, parser: argparse.ArgumentParser) -> None:
         "--model",
         metavar="NAME|PATH",
         help="model to chat with: an installed name, a checkpoint folder or a .gguf file "
-        "(default: the last one used, else the built-in guide model)",
+        "(default: `model` in config.toml, else the last one used, else the built-in guide)",
     )
     parser.set_defaults(func=run_tui)
 
