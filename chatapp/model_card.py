@@ -74,7 +74,7 @@ def model_card(folder: Path, name: str, summary: dict[str, Any], recipe_path: Pa
         f"- Data: {summary.get('data', 'see the command')}",
         f"- Training: {summary['steps']} steps, {summary['tokens']:,} tokens, "
         f"{summary['seconds'] / 60:.1f} minutes on {platform.machine()} "
-        f"({summary.get('threads', '?')} threads)",
+        f"({summary.get('threads', '?')} torch thread(s))",
         f"- Validation loss (held-out conversations): {summary['best_val_loss']:.4f}",
         "",
         "## Evaluation",

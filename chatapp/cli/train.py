@@ -169,7 +169,7 @@ def _train(args: argparse.Namespace) -> int:
         "parameters": display.info.get("parameters"),
         "stopped_early": result.stopped_early,
         "threads": torch.get_num_threads(),
-        "data": describe_data(data, chat, text),
+        "data": describe_data(data, chat, text, bool(spec.loss_on_prompt)),
     }
     if recipe.get("description"):
         summary["description"] = str(recipe["description"]).strip()
@@ -192,11 +192,19 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def describe_data(data: dict[str, Any], chat: list[Path], text: list[Path]) -> str:
+def describe_data(
+    data: dict[str, Any], chat: list[Path], text: list[Path], loss_on_prompt: bool
+) -> str:
+    loss = (
+        "the loss counts every token of the conversations (the validation loss the assistant's)"
+        if loss_on_prompt
+        else "the loss counts the assistant's tokens only"
+    )
     if data.get("generator"):
+        options = ", ".join(f"{k}={v}" for k, v in data.get("options", {}).items())
         return (
-            f"conversations written by `{data['generator']}` (seed {data.get('seed', 0)}, "
-            "deterministic); the loss counts the assistant's tokens only"
+            f"conversations written by `{data['generator']}` (seed {data.get('seed', 0)}"
+            f"{', ' + options if options else ''}, deterministic); {loss}"
         )
     parts = [f"conversations from {', '.join(p.name for p in chat)}"] if chat else []
     parts += [f"text from {', '.join(p.name for p in text)}"] if text else []
