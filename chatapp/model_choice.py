@@ -9,14 +9,17 @@ from engine.errors import ModelLoadError
 NO_MODEL_HINT = "no model installed: run `chatapp pull smollm2` (or `chatapp import FILE`)"
 
 
-def resolve_model_source(explicit: str | None) -> str:
-    """``explicit`` (``--model``), else ``$CHATAPP_MODEL``, else the embedded default model,
-    else the first installed model; ``ModelLoadError`` when there is none at all."""
+def resolve_model_source(explicit: str | None, configured: str | None = None) -> str:
+    """``explicit`` (``--model``), else ``$CHATAPP_MODEL``, else ``configured`` (config.toml's
+    ``model``), else the embedded default model, else the first installed model;
+    ``ModelLoadError`` when there is none at all."""
     if explicit:
         return explicit
     env = os.environ.get("CHATAPP_MODEL")
     if env:
         return env
+    if configured:
+        return configured
     from chatapp.assets import default_model_path
 
     default = default_model_path()

@@ -129,6 +129,50 @@ def test_sampling_options_reach_the_model(monkeypatch: pytest.MonkeyPatch) -> No
     )  # fmt: skip
 
 
+def test_config_toml_gives_the_defaults_and_flags_override_them(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chatapp.settings import config_path
+
+    config_path().parent.mkdir(parents=True, exist_ok=True)
+    config_path().write_text(
+        'model = "from-config"\nsystem = "Be brief."\n'
+        "[sampling]\ntemperature = 0.2\ntop_k = 5\nmax_tokens = 40\n"
+    )
+    fake = FakeModel(["ok"])
+    loaded = use_fake(monkeypatch, fake)
+    assert main(["ask", "q"]) == 0
+    assert loaded == ["from-config"]
+    assert fake.messages[0] == {"role": "system", "content": "Be brief."}
+    assert fake.params == engine.SamplingParams(temperature=0.2, top_k=5, max_new_tokens=40)
+    assert (
+        main(["ask", "q", "--model", "m", "--system", "", "--temperature", "0", "--top-k", "9"])
+        == 0
+    )
+    assert loaded[-1] == "m"
+    assert [m["role"] for m in fake.messages] == ["user"]  # --system "" drops config's
+    assert fake.params == engine.SamplingParams(temperature=0.0, top_k=9, max_new_tokens=40)
+    monkeypatch.setenv("CHATAPP_MODEL", "from-env")  # the environment beats the file
+    assert main(["ask", "q"]) == 0
+    assert loaded[-1] == "from-env"
+    assert capsys.readouterr().err == ""
+
+
+def test_a_broken_config_toml_is_one_warning_line_and_defaults(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chatapp.settings import config_path
+
+    config_path().parent.mkdir(parents=True, exist_ok=True)
+    config_path().write_text("model = [unclosed\n")
+    fake = FakeModel(["ok"])
+    use_fake(monkeypatch, fake)
+    assert main(["ask", "q", "--model", "m"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not valid TOML" in err
+    assert fake.params == engine.SamplingParams()
+
+
 def test_terminal_escape_sequences_never_reach_stdout(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -204,8 +248,9 @@ def test_model_choice_order(
     guide.mkdir(parents=True)
     (guide / "config.json").write_text("{}")
     assert resolve_model_source(None) == str(guide)
+    assert resolve_model_source(None, "b-model") == "b-model"  # config.toml's model
     monkeypatch.setenv("CHATAPP_MODEL", "b-model")
-    assert resolve_model_source(None) == "b-model"
+    assert resolve_model_source(None, "a-model") == "b-model"
     assert resolve_model_source("explicit") == "explicit"
 
 

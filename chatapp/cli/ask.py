@@ -13,18 +13,20 @@ def register(subs: Any, parser: argparse.ArgumentParser) -> None:
         "ask",
         help="ask one question and print the reply",
         description="Ask one question; the reply streams to stdout. Piped stdin is appended to "
-        "the prompt (`git diff | chatapp ask 'review this'`); PROMPT '-' reads it all from stdin.",
+        "the prompt (`git diff | chatapp ask 'review this'`); PROMPT '-' reads it all from stdin. "
+        "The model, system message and sampling settings default to config.toml's.",
     )
     p.add_argument("prompt", metavar="PROMPT", help="the question, or - to read it from stdin")
     p.add_argument("--model", metavar="NAME|PATH", help="installed name, folder or .gguf file")
     p.add_argument("--system", metavar="TEXT", help="a system message")
-    p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--top-k", type=int, default=50)
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--min-p", type=float, default=0.0)
-    p.add_argument("--repetition-penalty", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--max-tokens", type=int, default=512, help="most reply tokens (512)")
+    # Sampling flags default to None: unset ones come from config.toml, else the engine defaults.
+    p.add_argument("--temperature", type=float, help="0 is greedy (0.8)")
+    p.add_argument("--top-k", type=int, help="0 is off (50)")
+    p.add_argument("--top-p", type=float, help="1 is off (1.0)")
+    p.add_argument("--min-p", type=float, help="0 is off (0)")
+    p.add_argument("--repetition-penalty", type=float, help="1 is off (1.0)")
+    p.add_argument("--seed", type=int, help="same seed, same reply (random)")
+    p.add_argument("--max-tokens", type=int, help="most reply tokens (512)")
     p.add_argument("--json", action="store_true", help='print {"reply", "model", "stats"}')
     p.set_defaults(func=cmd_ask)
 
@@ -52,28 +54,35 @@ def cmd_ask(args: argparse.Namespace) -> int:
     import engine
     from chatapp.console_text import strip_control
     from chatapp.model_choice import resolve_model_source
+    from chatapp.settings import SAMPLING_KEYS, load_settings
 
+    settings, warning = load_settings()
+    if warning:
+        print(f"chatapp: warning: {warning}", file=sys.stderr)
+    flags = {
+        "temperature": args.temperature,
+        "top_k": args.top_k,
+        "top_p": args.top_p,
+        "min_p": args.min_p,
+        "repetition_penalty": args.repetition_penalty,
+        "seed": args.seed,
+        "max_tokens": args.max_tokens,
+    }
+    chosen = {**settings.sampling, **{k: v for k, v in flags.items() if v is not None}}
     try:
-        params = engine.SamplingParams(
-            temperature=args.temperature,
-            top_k=args.top_k,
-            top_p=args.top_p,
-            min_p=args.min_p,
-            repetition_penalty=args.repetition_penalty,
-            seed=args.seed,
-            max_new_tokens=args.max_tokens,
-        )
+        params = engine.SamplingParams(**{SAMPLING_KEYS[k]: v for k, v in chosen.items()})
     except ValueError as e:
         return error(str(e).replace("max_new_tokens", "--max-tokens"))
     text = read_prompt(args.prompt)
     if not text.strip():
         return error("the prompt is empty")
-    messages = [{"role": "system", "content": args.system}] if args.system else []
+    system = settings.system if args.system is None else args.system
+    messages = [{"role": "system", "content": system}] if system else []
     messages.append({"role": "user", "content": text})
     out = sys.stdout
     parts: list[str] = []
     try:
-        source = resolve_model_source(args.model)
+        source = resolve_model_source(args.model, settings.model)
         model = _load(source)
         stream = model.chat(messages, params)
         try:
