@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 from textual.widgets import TextArea
+from textual.widgets.text_area import Selection
 from tui_fakes import FakeModel, async_test, fake_loader, wait_until
 
 from chatapp.app import ChatApp
@@ -139,6 +140,20 @@ async def test_ctrl_c_stops_a_streaming_reply() -> None:
         await pilot.press("ctrl+c")
         view = await reply_done(pilot, app)
         assert view.text == "one " and view.has_class("stopped")
+
+
+@async_test
+async def test_ctrl_c_copies_the_selection_when_no_reply_streams() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        app.prompt.text = "hello world"
+        app.prompt.focus()
+        app.prompt.selection = Selection((0, 0), (0, 5))
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+        assert app.clipboard == "hello"
+        assert app.prompt.text == "hello world"
 
 
 @async_test
