@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from textual.widgets import TextArea
+from textual.widgets import Label, TextArea
 from textual.widgets.text_area import Selection
 from tui_fakes import FakeModel, async_test, fake_loader, wait_until
 
@@ -259,6 +259,15 @@ async def test_history_is_shared_across_runs_and_searchable_with_ctrl_r() -> Non
         screen = app.screen
         assert isinstance(screen, HistorySearch)
         assert screen.matches == ["explain rope scaling"]
+        assert "Past prompts" in str(screen.query_one("#history-title", Label).render())
+        await pilot.press("z", "z")
+        await pilot.pause()
+        assert screen.matches == []
+        assert "No past prompt matches 'rpsczz'" in str(
+            screen.query_one("#history-title", Label).render()
+        )
+        await pilot.press("backspace", "backspace")
+        await pilot.pause()
         await pilot.press("enter")
         await wait_until(pilot, lambda: app.prompt.text == "explain rope scaling")
 

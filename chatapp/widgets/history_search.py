@@ -7,10 +7,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Input, OptionList
+from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 MAX_SHOWN = 200
+TITLE = "Past prompts, newest first: Enter puts one in the prompt, Esc cancels"
 
 
 def is_subsequence(needle: str, haystack: str) -> bool:
@@ -43,7 +44,8 @@ class HistorySearch(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Input(placeholder="search past prompts…")
+            yield Label(TITLE, id="history-title")
+            yield Input(placeholder="type to filter…")
             yield OptionList()
 
     def on_mount(self) -> None:
@@ -63,6 +65,13 @@ class HistorySearch(ModalScreen[str | None]):
         )
         if self.matches:
             options.highlighted = 0
+        title = self.query_one("#history-title", Label)
+        if not self.prompts:
+            title.update(Text("No past prompts yet: the prompts you send are kept here"))
+        elif not self.matches:
+            title.update(Text(f"No past prompt matches {query.strip()!r}"))
+        else:
+            title.update(Text(TITLE))
 
     def action_move(self, step: int) -> None:
         options = self.query_one(OptionList)
