@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 
 import engine
 from chatapp.cli import main
+from engine.tokenizer import Tokenizer
 from engine.train import DataError, TrainConfig, TrainSpec, prepare, train
 from engine.train import checkpoint as ckpt
 from engine.train.data import (
@@ -141,6 +142,20 @@ def test_tokenizer_specials_and_round_trip() -> None:
     assert tok.hf.token_to_id(IM_END) in tok.eos_ids
     with pytest.raises(ValueError, match="vocab_size must be at least"):
         train_tokenizer([text], 100)
+
+
+def test_isolate_cjk_keeps_each_han_character_one_token(tmp_path: Path) -> None:
+    text = "想把问题发给模型的话应该怎么做？ press Enter to send 😀"
+    merged = train_tokenizer([text] * 50, 400)
+    isolated = train_tokenizer([text] * 50, 400, isolate_cjk=True)
+    pieces = [isolated.decode([i]) for i in isolated.encode("发给模型的话")]
+    assert pieces == list("发给模型的话")  # one token per character, no cross-word merges
+    assert len(merged.encode("发给模型的话")) < len(pieces)  # GPT-2's rule merges the run
+    english = [[tok.decode([i]) for i in tok.encode("Enter to send")] for tok in (merged, isolated)]
+    assert english[0] == english[1]  # English is split as before
+    assert isolated.decode(isolated.encode(text)) == text
+    isolated.save(tmp_path)  # the pre-tokenizer travels in tokenizer.json
+    assert Tokenizer.from_dir(tmp_path).encode(text) == isolated.encode(text)
 
 
 def test_lr_schedule_warmup_then_cosine() -> None:

@@ -17,6 +17,7 @@ from typing import Any
 OPTIONS: dict[str, tuple[str, type]] = {
     "preset": ("model", str),
     "vocab_size": ("model", int),
+    "isolate_cjk": ("model", bool),
     "context": ("model", int),
     "base": ("model", str),
     "val_fraction": ("data", float),
@@ -36,7 +37,15 @@ OPTIONS: dict[str, tuple[str, type]] = {
     "precision": ("train", str),
     "save_dtype": ("train", str),
 }
-SPEC_FIELDS = ("preset", "vocab_size", "context", "base", "val_fraction", "loss_on_prompt")
+SPEC_FIELDS = (
+    "preset",
+    "vocab_size",
+    "isolate_cjk",
+    "context",
+    "base",
+    "val_fraction",
+    "loss_on_prompt",
+)
 
 
 def register(subs: Any, parser: argparse.ArgumentParser) -> None:

@@ -36,6 +36,7 @@ class TrainSpec:
     base: str | None = None  # checkpoint folder, .gguf or model name to continue from
     preset: str = "tiny"
     vocab_size: int = 4096
+    isolate_cjk: bool = False  # tokenizer: each Han character its own pre-token
     context: int | None = None  # defaults to the preset's (or the base model's)
     val_fraction: float = 0.05
     loss_on_prompt: bool = False  # conversations: also learn the user's and system's tokens
@@ -73,7 +74,7 @@ def prepare(spec: TrainSpec) -> Prepared:
         net, tokenizer = base.net, base.tokenizer
     else:
         corpus = docs + [m["content"] for c in convs for m in c]
-        tokenizer = train_tokenizer(corpus, spec.vocab_size)
+        tokenizer = train_tokenizer(corpus, spec.vocab_size, isolate_cjk=spec.isolate_cjk)
         cfg = preset_config(spec.preset, tokenizer.vocab_size, context_length=spec.context)
         cfg.eos_token_ids = sorted(tokenizer.eos_ids)
         net = Transformer(cfg)
