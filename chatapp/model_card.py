@@ -70,7 +70,8 @@ def model_card(folder: Path, name: str, summary: dict[str, Any], recipe_path: Pa
         f"context {cfg['max_position_embeddings']}, tied embeddings",
         f"- Parameters: {params:,} ({params / 1e6:.2f}M); weights "
         f"{cfg.get('torch_dtype', 'float32')}, {size_mb:.1f} MB",
-        f"- Tokenizer: byte-level BPE, {cfg['vocab_size']} ids, trained on the corpus",
+        f"- Tokenizer: byte-level BPE, {cfg['vocab_size']} ids, trained on the corpus"
+        + ("; every Han character its own pre-token" if summary.get("isolate_cjk") else ""),
         f"- Data: {summary.get('data', 'see the command')}",
         f"- Training: {summary['steps']} steps, {summary['tokens']:,} tokens, "
         f"{summary['seconds'] / 60:.1f} minutes on {platform.machine()} "

@@ -178,6 +178,7 @@ def _train(args: argparse.Namespace) -> int:
         "parameters": display.info.get("parameters"),
         "stopped_early": result.stopped_early,
         "threads": torch.get_num_threads(),
+        "isolate_cjk": bool(spec.isolate_cjk),
         "data": describe_data(data, chat, text, bool(spec.loss_on_prompt)),
     }
     if recipe.get("description"):
