@@ -173,6 +173,19 @@ def test_a_broken_config_toml_is_one_warning_line_and_defaults(
     assert fake.params == engine.SamplingParams()
 
 
+def test_a_bad_value_in_config_toml_names_the_file(capsys: pytest.CaptureFixture[str]) -> None:
+    from chatapp.settings import config_path
+
+    config_path().parent.mkdir(parents=True, exist_ok=True)
+    config_path().write_text("[sampling]\ntemperature = -1\n")
+    assert main(["ask", "q", "--model", "m"]) == 1
+    err = capsys.readouterr().err
+    assert "temperature must be" in err and "sampling.temperature" in err and "config.toml" in err
+    argv = ["ask", "q", "--model", "m", "--temperature", "0.5", "--max-tokens", "0"]
+    assert main(argv) == 1  # a flag's own error
+    assert "--max-tokens must be" in capsys.readouterr().err
+
+
 def test_terminal_escape_sequences_never_reach_stdout(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -54,7 +54,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     import engine
     from chatapp.console_text import strip_control
     from chatapp.model_choice import resolve_model_source
-    from chatapp.settings import SAMPLING_KEYS, load_settings
+    from chatapp.settings import SAMPLING_KEYS, config_path, load_settings
 
     settings, warning = load_settings()
     if warning:
@@ -72,6 +72,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
     try:
         params = engine.SamplingParams(**{SAMPLING_KEYS[k]: v for k, v in chosen.items()})
     except ValueError as e:
+        bad = next((k for k in chosen if SAMPLING_KEYS[k] == str(e).split()[0]), None)
+        if bad is not None and flags[bad] is None:  # the value came from the file
+            return error(f"{e} (set as sampling.{bad} in {config_path()})")
         return error(str(e).replace("max_new_tokens", "--max-tokens"))
     text = read_prompt(args.prompt)
     if not text.strip():
