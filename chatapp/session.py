@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from chatapp.settings import SAMPLING_KEYS, Settings, parse_value
+from chatapp.settings import SAMPLING_KEYS, Settings, parse_value, sampling_params
 from chatapp.store import Store, StoredMessage
 
 TITLE_LENGTH = 48
@@ -218,17 +218,13 @@ class ChatSession:
 
     def sampling_params(self) -> Any:
         """``engine.SamplingParams`` from the conversation's settings (raises ValueError)."""
-        from engine.sampling import SamplingParams
-
-        return SamplingParams(**{SAMPLING_KEYS[k]: v for k, v in self.sampling.items()})
+        return sampling_params(self.sampling)
 
     def set_sampling(self, key: str, text: str) -> Any:
         """``/set KEY VALUE``: check it with the engine's own validation, then keep it."""
         value = parse_value(key, text)
         candidate = {**self.sampling, key: value}
-        from engine.sampling import SamplingParams
-
-        SamplingParams(**{SAMPLING_KEYS[k]: v for k, v in candidate.items()})  # ValueError
+        sampling_params(candidate)  # ValueError
         self.sampling = candidate
         if self.conversation_id is not None:
             self.store.update_conversation(self.conversation_id, params=self.sampling)

@@ -73,6 +73,14 @@ def parse_value(key: str, text: str) -> Any:
         raise ValueError(f"{key} must be {kind}, got {text!r}") from None
 
 
+def sampling_params(values: dict[str, Any]) -> Any:
+    """``engine.SamplingParams`` from values keyed by /set names; the engine's validation
+    raises ValueError naming the bad field."""
+    from engine.sampling import SamplingParams  # imports torch: only when it is needed
+
+    return SamplingParams(**{SAMPLING_KEYS[k]: v for k, v in values.items()})
+
+
 def load_settings(path: Path | None = None) -> tuple[Settings, str | None]:
     """Read the config file; return the settings and a warning line (None when all is well)."""
     path = path or config_path()

@@ -54,27 +54,22 @@ def cmd_ask(args: argparse.Namespace) -> int:
     import engine
     from chatapp.console_text import strip_control
     from chatapp.model_choice import resolve_model_source
-    from chatapp.settings import SAMPLING_KEYS, config_path, load_settings
+    from chatapp.settings import SAMPLING_KEYS, config_path, load_settings, sampling_params
 
     settings, warning = load_settings()
     if warning:
         print(f"chatapp: warning: {warning}", file=sys.stderr)
-    flags = {
-        "temperature": args.temperature,
-        "top_k": args.top_k,
-        "top_p": args.top_p,
-        "min_p": args.min_p,
-        "repetition_penalty": args.repetition_penalty,
-        "seed": args.seed,
-        "max_tokens": args.max_tokens,
-    }
-    chosen = {**settings.sampling, **{k: v for k, v in flags.items() if v is not None}}
+    # The flags' dests are the /set names; an unset flag (None) leaves config.toml's value.
+    flags = {k: getattr(args, k) for k in SAMPLING_KEYS if getattr(args, k) is not None}
+    from_file = {k: v for k, v in settings.sampling.items() if k not in flags}
+    for key, value in from_file.items():  # one at a time, to name the file's bad key
+        try:
+            sampling_params({key: value})
+        except ValueError as e:
+            return error(f"{e} (set as sampling.{key} in {config_path()})")
     try:
-        params = engine.SamplingParams(**{SAMPLING_KEYS[k]: v for k, v in chosen.items()})
+        params = sampling_params({**from_file, **flags})
     except ValueError as e:
-        bad = next((k for k in chosen if SAMPLING_KEYS[k] == str(e).split()[0]), None)
-        if bad is not None and flags[bad] is None:  # the value came from the file
-            return error(f"{e} (set as sampling.{bad} in {config_path()})")
         return error(str(e).replace("max_new_tokens", "--max-tokens"))
     text = read_prompt(args.prompt)
     if not text.strip():

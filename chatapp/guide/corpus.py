@@ -16,13 +16,15 @@ from __future__ import annotations
 import json
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from chatapp.guide import facts_en, facts_zh
 from chatapp.guide.templates import frame, framings
 from chatapp.guide.topics import Topic
+
+T = TypeVar("T")
 
 LANGS: dict[str, list[Topic]] = {"en": facts_en.TOPICS, "zh": facts_zh.TOPICS}
 
@@ -103,14 +105,15 @@ def _casual(text: str, lang: str, rng: random.Random, filler: bool = True) -> st
     return text
 
 
-def _dedupe(texts: Sequence[str]) -> list[str]:
-    seen: dict[str, None] = {}
+def _dedupe(items: Iterable[T], text: Callable[[T], str]) -> list[T]:
+    """``items`` without those whose text normalises to nothing or to an earlier one's."""
+    seen: set[str] = set()
     out = []
-    for t in texts:
-        n = normalize(t)
+    for item in items:
+        n = normalize(text(item))
         if n and n not in seen:
-            seen[n] = None
-            out.append(t)
+            seen.add(n)
+            out.append(item)
     return out
 
 
@@ -235,14 +238,7 @@ def eval_pairs(t: Topic, lang: str) -> list[tuple[str, str]]:
         out += [(frame(tpl, s, lang), s) for tpl in framings(lang, t.kind, s, eval=True)]
     for s in t.eval_subjects:
         out += [(frame(tpl, s, lang), s) for tpl in framings(lang, t.kind, s, eval=False)]
-    seen: dict[str, None] = {}
-    unique = []
-    for q, s in out:
-        n = normalize(q)
-        if n and n not in seen:
-            seen[n] = None
-            unique.append((q, s))
-    return unique
+    return _dedupe(out, lambda pair: pair[0])
 
 
 def eval_candidates(t: Topic, lang: str) -> list[str]:
