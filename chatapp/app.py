@@ -17,6 +17,7 @@ from textual.timer import Timer
 from textual.widgets import Footer, OptionList
 
 from chatapp.commands import COMMANDS, ChatCommands, CommandError
+from chatapp.console_text import printable, strip_control
 from chatapp.session import ChatSession, Loader, ModelUnavailable, ReplyBuffer, ReplyResult
 from chatapp.settings import Settings, load_settings
 from chatapp.store import Store
@@ -117,7 +118,10 @@ class ChatApp(App[None]):
         prompt.focus()
         self.query_one(Sidebar).display = False
         if self._settings_warning:
-            self.notify(self._settings_warning, severity="warning", timeout=8)
+            # It quotes config.toml's values: never parsed as markup.
+            self.notify(
+                printable(self._settings_warning), severity="warning", timeout=8, markup=False
+            )
         self.load_model(self.requested_model)
 
     @property
@@ -214,7 +218,7 @@ class ChatApp(App[None]):
     # Sending and streaming -------------------------------------------------------------------
 
     def fill_prompt(self, text: str) -> None:
-        self.prompt.text = text
+        self.prompt.text = strip_control(text)  # e.g. a stored prompt: text, no sequences
         self.prompt.move_cursor(self.prompt.document.end)
         self.prompt.focus()
 

@@ -26,8 +26,24 @@ class ModelImportError(Exception):
     """An import that cannot go ahead (bad name, name taken, nothing to import)."""
 
 
+NAME_CHARS = re.compile(r"[\w.+:@-]+")
+
+
 def validate_name(name: str) -> str:
-    """``name`` if it can be a folder under models/; else a ``ModelImportError`` saying why."""
+    """``name`` if it can be a new model's name; else a ``ModelImportError`` saying why."""
+    _check_folder_name(name)
+    if not NAME_CHARS.fullmatch(name):
+        # Names are typed in commands and shown in tables: no markup brackets, no controls.
+        raise ModelImportError(
+            f"model name {name!r} may hold only letters, digits and . _ - + : @ "
+            "(e.g. --name my-model-q4)"
+        )
+    return name
+
+
+def _check_folder_name(name: str) -> str:
+    """``name`` if it names a folder directly under models/ (older installs may have names
+    that ``validate_name`` now refuses: they can still be found and removed)."""
     if not name or not name.strip():
         raise ModelImportError("the model name is empty; pass --name NAME")
     if "/" in name or "\\" in name or "\x00" in name:
@@ -47,7 +63,7 @@ def default_name(src: Path) -> str:
 
 
 def model_path(name: str) -> Path:
-    return models_dir() / validate_name(name)
+    return models_dir() / _check_folder_name(name)
 
 
 def import_model(

@@ -54,10 +54,17 @@ def test_import_refuses_to_clobber_without_force(
     assert [p.name for p in engine.models_dir().iterdir()] == ["m"]  # no temp or .old left
 
 
-@pytest.mark.parametrize("bad", ["", "a/b", "..\\x", ".hidden", " pad"])
+@pytest.mark.parametrize(
+    "bad", ["", "a/b", "..\\x", ".hidden", " pad", "[red]x", "a\nb", "a\x1b[2J", "two words"]
+)
 def test_bad_names_are_refused_with_a_reason(bad: str) -> None:
     with pytest.raises(ModelImportError, match="name"):
         validate_name(bad)
+
+
+@pytest.mark.parametrize("good", ["smollm2-135m", "Qwen2.5_0.5B", "llama3:8b", "模型", "a+b@c"])
+def test_good_names_are_kept(good: str) -> None:
+    assert validate_name(good) == good
 
 
 def test_default_name_is_lowercased_and_sanitized(tmp_path: Path) -> None:

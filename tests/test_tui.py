@@ -208,8 +208,8 @@ async def test_enter_sends_but_ctrl_j_and_paste_keep_a_multi_line_prompt() -> No
         await pilot.press("shift+enter")
         assert app.prompt.text == "line1\nline2\n"
         app.prompt.text = ""
-        await app.prompt._on_paste(__import__("textual").events.Paste("a\nb\nc"))
-        assert app.prompt.text == "a\nb\nc"
+        app.post_message(__import__("textual").events.Paste("a\nb\nc"))
+        await wait_until(pilot, lambda: app.prompt.text == "a\nb\nc")
         await pilot.press("enter")
         await reply_done(pilot, app)
         assert model.calls[0][-1]["content"] == "a\nb\nc"

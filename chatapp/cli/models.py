@@ -43,8 +43,20 @@ SHORT_DTYPES = {"float32": "f32", "bfloat16": "bf16", "float16": "f16"}
 
 
 def error(message: str) -> int:
-    print(f"chatapp: error: {message}", file=sys.stderr)
+    from chatapp.console_text import printable
+
+    print(f"chatapp: error: {printable(message)}", file=sys.stderr)
     return 1
+
+
+def _text(value: object) -> Any:
+    """Data from a model file or folder as a Rich ``Text``: never parsed as markup, and its
+    control characters shown, not sent to the terminal."""
+    from rich.text import Text
+
+    from chatapp.console_text import printable
+
+    return Text(printable(str(value)))
 
 
 def human_size(n: float) -> str:
@@ -90,12 +102,16 @@ def cmd_import(args: argparse.Namespace) -> int:
             dest = import_model(args.src, args.name, force=args.force, on_step=step)
         except (ModelImportError, ModelLoadError) as e:
             return error(str(e))
+    from chatapp.console_text import printable
+
     info = describe(dest)
     print(
-        f"Imported {info.name} ({info.architecture}, {human_count(info.parameters)} parameters) "
-        f"into {dest}"
+        printable(
+            f"Imported {info.name} ({info.architecture}, {human_count(info.parameters)} "
+            f"parameters) into {dest}"
+        )
     )
-    print(f'Try it: chatapp ask "Hello" --model {info.name}')
+    print(printable(f'Try it: chatapp ask "Hello" --model {info.name}'))
     return 0
 
 
@@ -128,13 +144,13 @@ def cmd_models(args: argparse.Namespace) -> int:
         if quant and quant != m.dtype:
             dtype = f"{dtype} ({quant})"
         table.add_row(
-            m.name,
-            m.architecture.removesuffix("ForCausalLM").removesuffix("LMHeadModel"),
+            _text(m.name),
+            _text(m.architecture.removesuffix("ForCausalLM").removesuffix("LMHeadModel")),
             human_count(m.parameters),
-            dtype,
+            _text(dtype),
             str(m.context_length),
             human_size(m.size_bytes),
-            m.source,
+            _text(m.source),
         )
     console.print(table)
     return 0
@@ -183,11 +199,16 @@ def cmd_show(args: argparse.Namespace) -> int:
         tokenizer = Tokenizer.from_dir(path)
     except (ModelLoadError, OSError, ValueError) as e:
         return error(str(e).splitlines()[0])
+    from chatapp.console_text import printable
+
     console = Console()
     src = read_source_info(path)
-    console.print(f"[bold]{info.name}[/]  {path}", highlight=False)
+    header = _text(info.name)
+    header.stylize("bold")
+    header.append(f"  {printable(str(path))}")
+    console.print(header, highlight=False)
     summary = Table.grid(padding=(0, 2))
-    rows: list[tuple[str, str]] = [
+    rows: list[tuple[str, object]] = [
         ("architecture", info.architecture),
         ("parameters", f"{human_count(info.parameters)} ({info.parameters:,})"),
         ("dtype", info.dtype),
@@ -196,7 +217,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     ]
     rows += [(k, str(v)) for k, v in src.items() if v not in (None, "")]
     for k, v in rows:
-        summary.add_row(f"[dim]{k}[/]", v)
+        key = _text(k)
+        key.stylize("dim")
+        summary.add_row(key, _text(v))
     console.print(summary)
     console.rule("config.json", align="left")
     config = json.loads((path / "config.json").read_text(encoding="utf-8"))
@@ -205,13 +228,13 @@ def cmd_show(args: argparse.Namespace) -> int:
     if tokenizer.chat_template is None:
         console.print("[dim](none: ChatML is used)[/]")
     else:
-        console.print(tokenizer.chat_template, markup=False, highlight=False)
+        console.print(printable(tokenizer.chat_template), markup=False, highlight=False)
     console.rule("files", align="left")
     files = Table(box=None, show_header=False)
     files.add_column()
     files.add_column(justify="right")
     for f in sorted(p for p in path.rglob("*") if p.is_file()):
-        files.add_row(str(f.relative_to(path)), human_size(f.stat().st_size))
+        files.add_row(_text(f.relative_to(path)), human_size(f.stat().st_size))
     console.print(files)
     return 0
 

@@ -9,6 +9,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
+from chatapp.console_text import printable
 from chatapp.session import ReplyResult
 
 
@@ -23,30 +24,33 @@ def format_stats(stats: dict[str, Any] | None) -> str:
 
 class UserMessage(Static):
     def __init__(self, text: str) -> None:
-        super().__init__(Text(text), markup=False)
+        super().__init__(Text(printable(text)), markup=False)
 
 
 class Notice(Static):
     """One line from the app itself (settings changed, an error); never parsed as markup."""
 
     def __init__(self, text: str, error: bool = False) -> None:
-        super().__init__(Text(text), markup=False, classes="error" if error else "")
+        super().__init__(Text(printable(text)), markup=False, classes="error" if error else "")
 
 
 class AssistantMessage(Vertical):
-    """A reply: streamed into a ``MarkdownStream`` with ``append``, then rendered whole."""
+    """A reply: streamed into a ``MarkdownStream`` with ``append``, then rendered whole.
+
+    ``text`` is the reply as the model wrote it; the view shows it ``printable`` (escape
+    sequences in a reply, live or stored, never reach the terminal)."""
 
     def __init__(self, text: str = "", meta: str = "") -> None:
         # Markdown renders the model's text as Markdown only: Rich markup like [b] stays literal.
-        self.body = Markdown(text, classes="body")
-        self.meta = Static(Text(meta), markup=False, classes="meta")
+        self.body = Markdown(printable(text), classes="body")
+        self.meta = Static(Text(printable(meta)), markup=False, classes="meta")
         self.meta.display = bool(meta)
         super().__init__(self.body, self.meta)
         self._stream: MarkdownStream | None = None
         self.text = text
 
     def set_meta(self, text: str, *, error: bool = False) -> None:
-        self.meta.update(Text(text))
+        self.meta.update(Text(printable(text)))
         self.meta.set_class(error, "error")
         self.meta.display = bool(text)
 
@@ -60,14 +64,14 @@ class AssistantMessage(Vertical):
             self.set_meta("")
         self.text += text
         if self._stream is not None:
-            await self._stream.write(text)
+            await self._stream.write(printable(text))
 
     async def finish(self, result: ReplyResult) -> None:
         if self._stream is not None:
             await self._stream.stop()
             self._stream = None
         self.text = result.text
-        await self.body.update(result.text)  # one clean render of the whole reply
+        await self.body.update(printable(result.text))  # one clean render of the whole reply
         self.remove_class("streaming")
         parts = []
         if result.stopped:

@@ -9,6 +9,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+from chatapp.console_text import printable, strip_control
+
 KEYS = [
     ("Enter", "send the prompt"),
     ("Shift+Enter / Ctrl+J", "new line in the prompt"),
@@ -35,7 +37,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(Text(self.question), markup=False)
+            yield Label(Text(printable(self.question)), markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Yes", variant="error", id="yes")
                 yield Button("No", variant="primary", id="no")
@@ -57,8 +59,9 @@ class TextInputScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(Text(self.title_text), markup=False)
-            yield Input(self.value, select_on_focus=True)
+            yield Label(Text(printable(self.title_text)), markup=False)
+            # The value is edited and sent back: controls removed, not pictured.
+            yield Input(strip_control(self.value).replace("\n", " "), select_on_focus=True)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.dismiss(event.value.strip() or None)

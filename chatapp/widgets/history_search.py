@@ -10,6 +10,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
+from chatapp.console_text import printable
+
 MAX_SHOWN = 200
 TITLE = "Past prompts, newest first: Enter puts one in the prompt, Esc cancels"
 
@@ -60,7 +62,7 @@ class HistorySearch(ModalScreen[str | None]):
         options = self.query_one(OptionList)
         options.clear_options()
         options.add_options(
-            Option(Text(" ⏎ ".join(p.splitlines()), no_wrap=True, overflow="ellipsis"))
+            Option(Text(printable(" ⏎ ".join(p.splitlines())), no_wrap=True, overflow="ellipsis"))
             for p in self.matches
         )
         if self.matches:
@@ -69,7 +71,7 @@ class HistorySearch(ModalScreen[str | None]):
         if not self.prompts:
             title.update(Text("No past prompts yet: the prompts you send are kept here"))
         elif not self.matches:
-            title.update(Text(f"No past prompt matches {query.strip()!r}"))
+            title.update(Text(printable(f"No past prompt matches {query.strip()!r}")))
         else:
             title.update(Text(TITLE))
 

@@ -13,6 +13,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label
 
+from chatapp.console_text import printable
+
 
 def human_count(n: int) -> str:
     for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
@@ -62,7 +64,7 @@ class ModelPicker(ModalScreen[str | None]):
     def _show_error(self, message: str) -> None:
         table = self.query_one(DataTable)
         table.loading = False
-        self.query_one(Label).update(Text(f"could not list models: {message}"))
+        self.query_one(Label).update(Text(printable(f"could not list models: {message}")))
 
     def _fill(self, models: list[Any]) -> None:
         table = self.query_one(DataTable)
@@ -73,10 +75,11 @@ class ModelPicker(ModalScreen[str | None]):
             )
             return
         for m in models:
-            name = Text(m.name, style="bold" if m.name == self.current else "")
+            # Names and architectures come from files on disk: Text, never markup.
+            name = Text(printable(m.name), style="bold" if m.name == self.current else "")
             table.add_row(
                 name,
-                m.architecture,
+                Text(printable(m.architecture)),
                 human_count(m.parameters),
                 str(m.context_length),
                 human_bytes(m.size_bytes),

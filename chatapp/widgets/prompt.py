@@ -9,6 +9,8 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import TextArea
 
+from chatapp.console_text import printable, strip_control
+
 NEWLINE_KEYS = frozenset({"shift+enter", "ctrl+j", "newline", "alt+enter"})
 
 
@@ -92,10 +94,18 @@ class PromptInput(TextArea):
         if len(common) > len(self.text):
             self._replace_all(common)
         if len(options) > 1:
-            self.notify("  ".join(o.strip() for o in options), title="Completions", timeout=4)
+            # Completions include model names (from disk): never markup.
+            shown = printable("  ".join(o.strip() for o in options))
+            self.notify(shown, title="Completions", timeout=4, markup=False)
+
+    async def _on_paste(self, event: events.Paste) -> None:
+        # Runs before TextArea's own paste handler, which inserts ``event.text``: the prompt
+        # shows what is sent, and an escape sequence in a paste would reach the terminal raw.
+        event.text = strip_control(event.text)
 
     def _replace_all(self, text: str) -> None:
-        self.text = text
+        """Show ``text`` (a past prompt, a completion) as the whole prompt."""
+        self.text = strip_control(text)
         self.move_cursor(self.document.end)
 
     def action_history_previous(self) -> None:

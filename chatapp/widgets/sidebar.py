@@ -10,6 +10,7 @@ from textual.message import Message
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
+from chatapp.console_text import printable
 from chatapp.store import Conversation
 
 
@@ -44,7 +45,7 @@ TITLE_WIDTH = 28  # the sidebar is 32 cells wide; one line per conversation
 
 
 def _fit(title: str) -> str:
-    title = " ".join(title.split()) or "(untitled)"
+    title = printable(" ".join(title.split())) or "(untitled)"
     return title if len(title) <= TITLE_WIDTH else title[: TITLE_WIDTH - 1] + "…"
 
 

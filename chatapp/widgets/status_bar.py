@@ -7,6 +7,8 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
+from chatapp.console_text import printable
+
 SHORT = {"temperature": "temp", "repetition_penalty": "rep", "max_tokens": "max"}
 OFF: dict[str, Any] = {"min_p": 0.0, "repetition_penalty": 1.0, "seed": None}  # hidden when off
 
@@ -23,12 +25,13 @@ class StatusBar(Static):
         stats: dict[str, Any] | None,
     ) -> None:
         text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(model or "no model", style="bold")
+        text.append(printable(model) or "no model", style="bold")
         if state:
-            text.append(f" ({state})", style="italic")
+            text.append(f" ({printable(state)})", style="italic")
         shown = {k: v for k, v in settings.items() if v != OFF.get(k, object())}
         if shown:
-            text.append("  " + " ".join(f"{SHORT.get(k, k)}={_fmt(v)}" for k, v in shown.items()))
+            values = " ".join(f"{SHORT.get(k, k)}={_fmt(v)}" for k, v in shown.items())
+            text.append("  " + printable(values))
         if context_size:
             text.append(f"  ctx {context_used}/{context_size}")
         if stats:
