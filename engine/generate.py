@@ -98,7 +98,9 @@ class Model:
         return self.tokenizer.eos_ids | frozenset(self.config.eos_token_ids)
 
     def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.net.parameters())
+        from engine.quantize import parameter_count
+
+        return parameter_count(self.net)
 
     @torch.inference_mode()
     def logits(self, ids: Sequence[int]) -> torch.Tensor:

@@ -16,9 +16,18 @@ from torch.overrides import TorchFunctionMode
 from engine.config import ModelConfig
 from engine.errors import ModelLoadError
 from engine.formats import hf
+from engine.formats.hf import Weight, fuse, unfuse
 from engine.formats.safetensors_file import SafetensorsFormatError, read_safetensors
 from engine.generate import Model
 from engine.model import Transformer
+from engine.quantize import (
+    COMPUTE_DTYPE,
+    QUANT_METHOD,
+    QuantizedWeight,
+    group_quantized,
+    quantize_weight,
+    swap_in,
+)
 from engine.registry import resolve_source
 from engine.tokenizer import Tokenizer
 
@@ -27,26 +36,102 @@ SMALL_MODEL_PARAMETERS = 30_000_000  # below this, "auto" keeps float32 on the C
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def load(source: str | os.PathLike[str], *, dtype: str = "auto", device: str = "cpu") -> Model:
-    """Load a checkpoint folder, a ``.gguf`` file or a model name from the data dir."""
+QUANTS = ("auto", "none", "int8", "int4")
+
+
+def load(
+    source: str | os.PathLike[str],
+    *,
+    dtype: str = "auto",
+    device: str = "cpu",
+    quant: str = "auto",
+) -> Model:
+    """Load a checkpoint folder, a ``.gguf`` file or a model name from the data dir.
+
+    ``quant``: ``auto`` keeps quantized weights quantized (a GGUF file's 4-bit tensors as int4,
+    its other quantized types as int8; a folder as it was saved) and floats as floats, except
+    that ``dtype="float32"`` asks for the float reference path (everything dequantized);
+    ``none`` dequantizes everything; ``int8`` / ``int4`` also quantize float weights (int4 for
+    the transformer blocks, int8 for the embeddings and output head).
+    """
+    if quant not in QUANTS:
+        raise ModelLoadError(f"unknown quant {quant!r}; use {', '.join(QUANTS)}")
+    if quant == "auto" and dtype == "float32":
+        quant = "none"
+    if quant in ("int8", "int4") and device != "cpu":
+        raise ModelLoadError(f"{quant} weights run on the CPU only for now; use quant='none'")
+    if device != "cpu":
+        quant = "none"  # the quantized kernels here are the CPU ones
     path = resolve_source(source)
     name = path.name
     if path.is_file() and path.suffix.lower() == ".gguf":
         from engine.formats.gguf import gguf_checkpoint
 
         name = path.stem  # not the cache folder's name, which carries a digest
-        path = gguf_checkpoint(path)
+        path = gguf_checkpoint(path, quantized=quant != "none")
     if path.is_file():
         if path.suffix.lower() in PICKLE_SUFFIXES:
             raise _pickle_error(path)
         raise ModelLoadError(f"{path} is not a model: give a checkpoint folder or a .gguf file")
     cfg = read_config(path)
-    torch_dtype = _pick_dtype(dtype, cfg, device)
     tokenizer = Tokenizer.from_dir(path, eos_ids=cfg.eos_token_ids + _generation_eos(path))
-    state = read_weights(path, cfg, dtype=torch_dtype)
+    stays_quantized = quant in ("int8", "int4") or (quant == "auto" and is_quantized_folder(path))
+    torch_dtype = COMPUTE_DTYPE if stays_quantized else _pick_dtype(dtype, cfg, device)
+    # Floats are cast as they are read, except when they are about to be quantized.
+    state = read_weights(path, cfg, dtype=None if quant in ("int8", "int4") else torch_dtype)
+    state = apply_quant(cfg, state, quant)
     with torch.device("meta"), _SkipInit():
         net = Transformer(cfg)
-    expected = net.state_dict()
+    check_shapes(path, cfg, state, unfuse(cfg, net.state_dict()))
+    if cfg.tie_word_embeddings and isinstance(state.get("embed_tokens.weight"), QuantizedWeight):
+        state["lm_head.weight"] = state["embed_tokens.weight"]  # one quantized copy, shared
+    state = fuse(cfg, state)
+    rest = swap_in(net, state, torch_dtype)
+    rest = {k: t.to(device=device, dtype=torch_dtype) for k, t in rest.items()}
+    net.load_state_dict(rest, strict=False, assign=True)
+    net.tie_weights()
+    net.to(device)
+    left = [k for k, t in net.state_dict().items() if t.is_meta]
+    if left:  # cannot happen for a checked state; a clear error beats garbage
+        raise ModelLoadError(f"{path}: no weights for {left[0]!r}")
+    return Model(net, tokenizer, name=name, path=str(path))
+
+
+def is_quantized_folder(path: Path) -> bool:
+    """Whether ``path``'s config.json says its weights are quantized (our int4/int8 form)."""
+    try:
+        data = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        return data.get("quantization_config", {}).get("quant_method") == QUANT_METHOD
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def apply_quant(cfg: ModelConfig, state: dict[str, Weight], quant: str) -> dict[str, Weight]:
+    """Bring ``state`` to the ``quant`` asked for (see ``load``)."""
+    if quant == "auto":
+        return state
+    if quant == "none":
+        return {
+            k: v.dequantize(torch.float32) if isinstance(v, QuantizedWeight) else v
+            for k, v in state.items()
+        }
+    out: dict[str, Weight] = {}
+    for k, v in state.items():
+        kind = quant if k.startswith("layers.") else "int8"  # embeddings and head: int8
+        is_matrix = k.endswith(".weight") and len(v.shape) == 2 and "embed_positions" not in k
+        if isinstance(v, QuantizedWeight):
+            out[k] = v if v.kind == kind else quantize_weight(v.dequantize(), kind)
+        elif is_matrix:
+            out[k] = quantize_weight(v, kind)
+        else:
+            out[k] = v
+    return out
+
+
+def check_shapes(
+    path: Path, cfg: ModelConfig, state: dict[str, Weight], expected: dict[str, torch.Tensor]
+) -> None:
+    """Every tensor the config needs is there, with the shape it needs, and nothing else."""
     missing = [k for k in expected if k not in state and not _tied(cfg, k)]
     if missing:
         raise ModelLoadError(
@@ -66,11 +151,6 @@ def load(source: str | os.PathLike[str], *, dtype: str = "auto", device: str = "
             raise ModelLoadError(
                 f"{path}: tensor {k!r} has shape {tuple(t.shape)} but the config needs {want}"
             )
-    state = {k: t.to(device=device, dtype=torch_dtype) for k, t in state.items()}
-    net.load_state_dict(state, strict=False, assign=True)
-    net.tie_weights()
-    net.init_rope(device)
-    return Model(net, tokenizer, name=name, path=str(path))
 
 
 class _SkipInit(TorchFunctionMode):
@@ -157,9 +237,10 @@ def _pickle_error(path: Path) -> ModelLoadError:
 
 def read_weights(
     path: Path, cfg: ModelConfig, dtype: torch.dtype | None = None
-) -> dict[str, torch.Tensor]:
-    """Read ``model.safetensors`` (or its shards) and map names to ours; each tensor is cast to
-    ``dtype`` as it is read, so a float32 file never sits in memory twice."""
+) -> dict[str, Weight]:
+    """Read ``model.safetensors`` (or its shards) and map names to ours (fused projections
+    still in parts; quantized weights as ``QuantizedWeight``). Float tensors are cast to
+    ``dtype`` as they are read, so a float32 file never sits in memory twice."""
     single = path / "model.safetensors"
     index = path / "model.safetensors.index.json"
     if single.is_file():
@@ -185,7 +266,11 @@ def read_weights(
             raise ModelLoadError(f"{f} is corrupt or truncated ({e}); download it again") from None
         except OSError as e:
             raise ModelLoadError(f"cannot read {f}: {e.strerror or e}") from None
-    return hf.from_hf(cfg, tensors)
+    try:
+        grouped = group_quantized(tensors)
+    except ValueError as e:
+        raise ModelLoadError(f"{path}: {e}") from None
+    return hf.from_hf(cfg, grouped)
 
 
 def save(

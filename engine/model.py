@@ -2,7 +2,8 @@
 
 The families differ in a few config flags (norm kind, positional scheme, MLP kind, biases),
 not in class trees. Parameter names follow Hugging Face's Llama layout without the ``model.``
-prefix, so Llama/Mistral/Qwen2 checkpoints map one to one; GPT-2 names are mapped on load.
+prefix, except that q/k/v and gate/up are fused into ``qkv_proj`` and ``gate_up_proj`` (fewer,
+larger matrix multiplies per token); ``formats/hf.py`` maps checkpoints both ways.
 """
 
 from __future__ import annotations
@@ -70,10 +71,13 @@ def rope_inv_freq(cfg: ModelConfig) -> torch.Tensor:
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate halves (HF/NeoX layout): x is [1, heads, n, head_dim], cos/sin [n, head_dim]."""
-    x1, x2 = x.chunk(2, dim=-1)
-    rotated = torch.cat((-x2, x1), dim=-1)
-    return x * cos + rotated * sin
+    """Rotate halves (HF/NeoX layout): x is [1, n, heads, head_dim], cos/sin [n, 1, head_dim].
+
+    ``sin`` has its first half negated (see ``Transformer.rope``), so the rotation of each
+    pair (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin) is ``x * cos + roll(x) * sin``: three
+    kernels per call instead of the six of rotate_half's chunk/neg/cat.
+    """
+    return torch.addcmul(x * cos, x.roll(x.shape[-1] // 2, dims=-1), sin)
 
 
 class Attention(nn.Module):
@@ -84,9 +88,9 @@ class Attention(nn.Module):
             cfg.num_kv_heads,
             cfg.head_dim,
         )
-        self.q_proj = nn.Linear(cfg.hidden_size, cfg.num_heads * cfg.head_dim, bias=cfg.qkv_bias)
-        self.k_proj = nn.Linear(cfg.hidden_size, cfg.num_kv_heads * cfg.head_dim, bias=cfg.qkv_bias)
-        self.v_proj = nn.Linear(cfg.hidden_size, cfg.num_kv_heads * cfg.head_dim, bias=cfg.qkv_bias)
+        # q, k and v in one projection: one matrix multiply per layer instead of three.
+        qkv = (cfg.num_heads + 2 * cfg.num_kv_heads) * cfg.head_dim
+        self.qkv_proj = nn.Linear(cfg.hidden_size, qkv, bias=cfg.qkv_bias)
         self.o_proj = nn.Linear(cfg.num_heads * cfg.head_dim, cfg.hidden_size, bias=cfg.o_bias)
 
     def forward(
@@ -99,18 +103,19 @@ class Attention(nn.Module):
         mask: torch.Tensor | None,
     ) -> torch.Tensor:
         bsz, n, _ = x.shape
-        q = self.q_proj(x).view(bsz, n, self.num_heads, self.head_dim).transpose(1, 2)
-        k = self.k_proj(x).view(bsz, n, self.num_kv_heads, self.head_dim).transpose(1, 2)
-        v = self.v_proj(x).view(bsz, n, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        heads, kv_heads = self.num_heads, self.num_kv_heads
+        qkv = self.qkv_proj(x).view(bsz, n, heads + 2 * kv_heads, self.head_dim)
+        qk, v = qkv[:, :, : heads + kv_heads], qkv[:, :, heads + kv_heads :]
         if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+            qk = apply_rope(qk, *rope)  # q and k rotated together
+        q, k = qk[:, :, :heads].transpose(1, 2), qk[:, :, heads:].transpose(1, 2)
+        v = v.transpose(1, 2)
         if cache is not None:
             k, v = cache.write(layer, start, k, v)
-        gqa = self.num_heads != self.num_kv_heads
+        gqa = heads != kv_heads
         if mask is None:
             # No cache history (a fresh prefix) -> plain causal; one new token -> sees everything.
-            causal = n > 1
-            out = F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=gqa)
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=n > 1, enable_gqa=gqa)
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
         return self.o_proj(out.transpose(1, 2).reshape(bsz, n, -1))
@@ -121,14 +126,18 @@ class MLP(nn.Module):
         super().__init__()
         self.act = cfg.hidden_act
         self.gated = cfg.mlp == "gated"
-        if self.gated:
-            self.gate_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=cfg.mlp_bias)
-        self.up_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=cfg.mlp_bias)
+        if self.gated:  # gate and up in one projection, gate first
+            self.gate_up_proj = nn.Linear(
+                cfg.hidden_size, 2 * cfg.intermediate_size, bias=cfg.mlp_bias
+            )
+        else:
+            self.up_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=cfg.mlp_bias)
         self.down_proj = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=cfg.mlp_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.gated:  # SwiGLU
-            return self.down_proj(activation(self.act, self.gate_proj(x)) * self.up_proj(x))
+            gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
+            return self.down_proj(activation(self.act, gate) * up)
         return self.down_proj(activation(self.act, self.up_proj(x)))
 
 
@@ -156,6 +165,9 @@ class Block(nn.Module):
 class Transformer(nn.Module):
     """Decoder-only Transformer; ``forward`` optionally reads and writes a ``KVCache``."""
 
+    rope_cos: torch.Tensor | None
+    rope_sin: torch.Tensor | None
+
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.config = cfg
@@ -167,24 +179,36 @@ class Transformer(nn.Module):
         self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
         if cfg.tie_word_embeddings:
             self.lm_head.weight = self.embed_tokens.weight
-        self.rope_cos: torch.Tensor | None = None
-        self.rope_sin: torch.Tensor | None = None
+        # cos/sin per position, grown on demand (a config may declare a huge context) and
+        # moved with the module by .to(); never saved.
+        self.register_buffer("rope_cos", None, persistent=False)
+        self.register_buffer("rope_sin", None, persistent=False)
 
     def tie_weights(self) -> None:
-        if self.config.tie_word_embeddings:
+        if self.config.tie_word_embeddings and isinstance(self.embed_tokens, nn.Embedding):
             self.lm_head.weight = self.embed_tokens.weight
 
-    def init_rope(self, device: torch.device | str | None = None) -> None:
-        """Precompute cos/sin for every position (a table lookup per step, no trig per token)."""
-        if self.config.positions != "rope":
-            return
-        device = device or self.embed_tokens.weight.device
+    def rope(self, start: int, end: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos and sign-folded sin for positions start..end, shaped [n, 1, head_dim]."""
+        cos = self.rope_cos
+        if cos is None or cos.shape[0] < end:
+            self._grow_rope(end)
+        assert self.rope_cos is not None and self.rope_sin is not None
+        return self.rope_cos[start:end], self.rope_sin[start:end]
+
+    def _grow_rope(self, end: int) -> None:
+        have = 0 if self.rope_cos is None else self.rope_cos.shape[0]
+        size = min(self.config.context_length, max(end, 2 * have, 256))
+        ref: torch.Tensor = self.norm.weight  # type: ignore[assignment]
+        device, dtype = ref.device, ref.dtype
         inv_freq = rope_inv_freq(self.config).to(device)
-        t = torch.arange(self.config.context_length, device=device, dtype=torch.float32)
+        t = torch.arange(size, device=device, dtype=torch.float32)
         freqs = torch.outer(t, inv_freq)
         emb = torch.cat((freqs, freqs), dim=-1)
-        dtype = self.embed_tokens.weight.dtype
-        self.rope_cos, self.rope_sin = emb.cos().to(dtype), emb.sin().to(dtype)
+        sin = emb.sin()
+        sin[:, : sin.shape[1] // 2] *= -1  # see apply_rope
+        self.rope_cos = emb.cos().to(dtype)[:, None, :]
+        self.rope_sin = sin.to(dtype)[:, None, :]
 
     def forward(
         self,
@@ -208,12 +232,7 @@ class Transformer(nn.Module):
         x = self.embed_tokens(ids)
         if self.config.positions == "learned":
             x = x + self.embed_positions.weight[start:end]
-        rope = None
-        if self.config.positions == "rope":
-            if self.rope_cos is None or self.rope_sin is None:
-                self.init_rope()
-            assert self.rope_cos is not None and self.rope_sin is not None
-            rope = (self.rope_cos[start:end], self.rope_sin[start:end])
+        rope = self.rope(start, end) if self.config.positions == "rope" else None
         mask = None
         window = self.config.sliding_window
         windowed = window is not None and end > window

@@ -1,9 +1,12 @@
 """GGUF files (llama.cpp) -> checkpoint folders in the Hugging Face layout.
 
 A GGUF holds the weights (often quantized) and, as metadata, the config and the tokenizer.
-We convert it once into ``<cache>/gguf/<key>/`` (config.json, float32 model.safetensors,
+We convert it once into ``<cache>/gguf/<key>/`` (config.json, model.safetensors,
 tokenizer.json, ...) and load that folder like any other checkpoint; the key changes when the
-file does. Dequantization is ``gguf.quants`` (numpy over all blocks of a row group at once).
+file does. Two conversions exist: the quantized one (the default: quantized tensors stay
+quantized, see ``gguf_quant``; about the file's size) and the float32 one (the reference for
+parity, ``dtype="float32"``). Dequantization is ``gguf.quants`` (numpy over all blocks of a row
+group at once).
 """
 
 from __future__ import annotations
@@ -18,19 +21,26 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from gguf import GGMLQuantizationType, GGUFReader, LlamaFileType
 from safetensors.numpy import save_file
+from safetensors.torch import save_file as save_torch
 
 from engine import paths
 from engine.errors import ModelLoadError
 from engine.formats.gguf_config import ARCHITECTURES, hf_config
 from engine.formats.gguf_dequant import SUPPORTED_TYPES, dequantize_tensor, unpermute_rope
 from engine.formats.gguf_header import read_header
+from engine.formats.gguf_quant import FLOAT_TYPES, quantized_weight
 from engine.formats.gguf_tokenizer import build_tokenizer, field_value
+from engine.quantize import GROUP, QUANT_METHOD, QuantizedWeight, quantized_tensors
 
+Q = GGMLQuantizationType
 # Bump when the converted folder changes shape, so old cache entries are rebuilt.
 CONVERTER_VERSION = 1
-# float32 safetensors shards: the conversion holds at most one in memory.
+# The quantized conversion's cache folders end with this (and hold a different format).
+QUANTIZED_SUFFIX = "-q"
+# safetensors shards: the conversion holds at most one in memory.
 SHARD_BYTES = 2 << 30
 
 _LLAMA_NAMES = {
@@ -57,10 +67,11 @@ _GPT2_CONV1D = ("attn_qkv", "attn_output", "ffn_up", "ffn_down")
 _BLOCK = re.compile(r"blk\.(\d+)\.(\w+)\.(weight|bias)$")
 
 
-def gguf_checkpoint(path: Path) -> Path:
-    """The converted folder for ``path`` (converted now unless the cache already has it)."""
+def gguf_checkpoint(path: Path, *, quantized: bool = True) -> Path:
+    """The converted folder for ``path`` (converted now unless the cache already has it):
+    quantized tensors kept quantized, or everything float32 (``quantized=False``)."""
     path = Path(path)
-    key = cache_key(path)
+    key = cache_key(path) + (QUANTIZED_SUFFIX if quantized else "")
     root = paths.cache_dir() / "gguf"
     dest = root / key
     if (dest / "config.json").is_file():  # folders appear complete (renamed into place)
@@ -68,7 +79,7 @@ def gguf_checkpoint(path: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
     try:
-        convert_gguf(path, tmp)
+        convert_gguf(path, tmp, quantized=quantized)
         (tmp / "source.json").write_text(json.dumps({"source": str(path.resolve())}))
         try:
             tmp.rename(dest)
@@ -79,7 +90,7 @@ def gguf_checkpoint(path: Path) -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _drop_stale(root, dest, path)
+    _drop_stale(root, cache_key(path), path)
     return dest
 
 
@@ -96,11 +107,12 @@ def cache_key(path: Path) -> str:
     return f"{path.stem}-{h.hexdigest()[:16]}"
 
 
-def _drop_stale(root: Path, keep: Path, source: Path) -> None:
-    """Remove earlier conversions of the same file (it changed since)."""
+def _drop_stale(root: Path, key: str, source: Path) -> None:
+    """Remove earlier conversions of the same file (it changed since); both conversions of
+    its current version (``key``) stay."""
     want = str(source.resolve())
     for d in root.glob(f"{source.stem}-*"):
-        if d == keep or not d.is_dir():
+        if d.name in (key, key + QUANTIZED_SUFFIX) or not d.is_dir():
             continue
         try:
             if json.loads((d / "source.json").read_text())["source"] == want:
@@ -159,9 +171,11 @@ def gguf_metadata_summary(path: Path) -> dict[str, Any]:
     }
 
 
-def convert_gguf(path: Path, out_dir: Path) -> None:
+def convert_gguf(path: Path, out_dir: Path, *, quantized: bool = False) -> None:
     """Write ``path`` as a Hugging Face checkpoint into the folder ``out_dir`` (made if absent;
-    not atomic: ``gguf_checkpoint`` and callers that need it write to a temp folder first)."""
+    not atomic: ``gguf_checkpoint`` and callers that need it write to a temp folder first).
+    ``quantized``: quantized tensors stay quantized (our int4/int8 form, marked in config.json),
+    float ones keep their type; else everything is float32 (loads in transformers too)."""
     path, out_dir = Path(path), Path(out_dir)
     reader = open_gguf(path)
     arch = field_value(reader, "general.architecture")
@@ -180,23 +194,32 @@ def convert_gguf(path: Path, out_dir: Path) -> None:
     tok = build_tokenizer(reader, path.name)
     config["bos_token_id"] = tok.bos_id
     config["eos_token_id"] = tok.eos_id
+    quantized = quantized and any(t.tensor_type not in FLOAT_TYPES for t in reader.tensors)
+    if quantized:
+        config["quantization_config"] = {"quant_method": QUANT_METHOD, "group_size": GROUP}
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.json").write_text(json.dumps(config, indent=2))
     gen = {"bos_token_id": tok.bos_id, "eos_token_id": tok.end_ids}
     (out_dir / "generation_config.json").write_text(json.dumps(gen, indent=2))
     tok.save(out_dir)
-    write_weights(reader, arch, config, path.name, out_dir)
+    write_weights(reader, arch, config, path.name, out_dir, quantized=quantized)
 
 
 def write_weights(
-    reader: GGUFReader, arch: str, config: dict[str, Any], name: str, out_dir: Path
+    reader: GGUFReader,
+    arch: str,
+    config: dict[str, Any],
+    name: str,
+    out_dir: Path,
+    *,
+    quantized: bool = False,
 ) -> None:
-    """Dequantize tensor by tensor into safetensors shards of at most ``SHARD_BYTES``, so
-    memory holds one shard, not the whole float32 model."""
+    """Convert tensor by tensor into safetensors shards of at most ``SHARD_BYTES``, so
+    memory holds one shard, not the whole converted model."""
     groups: list[list[Any]] = [[]]
     size = 0
     for t in reader.tensors:
-        nbytes = int(t.n_elements) * 4
+        nbytes = int(t.n_bytes) if quantized else int(t.n_elements) * 4
         if groups[-1] and size + nbytes > SHARD_BYTES:
             groups.append([])
             size = 0
@@ -207,36 +230,54 @@ def write_weights(
         file = "model.safetensors"
         if len(groups) > 1:
             file = f"model-{i + 1:05d}-of-{len(groups):05d}.safetensors"
-        shard = dict(hf_weights(group, arch, config, name))
-        save_file(shard, str(out_dir / file), metadata={"format": "pt"})
-        weight_map |= dict.fromkeys(shard, file)
-        del shard
+        if quantized:
+            shard = quantized_tensors(dict(hf_weights(group, arch, config, name, quantized=True)))
+            save_torch(shard, str(out_dir / file), metadata={"format": "pt"})
+            weight_map |= dict.fromkeys(shard, file)
+        else:
+            arrays = dict(hf_weights(group, arch, config, name))
+            save_file(arrays, str(out_dir / file), metadata={"format": "pt"})
+            weight_map |= dict.fromkeys(arrays, file)
     if len(groups) > 1:
         index = {"metadata": {}, "weight_map": weight_map}
         (out_dir / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
 
 
 def hf_weights(
-    tensors: list[Any], arch: str, config: dict[str, Any], name: str
-) -> Iterator[tuple[str, np.ndarray]]:
-    """Each tensor dequantized to float32, under its Hugging Face name and layout."""
-    rename: Callable[[str, np.ndarray], tuple[str, np.ndarray] | None]
+    tensors: list[Any], arch: str, config: dict[str, Any], name: str, *, quantized: bool = False
+) -> Iterator[tuple[str, Any]]:
+    """Each tensor under its Hugging Face name and layout: dequantized to float32, or with
+    ``quantized`` a ``QuantizedWeight`` (quantized 2-D tensors) or a tensor of its own type."""
+    rename: Callable[[str, Any], tuple[str, Any] | None]
     rename = _gpt2_tensor if arch == "gpt2" else _llama_tensor
     for t in tensors:
-        w = dequantize_tensor(t)
+        w: Any
+        if not quantized:
+            w = dequantize_tensor(t)
+        elif t.tensor_type in FLOAT_TYPES or len(t.shape) != 2:
+            w = _float_tensor(t)
+        else:
+            w = quantized_weight(t)
         if arch == "llama" and re.search(r"\.attn_[qk]\.", t.name):
             heads = config["num_attention_heads"]
             if ".attn_k." in t.name:
                 heads = config["num_key_value_heads"]
-            w = unpermute_rope(w, heads)
+            if isinstance(w, QuantizedWeight):
+                rows = np.arange(w.shape[0])[:, None]
+                w = w.permute_rows(torch.from_numpy(unpermute_rope(rows, heads)[:, 0]))
+            else:
+                w = unpermute_rope(np.asarray(w), heads)
         mapped = rename(t.name, w)
         if mapped is None:
             raise ModelLoadError(f"{name}: unexpected tensor {t.name!r} for architecture {arch}")
         if mapped[0]:
-            yield mapped
+            key, value = mapped
+            if quantized and isinstance(value, np.ndarray):
+                value = torch.from_numpy(np.array(value))  # a copy: the file map is read-only
+            yield key, value
 
 
-def _llama_tensor(gname: str, w: np.ndarray) -> tuple[str, np.ndarray] | None:
+def _llama_tensor(gname: str, w: Any) -> tuple[str, Any] | None:
     fixed = {
         "token_embd.weight": "model.embed_tokens.weight",
         "output_norm.weight": "model.norm.weight",
@@ -252,7 +293,15 @@ def _llama_tensor(gname: str, w: np.ndarray) -> tuple[str, np.ndarray] | None:
     return f"model.layers.{layer}.{_LLAMA_NAMES[part]}.{kind}", w
 
 
-def _gpt2_tensor(gname: str, w: np.ndarray) -> tuple[str, np.ndarray] | None:
+def _float_tensor(t: Any) -> np.ndarray:
+    """A float GGUF tensor in its own type (F32, F16; BF16 as float32), torch order."""
+    if t.tensor_type == Q.F16:
+        shape = tuple(int(d) for d in reversed(t.shape.tolist()))
+        return np.ascontiguousarray(np.asarray(t.data).view(np.float16).reshape(shape))
+    return dequantize_tensor(t)
+
+
+def _gpt2_tensor(gname: str, w: Any) -> tuple[str, Any] | None:
     fixed = {
         "token_embd.weight": "transformer.wte.weight",
         "position_embd.weight": "transformer.wpe.weight",
@@ -266,6 +315,6 @@ def _gpt2_tensor(gname: str, w: np.ndarray) -> tuple[str, np.ndarray] | None:
     if not m or m.group(2) not in _GPT2_NAMES:
         return None
     layer, part, kind = m.groups()
-    if part in _GPT2_CONV1D and kind == "weight":
-        w = np.ascontiguousarray(w.T)
+    if part in _GPT2_CONV1D and kind == "weight" and not isinstance(w, QuantizedWeight):
+        w = np.ascontiguousarray(np.asarray(w).T)  # quantized weights stay [out, in]
     return f"transformer.h.{layer}.{_GPT2_NAMES[part]}.{kind}", w

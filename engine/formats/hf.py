@@ -1,20 +1,30 @@
 """Tensor names between Hugging Face checkpoints and our ``Transformer``.
 
-Llama/Mistral/Qwen2 use our names with a ``model.`` prefix. GPT-2 fuses q/k/v into one
-``c_attn`` and stores linear weights as Conv1D (``[in, out]``), so those are split and
-transposed on load and fused back on save.
+Llama/Mistral/Qwen2 use our names with a ``model.`` prefix, but keep q/k/v and gate/up as
+separate matrices, which our model fuses (``qkv_proj``, ``gate_up_proj``). GPT-2 fuses q/k/v
+already (``c_attn``) and stores linear weights as Conv1D (``[in, out]``), so those are
+transposed. ``from_hf`` gives the per-part names (``q_proj``...) that errors can name;
+``fuse`` then joins the parts. Values may be ``QuantizedWeight``s (always ``[out, in]``).
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import torch
 
 from engine.config import ModelConfig
+from engine.quantize import QuantizedWeight
 
 # Buffers some checkpoints carry that are recomputed, not loaded.
 IGNORED = re.compile(r"(\.attn\.bias|\.attn\.masked_bias|rotary_emb\.inv_freq)$")
+
+# Our fused projections and the parts they are made of, in order.
+FUSED = {
+    "self_attn.qkv_proj": ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"),
+    "mlp.gate_up_proj": ("mlp.gate_proj", "mlp.up_proj"),
+}
 
 _GPT2_LAYER = {
     "ln_1": "input_layernorm",
@@ -23,11 +33,15 @@ _GPT2_LAYER = {
     "mlp.c_fc": "mlp.up_proj",
     "mlp.c_proj": "mlp.down_proj",
 }
+_GPT2_CONV1D = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
+
+Weight = Any  # torch.Tensor | QuantizedWeight (a list of them after ``fuse``)
 
 
-def from_hf(cfg: ModelConfig, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """HF state dict -> ours."""
-    out: dict[str, torch.Tensor] = {}
+def from_hf(cfg: ModelConfig, tensors: dict[str, Weight]) -> dict[str, Weight]:
+    """HF state dict -> ours, with fused projections still in parts (``layers.0.self_attn.
+    q_proj.weight``...)."""
+    out: dict[str, Weight] = {}
     for name, t in tensors.items():
         if IGNORED.search(name):
             continue
@@ -40,7 +54,11 @@ def from_hf(cfg: ModelConfig, tensors: dict[str, torch.Tensor]) -> dict[str, tor
     return out
 
 
-def _gpt2_tensor(cfg: ModelConfig, name: str, t: torch.Tensor) -> dict[str, torch.Tensor]:
+def _transposed(t: Weight) -> Weight:
+    return t if isinstance(t, QuantizedWeight) else t.t()
+
+
+def _gpt2_tensor(cfg: ModelConfig, name: str, t: Weight) -> dict[str, Weight]:
     if name == "wte.weight":
         return {"embed_tokens.weight": t}
     if name == "wpe.weight":
@@ -54,32 +72,90 @@ def _gpt2_tensor(cfg: ModelConfig, name: str, t: torch.Tensor) -> dict[str, torc
         return {name: t}  # unknown: reported as unexpected by the loader
     layer, part, kind = m.groups()
     prefix = f"layers.{layer}."
-    conv = part in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
-    if conv and kind == "weight":
-        t = t.t()  # Conv1D stores [in, out]
+    if part in _GPT2_CONV1D and kind == "weight":
+        t = _transposed(t)  # Conv1D stores [in, out]
     if part == "attn.c_attn":
-        q, k, v = t.split(cfg.hidden_size, dim=0)
-        return {
-            f"{prefix}self_attn.{p}_proj.{kind}": x.contiguous()
-            for p, x in zip("qkv", (q, k, v), strict=True)
-        }
+        return {f"{prefix}self_attn.{p}.{kind}": x for p, x in _split(t, cfg.hidden_size, 3)}
     if part not in _GPT2_LAYER:
         return {name: t}
-    return {f"{prefix}{_GPT2_LAYER[part]}.{kind}": t.contiguous()}
+    return {f"{prefix}{_GPT2_LAYER[part]}.{kind}": _contiguous(t)}
 
 
-def to_hf(cfg: ModelConfig, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def _split(t: Weight, size: int, count: int) -> list[tuple[str, Weight]]:
+    names = ("q_proj", "k_proj", "v_proj")[:count]
+    if isinstance(t, QuantizedWeight):
+        return [(n, t.rows(i * size, (i + 1) * size)) for i, n in enumerate(names)]
+    return list(zip(names, [x.contiguous() for x in t.split(size, dim=0)], strict=True))
+
+
+def _contiguous(t: Weight) -> Weight:
+    return t if isinstance(t, QuantizedWeight) else t.contiguous()
+
+
+def fuse(cfg: ModelConfig, state: dict[str, Weight]) -> dict[str, Weight]:
+    """Join the parts of each fused projection. Parts of one form are concatenated; parts of
+    different forms (a quantized file may mix int4 and int8) become a list."""
+    out = dict(state)
+    for layer in range(cfg.num_layers):
+        for fused, parts in FUSED.items():
+            for kind in ("weight", "bias"):
+                names = [f"layers.{layer}.{p}.{kind}" for p in parts]
+                if not all(n in out for n in names):
+                    continue
+                values = [out.pop(n) for n in names]
+                out[f"layers.{layer}.{fused}.{kind}"] = _join(values)
+    return out
+
+
+def _join(values: list[Weight]) -> Weight:
+    if all(isinstance(v, torch.Tensor) for v in values):
+        return torch.cat(values, dim=0)
+    kinds = {v.kind if isinstance(v, QuantizedWeight) else "float" for v in values}
+    if len(kinds) == 1:
+        return QuantizedWeight.cat(values)
+    return values
+
+
+def unfuse(cfg: ModelConfig, state: dict[str, Weight]) -> dict[str, Weight]:
+    """The inverse of ``fuse``: each fused projection split back into its parts."""
+    rows = {
+        "self_attn.qkv_proj": [cfg.num_heads * cfg.head_dim]
+        + [cfg.num_kv_heads * cfg.head_dim] * 2,
+        "mlp.gate_up_proj": [cfg.intermediate_size] * 2,
+    }
+    out: dict[str, Weight] = {}
+    for name, t in state.items():
+        m = re.match(
+            r"(layers\.\d+\.)(self_attn\.qkv_proj|mlp\.gate_up_proj)\.(weight|bias)$", name
+        )
+        if not m:
+            out[name] = t
+            continue
+        prefix, fused, kind = m.groups()
+        if isinstance(t, list):
+            pieces = t
+        elif isinstance(t, QuantizedWeight):
+            bounds = [sum(rows[fused][:i]) for i in range(len(rows[fused]) + 1)]
+            pieces = [t.rows(a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
+        else:
+            pieces = list(t.split(rows[fused], dim=0))
+        for part, piece in zip(FUSED[fused], pieces, strict=True):
+            out[f"{prefix}{part}.{kind}"] = piece
+    return out
+
+
+def to_hf(cfg: ModelConfig, state: dict[str, Weight]) -> dict[str, Weight]:
     """Our state dict -> HF names (tied lm_head left out, as transformers saves it)."""
-    state = dict(state)
+    state = unfuse(cfg, state)
     if cfg.tie_word_embeddings:
         state.pop("lm_head.weight", None)
     if cfg.family == "llama":
         return {
-            (k if k.startswith("lm_head.") else "model." + k): v.contiguous()
+            (k if k.startswith("lm_head.") else "model." + k): _contiguous(v)
             for k, v in state.items()
         }
     inverse = {v: k for k, v in _GPT2_LAYER.items()}
-    out: dict[str, torch.Tensor] = {}
+    out: dict[str, Weight] = {}
     for name, t in state.items():
         if name == "embed_tokens.weight":
             out["transformer.wte.weight"] = t
@@ -96,16 +172,17 @@ def to_hf(cfg: ModelConfig, state: dict[str, torch.Tensor]) -> dict[str, torch.T
             if part.startswith("self_attn.") and part[10] in "qkv":
                 continue  # fused below
             hf_part = inverse[part]
-            conv = hf_part in ("attn.c_proj", "mlp.c_fc", "mlp.c_proj")
-            out[f"transformer.h.{layer}.{hf_part}.{kind}"] = (
-                t.t() if conv and kind == "weight" else t
-            )
+            conv = hf_part in _GPT2_CONV1D and kind == "weight"
+            out[f"transformer.h.{layer}.{hf_part}.{kind}"] = _transposed(t) if conv else t
     for layer in range(cfg.num_layers):
         p = f"layers.{layer}.self_attn."
         for kind in ("weight", "bias"):
             if f"{p}q_proj.{kind}" in state:
-                fused = torch.cat([state[f"{p}{x}_proj.{kind}"] for x in "qkv"], dim=0)
+                parts = [state[f"{p}{x}_proj.{kind}"] for x in "qkv"]
+                fused = _join(parts)
+                if isinstance(fused, list):
+                    raise ValueError("GPT-2's fused c_attn needs q, k and v in one form")
                 out[f"transformer.h.{layer}.attn.c_attn.{kind}"] = (
-                    fused.t() if kind == "weight" else fused
+                    _transposed(fused) if kind == "weight" else fused
                 )
-    return {k: v.contiguous() for k, v in out.items()}
+    return {k: _contiguous(v) for k, v in out.items()}

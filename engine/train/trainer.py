@@ -136,7 +136,7 @@ class Trainer:
         self.on_event = on_event if self.dist.rank == 0 else None
         self.device = self.dist.device
         self.net = net.to(self.device).float()
-        self.net.rope_cos = self.net.rope_sin = None  # rebuilt for the device and dtype
+        self.net.rope_cos = self.net.rope_sin = None  # regrown for the device and dtype
         self.model: nn.Module = self.dist.wrap(self.net)
         self.opt = make_optimizer(self.net, cfg, fused=self.device.type == "cuda")
         self.step = 0

@@ -1,0 +1,349 @@
+"""Weight-only quantization: quantized weights stay quantized in files and in memory.
+
+Two forms, both for the weight ``[out, in]`` of a linear layer (or an embedding table):
+
+- **int4**: groups of ``GROUP`` consecutive inputs share a scale and a zero point,
+  ``w = (q - 8) * scale + zero`` with ``q`` in 0..15 (GGUF's Q4_0, Q4_1 and Q4_K map onto it
+  exactly: Q4_K's sub-blocks are 32 wide). Multiplied by ``_weight_int4pack_mm_for_cpu``.
+- **int8**: one scale per output row, ``w = q * scale`` with ``q`` in -127..127 (GGUF's 5-,
+  6- and 8-bit types are re-quantized to it). Multiplied by ``torch._weight_int8pack_mm``.
+
+Files hold a portable form (``QuantizedWeight``: nibbles in plain row order); the CPU kernel's
+own tiled layout depends on the CPU, so it is made at load time. Like gpt-fast's
+``quantize.py``, this module swaps ``nn.Linear`` / ``nn.Embedding`` modules; ``engine/model.py``
+never mentions quantization.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+GROUP = 32  # int4 group size: llama.cpp's block size
+# config.json's ``quantization_config.quant_method`` for folders in this form (transformers
+# refuses an unknown method with a clear message instead of loading garbage).
+QUANT_METHOD = "chatapp"
+KINDS = ("int4", "int8")
+# Activations of quantized layers: the int4 kernel's fast CPU path is bfloat16 only.
+COMPUTE_DTYPE = torch.bfloat16
+
+
+@dataclass
+class QuantizedWeight:
+    """A weight ``[out, in]`` in portable quantized form (what checkpoint files hold).
+
+    int4: ``qweight`` uint8 ``[out, in / 2]`` (column ``2j`` in the low nibble, ``2j + 1`` in
+    the high one), ``scales`` and ``zeros`` ``[out, in / GROUP]``. int8: ``qweight`` int8
+    ``[out, in]``, ``scales`` ``[out]``, no zeros.
+    """
+
+    kind: str
+    qweight: torch.Tensor
+    scales: torch.Tensor
+    zeros: torch.Tensor | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        rows, cols = self.qweight.shape
+        return (int(rows), int(cols) * (2 if self.kind == "int4" else 1))
+
+    @property
+    def nbytes(self) -> int:
+        z = self.zeros.nbytes if self.zeros is not None else 0
+        return self.qweight.nbytes + self.scales.nbytes + z
+
+    def rows(self, start: int, stop: int) -> QuantizedWeight:
+        z = self.zeros[start:stop] if self.zeros is not None else None
+        return QuantizedWeight(self.kind, self.qweight[start:stop], self.scales[start:stop], z)
+
+    def permute_rows(self, order: torch.Tensor) -> QuantizedWeight:
+        z = self.zeros[order] if self.zeros is not None else None
+        return QuantizedWeight(self.kind, self.qweight[order], self.scales[order], z)
+
+    def dequantize(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        if self.kind == "int8":
+            return (self.qweight.float() * self.scales.float()[:, None]).to(dtype)
+        assert self.zeros is not None
+        q = unpack_int4(self.qweight).float() - 8
+        scale = self.scales.float().repeat_interleave(GROUP, dim=1)
+        zero = self.zeros.float().repeat_interleave(GROUP, dim=1)
+        return (q * scale + zero).to(dtype)
+
+    def tensors(self, prefix: str) -> dict[str, torch.Tensor]:
+        """The file form: ``prefix.qweight``, ``prefix.scales`` (and ``prefix.zeros``)."""
+        out = {f"{prefix}.qweight": self.qweight, f"{prefix}.scales": self.scales}
+        if self.zeros is not None:
+            out[f"{prefix}.zeros"] = self.zeros
+        return out
+
+    @staticmethod
+    def cat(parts: Sequence[QuantizedWeight]) -> QuantizedWeight:
+        """Stack the rows of weights of one kind (fused q/k/v or gate/up projections)."""
+        zeros = [p.zeros for p in parts if p.zeros is not None]
+        return QuantizedWeight(
+            parts[0].kind,
+            torch.cat([p.qweight for p in parts]),
+            torch.cat([p.scales for p in parts]),
+            torch.cat(zeros) if len(zeros) == len(parts) else None,
+        )
+
+
+def group_quantized(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor | QuantizedWeight]:
+    """File tensors -> a state where each ``X.qweight/.scales/.zeros`` is one ``X.weight``."""
+    out: dict[str, torch.Tensor | QuantizedWeight] = {}
+    for name, t in tensors.items():
+        if name.endswith(".qweight"):
+            prefix = name.removesuffix(".qweight")
+            kind = "int4" if t.dtype == torch.uint8 else "int8"
+            scales = tensors.get(f"{prefix}.scales")
+            zeros = tensors.get(f"{prefix}.zeros")
+            if scales is None or (kind == "int4") != (zeros is not None):
+                raise ValueError(f"quantized tensor {prefix!r} lacks its scales or zeros")
+            out[f"{prefix}.weight"] = QuantizedWeight(kind, t, scales, zeros)
+        elif not name.endswith((".scales", ".zeros")):
+            out[name] = t
+    return out
+
+
+def quantized_tensors(state: dict[str, torch.Tensor | QuantizedWeight]) -> dict[str, torch.Tensor]:
+    """The inverse of ``group_quantized``: plain tensors for a safetensors file."""
+    out: dict[str, torch.Tensor] = {}
+    for name, t in state.items():
+        if isinstance(t, QuantizedWeight):
+            out |= t.tensors(name.removesuffix(".weight"))
+        else:
+            out[name] = t
+    return out
+
+
+# Quantizing float weights (round to nearest) -----------------------------------------------
+
+
+def unpack_int4(packed: torch.Tensor) -> torch.Tensor:
+    """uint8 ``[rows, cols / 2]`` -> uint8 ``[rows, cols]`` values 0..15."""
+    return torch.stack((packed & 15, packed >> 4), dim=-1).reshape(packed.shape[0], -1)
+
+
+def pack_int4(q: torch.Tensor) -> torch.Tensor:
+    """Values 0..15 ``[rows, cols]`` -> uint8 ``[rows, cols / 2]`` (even columns low)."""
+    q = q.to(torch.uint8)
+    return q[:, 0::2] | (q[:, 1::2] << 4)
+
+
+def quantize_int4(w: torch.Tensor) -> QuantizedWeight:
+    """Asymmetric round-to-nearest int4 in groups of ``GROUP`` along the input dimension."""
+    rows, cols = w.shape
+    if cols % GROUP:
+        raise ValueError(f"int4 needs the input size to be a multiple of {GROUP}, got {cols}")
+    g = w.float().reshape(rows, cols // GROUP, GROUP)
+    lo, hi = g.amin(-1), g.amax(-1)
+    scale = ((hi - lo) / 15).clamp_min(1e-10)
+    q = ((g - lo[..., None]) / scale[..., None]).round().clamp(0, 15)
+    zero = lo + 8 * scale  # w = q * scale + lo = (q - 8) * scale + zero
+    return QuantizedWeight(
+        "int4",
+        pack_int4(q.reshape(rows, cols)),
+        scale.to(COMPUTE_DTYPE),
+        zero.to(COMPUTE_DTYPE),
+    )
+
+
+def quantize_int8(w: torch.Tensor) -> QuantizedWeight:
+    """Symmetric round-to-nearest int8 with one scale per output row."""
+    w = w.float()
+    scale = (w.abs().amax(dim=1) / 127).clamp_min(1e-10)
+    q = (w / scale[:, None]).round().clamp(-127, 127).to(torch.int8)
+    return QuantizedWeight("int8", q, scale.to(COMPUTE_DTYPE))
+
+
+def quantize_weight(w: torch.Tensor, kind: str) -> QuantizedWeight:
+    if kind == "int4" and w.shape[1] % GROUP == 0:
+        return quantize_int4(w)
+    return quantize_int8(w)  # int8, or int4 where the input size does not split in groups
+
+
+# Modules that compute with the quantized form -----------------------------------------------
+
+
+class Int4Linear(nn.Module):
+    """``y = x @ W.T (+ b)`` with ``W`` int4 in the CPU kernel's packed layout."""
+
+    weight: torch.Tensor
+    scales_and_zeros: torch.Tensor
+
+    def __init__(self, weight: QuantizedWeight, bias: torch.Tensor | None = None) -> None:
+        super().__init__()
+        assert weight.kind == "int4" and weight.zeros is not None
+        self.out_features, self.in_features = weight.shape
+        q = unpack_int4(weight.qweight).to(torch.int32)
+        self.register_buffer(
+            "weight", torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, 2), persistent=False
+        )
+        # The kernel's layout: [in / GROUP, out, 2] holding (scale, zero).
+        sz = torch.stack((weight.scales, weight.zeros), dim=-1).transpose(0, 1).contiguous()
+        self.register_buffer("scales_and_zeros", sz.to(COMPUTE_DTYPE), persistent=False)
+        self.bias = None if bias is None else nn.Parameter(bias.to(COMPUTE_DTYPE), False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        y = torch.ops.aten._weight_int4pack_mm_for_cpu(
+            x.reshape(-1, self.in_features).to(COMPUTE_DTYPE),
+            self.weight,
+            GROUP,
+            self.scales_and_zeros,
+        )
+        if self.bias is not None:
+            y = y + self.bias
+        return y.reshape(*shape[:-1], self.out_features)
+
+
+class Int8Linear(nn.Module):
+    """``y = x @ W.T (+ b)`` with ``W`` int8, one scale per output row."""
+
+    weight: torch.Tensor
+    scales: torch.Tensor
+
+    def __init__(self, weight: QuantizedWeight, bias: torch.Tensor | None = None) -> None:
+        super().__init__()
+        assert weight.kind == "int8"
+        self.out_features, self.in_features = weight.shape
+        self.register_buffer("weight", weight.qweight.contiguous(), persistent=False)
+        self.register_buffer("scales", weight.scales.to(COMPUTE_DTYPE), persistent=False)
+        self.bias = None if bias is None else nn.Parameter(bias.to(COMPUTE_DTYPE), False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        y = torch._weight_int8pack_mm(
+            x.reshape(-1, self.in_features).to(COMPUTE_DTYPE), self.weight, self.scales
+        )
+        if self.bias is not None:
+            y = y + self.bias
+        return y.reshape(*shape[:-1], self.out_features)
+
+
+class ConcatLinear(nn.Module):
+    """A fused projection whose parts have different forms (e.g. q/k int4 and v int8, as
+    llama.cpp's Q4_K_M mixes them): the parts' outputs side by side."""
+
+    def __init__(self, parts: Sequence[nn.Module]) -> None:
+        super().__init__()
+        self.parts = nn.ModuleList(parts)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([p(x) for p in self.parts], dim=-1)
+
+
+class QuantizedEmbedding(nn.Module):
+    """An embedding table kept quantized; looked-up rows are dequantized on the fly."""
+
+    qweight: torch.Tensor
+    scales: torch.Tensor
+    zeros: torch.Tensor | None
+
+    def __init__(self, weight: QuantizedWeight) -> None:
+        super().__init__()
+        self.kind = weight.kind
+        self.num_embeddings, self.embedding_dim = weight.shape
+        self.register_buffer("qweight", weight.qweight.contiguous(), persistent=False)
+        self.register_buffer("scales", weight.scales.to(COMPUTE_DTYPE), persistent=False)
+        zeros = weight.zeros.to(COMPUTE_DTYPE) if weight.zeros is not None else None
+        self.register_buffer("zeros", zeros, persistent=False)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        flat = ids.reshape(-1)
+        part = QuantizedWeight(
+            self.kind,
+            self.qweight[flat],
+            self.scales[flat],
+            None if self.zeros is None else self.zeros[flat],
+        )
+        return part.dequantize(COMPUTE_DTYPE).reshape(*ids.shape, self.embedding_dim)
+
+
+def linear_module(
+    weight: torch.Tensor | QuantizedWeight | list[QuantizedWeight | torch.Tensor],
+    bias: torch.Tensor | None,
+    dtype: torch.dtype,
+) -> nn.Module:
+    """The module for a (possibly fused, possibly quantized) linear layer's weight."""
+    if isinstance(weight, list):
+        sizes = [w.shape[0] for w in weight]
+        biases = list(bias.split(sizes)) if bias is not None else [None] * len(weight)
+        return ConcatLinear(
+            [linear_module(w, b, dtype) for w, b in zip(weight, biases, strict=True)]
+        )
+    if isinstance(weight, QuantizedWeight):
+        return Int4Linear(weight, bias) if weight.kind == "int4" else Int8Linear(weight, bias)
+    out_f, in_f = weight.shape
+    with torch.device("meta"):
+        layer = nn.Linear(in_f, out_f, bias=bias is not None)
+    layer.weight = nn.Parameter(weight.to(dtype), requires_grad=False)
+    if bias is not None:
+        layer.bias = nn.Parameter(bias.to(dtype), requires_grad=False)
+    return layer
+
+
+def is_quantized(state: dict[str, torch.Tensor | QuantizedWeight]) -> bool:
+    return any(isinstance(v, QuantizedWeight) for v in state.values())
+
+
+def weight_format(state: dict[str, torch.Tensor | QuantizedWeight]) -> str:
+    """A short description of the weights' forms, e.g. ``int4+int8`` or ``bfloat16``."""
+    kinds = sorted({v.kind for v in state.values() if isinstance(v, QuantizedWeight)})
+    if kinds:
+        return "+".join(kinds)
+    floats = {
+        str(v.dtype).removeprefix("torch.")
+        for v in state.values()
+        if isinstance(v, torch.Tensor) and v.is_floating_point()
+    }
+    return "+".join(sorted(floats)) or "unknown"
+
+
+def swap_in(
+    net: nn.Module, state: dict[str, torch.Tensor | QuantizedWeight | list], dtype: torch.dtype
+) -> dict[str, torch.Tensor]:
+    """Replace the net's linear and embedding modules whose weights in ``state`` are quantized
+    (or fused from parts of different forms); return the plain tensors left to load."""
+    rest: dict[str, torch.Tensor] = {}
+    for name, value in state.items():
+        if not isinstance(value, (QuantizedWeight, list)):
+            rest[name] = value  # type: ignore[assignment]
+    for name, value in state.items():
+        if not isinstance(value, (QuantizedWeight, list)):
+            continue
+        prefix = name.removesuffix(".weight")
+        parent_name, _, attr = prefix.rpartition(".")
+        parent = net.get_submodule(parent_name) if parent_name else net
+        old = getattr(parent, attr)
+        if isinstance(old, nn.Embedding):
+            assert isinstance(value, QuantizedWeight)
+            setattr(parent, attr, QuantizedEmbedding(value))
+        else:
+            bias = rest.pop(f"{prefix}.bias", None)
+            setattr(parent, attr, linear_module(value, bias, dtype))
+    return rest
+
+
+def parameter_count(net: nn.Module) -> int:
+    """Parameters of ``net`` with quantized weights counted as the values they hold (a tied
+    embedding and output head once)."""
+    seen: set[int] = set()
+    total = 0
+    for p in net.parameters():
+        total += p.numel()
+    for m in net.modules():
+        if isinstance(m, (Int4Linear, Int8Linear, QuantizedEmbedding)):
+            key = (m.qweight if isinstance(m, QuantizedEmbedding) else m.weight).data_ptr()
+            if key not in seen:
+                seen.add(key)
+                rows, cols = (
+                    (m.num_embeddings, m.embedding_dim)
+                    if isinstance(m, QuantizedEmbedding)
+                    else (m.out_features, m.in_features)
+                )
+                total += rows * cols
+    return total
