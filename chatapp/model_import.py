@@ -74,10 +74,14 @@ def import_model(
     source: str | None = None,
     extra: dict[str, Any] | None = None,
     on_step: Callable[[str], None] | None = None,
+    quant: str = "auto",
 ) -> Path:
     """Import ``src`` (a ``.gguf`` file or a Hugging Face folder) as ``name``; return its folder.
 
-    ``source`` is recorded in ``source.json`` (default: the resolved ``src`` path).
+    ``quant``: ``auto`` keeps the weights' form (a GGUF's quantized tensors stay quantized, a
+    folder's weights are copied as they are); ``none`` stores floats; ``int8`` / ``int4``
+    quantize (see ``engine.load``). ``source`` is recorded in ``source.json`` (default: the
+    resolved ``src`` path).
     Raises ``ModelImportError`` or ``engine.ModelLoadError`` with one-line messages.
     """
     step = on_step or (lambda _msg: None)
@@ -101,16 +105,29 @@ def import_model(
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.import-", dir=dest.parent))
     try:
+        if quant not in QUANTS:
+            raise ModelImportError(f"unknown --quant {quant!r}; use one of {', '.join(QUANTS)}")
         if is_gguf:
             from engine.formats.gguf import convert_gguf, gguf_metadata_summary
 
             step(f"Converting {src.name}")
             meta["quantization"] = gguf_metadata_summary(src).get("file_type")
-            convert_gguf(src, tmp)
+            if quant in ("auto", "none"):
+                convert_gguf(src, tmp, quantized=quant == "auto")
+            else:  # requantize: through a float conversion
+                with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".convert-") as flt:
+                    convert_gguf(src, Path(flt))
+                    _quantize_folder(Path(flt), tmp, quant, step)
+        elif quant in ("int8", "int4"):
+            _check_hf_folder(src)
+            _quantize_folder(src, tmp, quant, step)
+            meta["quantization"] = quant
         else:
             step(f"Copying {src.name}")
             _copy_hf_folder(src, tmp)
             meta["quantization"] = _hf_dtype(tmp)
+        if quant in ("int8", "int4"):
+            meta["quantization"] = f"{meta.get('quantization') or 'float'} -> {quant}"
         meta.update(extra or {})
         (tmp / "source.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         step("Checking that it loads")
@@ -124,11 +141,30 @@ def import_model(
     return dest
 
 
-def _copy_hf_folder(src: Path, dst: Path) -> None:
+QUANTS = ("auto", "none", "int8", "int4")
+
+
+def _quantize_folder(src: Path, dst: Path, kind: str, step: Callable[[str], None]) -> None:
+    from engine.loader import quantize_checkpoint
+
+    step(f"Quantizing to {kind}")
+    quantize_checkpoint(src, dst, kind)
+    for f in sorted(src.rglob("*")):  # files the engine does not read (a README, a license)
+        rel = f.relative_to(src)
+        if f.is_file() and not (dst / rel).exists() and f.suffix.lower() in (".md", ".txt"):
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, dst / rel)
+
+
+def _check_hf_folder(src: Path) -> None:
     if not (src / "config.json").is_file():
         if any(src.glob("*.gguf")):
             raise ModelImportError(f"{src} holds a .gguf file: import the file itself")
         raise ModelImportError(f"{src} has no config.json; is it a Hugging Face model folder?")
+
+
+def _copy_hf_folder(src: Path, dst: Path) -> None:
+    _check_hf_folder(src)
     for f in sorted(src.rglob("*")):
         rel = f.relative_to(src)
         if any(part.startswith(".") for part in rel.parts) or not f.is_file():

@@ -60,7 +60,8 @@ class BenchResult:
     model: str
     architecture: str
     parameters: int
-    dtype: str
+    dtype: str  # activations and KV cache
+    weights: str  # e.g. int4+int8, or the float dtype
     threads: int
     prompt_tokens: int
     gen_tokens: int
@@ -100,6 +101,7 @@ def run_bench(
     chat_turns: int = 10,
     chat_tokens: int = 16,
     dtype: str = "auto",
+    quant: str = "auto",
     progress: Callable[[str], None] | None = None,
 ) -> BenchResult:
     """Load ``source`` and measure it with ``threads`` torch threads (restored afterwards).
@@ -112,7 +114,7 @@ def run_bench(
     torch.set_num_threads(threads or before)
     try:
         return _bench(source, prompt_tokens, gen_tokens, reps, chat_turns, chat_tokens, dtype,
-                      progress or (lambda _msg: None))  # fmt: skip
+                      quant, progress or (lambda _msg: None))  # fmt: skip
     finally:
         torch.set_num_threads(before)
 
@@ -125,13 +127,14 @@ def _bench(
     chat_turns: int,
     chat_tokens: int,
     dtype: str,
+    quant: str,
     say: Callable[[str], None],
 ) -> BenchResult:
     from engine.loader import load
 
     say("loading")
     t0 = time.perf_counter()
-    model = load(source, dtype=dtype)
+    model = load(source, dtype=dtype, quant=quant)
     load_seconds = time.perf_counter() - t0
     if prompt_tokens + gen_tokens >= model.context_length:
         raise ValueError(
@@ -165,6 +168,7 @@ def _bench(
         architecture=model.config.architecture,
         parameters=model.num_parameters(),
         dtype=str(model.dtype).removeprefix("torch."),
+        weights=model.weight_format,
         threads=torch.get_num_threads(),
         prompt_tokens=len(ids),
         gen_tokens=gen_tokens,

@@ -97,6 +97,14 @@ class Model:
     def eos_ids(self) -> frozenset[int]:
         return self.tokenizer.eos_ids | frozenset(self.config.eos_token_ids)
 
+    @property
+    def weight_format(self) -> str:
+        """How the weights are held: e.g. ``int4+int8`` (quantized) or ``bfloat16``."""
+        from engine.quantize import weight_kinds
+
+        kinds = weight_kinds(self.net)
+        return "+".join(kinds) if kinds else str(self.dtype).removeprefix("torch.")
+
     def num_parameters(self) -> int:
         from engine.quantize import parameter_count
 
@@ -132,8 +140,11 @@ class Model:
             )
         return self._cache
 
-    def _prefill(self, ids: list[int], stats: GenerationStats) -> torch.Tensor:
-        """Bring the cache to hold ``ids``, reusing the common prefix; return last logits."""
+    def _prefill(
+        self, ids: list[int], stats: GenerationStats, cancel: threading.Event | None = None
+    ) -> torch.Tensor | None:
+        """Bring the cache to hold ``ids``, reusing the common prefix; return last logits, or
+        None when ``cancel`` was set between two chunks (the cache keeps what was done)."""
         cache = self._ensure_cache()
         common = 0
         limit = min(len(self._cached), len(ids) - 1)  # forward at least one token for logits
@@ -144,6 +155,8 @@ class Model:
         stats.reused_tokens = common
         logits = None
         for s in range(common, len(ids), PREFILL_CHUNK):
+            if s > common and cancel is not None and cancel.is_set():
+                return None  # Esc during a long prompt: stop within one chunk
             chunk = ids[s : s + PREFILL_CHUNK]
             x = torch.tensor([chunk], dtype=torch.long, device=self.device)
             logits = self.net(x, cache=cache, start=s, last_only=True)
@@ -198,8 +211,12 @@ class Model:
                 stats.stop_reason = "cancelled"
                 return
             with torch.inference_mode():
-                logits = self._prefill(ids, stats)
+                first = self._prefill(ids, stats, cancel)
             stats.prefill_seconds = time.perf_counter() - t0
+            if first is None:
+                stats.stop_reason = "cancelled"
+                return
+            logits = first
             t_decode = time.perf_counter()
             pos = len(ids)
             cache = self._ensure_cache()
@@ -221,6 +238,8 @@ class Model:
                         recent.append(token)
                         if len(recent) > window:
                             del recent[0]
+                    if stats.new_tokens == params.max_new_tokens:
+                        break  # no forward pass for a token that will not be sampled
                     if pos >= self.context_length:
                         stats.stop_reason = "context"
                         break

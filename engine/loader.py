@@ -26,6 +26,7 @@ from engine.quantize import (
     QuantizedWeight,
     group_quantized,
     quantize_weight,
+    quantized_tensors,
     swap_in,
 )
 from engine.registry import resolve_source
@@ -295,6 +296,33 @@ def save(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return dest
+
+
+def quantize_checkpoint(src: Path, dest: Path, kind: str) -> None:
+    """Write the checkpoint folder ``src`` into the existing folder ``dest`` with its weights
+    quantized to ``kind`` (``int8`` or ``int4``, see ``load``); tokenizer and config files are
+    copied, config.json gains a ``quantization_config``."""
+    if kind not in ("int8", "int4"):
+        raise ValueError(f"kind must be int8 or int4, got {kind!r}")
+    cfg = read_config(src)
+    state = apply_quant(cfg, read_weights(src, cfg), kind)
+    tensors = quantized_tensors(hf.to_hf(cfg, state))
+    config = json.loads((src / "config.json").read_text(encoding="utf-8"))
+    config["quantization_config"] = {"quant_method": QUANT_METHOD, "bits": kind}
+    for f in src.iterdir():
+        if (
+            (
+                f.is_file()
+                and f.suffix == ".json"
+                and f.name != "config.json"
+                and "safetensors" not in f.name
+            )
+            or f.is_file()
+            and f.suffix in (".jinja", ".txt", ".model", ".md")
+        ):
+            shutil.copy2(f, dest / f.name)
+    (dest / "config.json").write_text(json.dumps(config, indent=2))
+    save_file(tensors, str(dest / "model.safetensors"), metadata={"format": "pt"})
 
 
 def write_checkpoint(

@@ -25,9 +25,9 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Normalise in float32 as the reference does; low-precision variance loses digits.
-        y = F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps).to(x.dtype)
-        return self.weight * y
+        # F.rms_norm upcasts to float32 inside, normalises, casts back and then scales by the
+        # weight: the reference's numerics, in one call (this runs twice per layer per token).
+        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
 
 
 def make_norm(cfg: ModelConfig) -> nn.Module:

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 GROUP = 32  # int4 group size: llama.cpp's block size
@@ -159,13 +160,57 @@ def quantize_int8(w: torch.Tensor) -> QuantizedWeight:
     return QuantizedWeight("int8", q, scale.to(COMPUTE_DTYPE))
 
 
+def int4_fits(shape: tuple[int, ...]) -> bool:
+    """Whether the int4 kernel takes a weight of this shape (rows in 16s, columns in groups)."""
+    return len(shape) == 2 and shape[0] % 16 == 0 and shape[1] % GROUP == 0
+
+
 def quantize_weight(w: torch.Tensor, kind: str) -> QuantizedWeight:
-    if kind == "int4" and w.shape[1] % GROUP == 0:
+    if kind == "int4" and int4_fits(tuple(w.shape)):
         return quantize_int4(w)
-    return quantize_int8(w)  # int8, or int4 where the input size does not split in groups
+    return quantize_int8(w)  # int8, or int4 where the shape does not fit the kernel
 
 
 # Modules that compute with the quantized form -----------------------------------------------
+
+
+# From this many rows of input on (a prefill chunk), dequantizing the weight to bfloat16 and
+# running a bfloat16 GEMM (AMX/AVX-512 kernels) beats the int4/int8 kernels, whose cost grows
+# with every row; measured crossovers on a 2-core Xeon: int4 ~64 rows, int8 ~32.
+DEQUANT_ROWS = 64
+
+
+def _int4_block_layout() -> bool:
+    """Whether this CPU's int4 packing is the one ``Int4Linear.dequantize_t`` unpacks: blocks
+    of 64 output rows, for each input column 32 bytes holding rows j (low nibble) and
+    j + 32 (high). That layout is the AVX-512 kernel's; elsewhere we use the kernel only."""
+    n, k = 128, 64
+    rows = torch.arange(n, dtype=torch.int32)[:, None].expand(n, k)
+    cols = torch.arange(k, dtype=torch.int32)[None, :].expand(n, k)
+    q = ((rows + 3 * cols) % 16).contiguous()
+    packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, 2)
+    if packed.dtype != torch.uint8 or packed.numel() != n * k // 2:
+        return False
+    b = packed.view(n // 64, k, 32)
+    mine = torch.stack((b & 15, b >> 4), dim=2).permute(0, 2, 3, 1).reshape(n, k)
+    return bool(torch.equal(mine.to(torch.int32), q))
+
+
+_BLOCK_LAYOUT: bool | None = None
+
+
+def block_layout() -> bool:
+    global _BLOCK_LAYOUT
+    if _BLOCK_LAYOUT is None:
+        _BLOCK_LAYOUT = _int4_block_layout()
+    return _BLOCK_LAYOUT
+
+
+def _rows_of(x: torch.Tensor, width: int) -> torch.Tensor:
+    """``x`` as a 2-D bfloat16 matrix (no conversion call when it already is one: on the
+    decode path every call counts)."""
+    x = x.reshape(-1, width)
+    return x if x.dtype == COMPUTE_DTYPE else x.to(COMPUTE_DTYPE)
 
 
 class Int4Linear(nn.Module):
@@ -173,6 +218,8 @@ class Int4Linear(nn.Module):
 
     weight: torch.Tensor
     scales_and_zeros: torch.Tensor
+    scales_t: torch.Tensor | None
+    offsets_t: torch.Tensor | None
 
     def __init__(self, weight: QuantizedWeight, bias: torch.Tensor | None = None) -> None:
         super().__init__()
@@ -183,18 +230,37 @@ class Int4Linear(nn.Module):
             "weight", torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, 2), persistent=False
         )
         # The kernel's layout: [in / GROUP, out, 2] holding (scale, zero).
-        sz = torch.stack((weight.scales, weight.zeros), dim=-1).transpose(0, 1).contiguous()
+        scales, zeros = weight.scales.float(), weight.zeros.float()
+        sz = torch.stack((scales, zeros), dim=-1).transpose(0, 1).contiguous()
         self.register_buffer("scales_and_zeros", sz.to(COMPUTE_DTYPE), persistent=False)
+        # For prefill: W.T = q * scale + (zero - 8 * scale), laid out [in / GROUP, 1, out].
+        fast = self.out_features % 64 == 0 and block_layout()
+        s_t = scales.t()[:, None, :].to(COMPUTE_DTYPE).contiguous() if fast else None
+        o_t = (zeros - 8 * scales).t()[:, None, :].to(COMPUTE_DTYPE).contiguous() if fast else None
+        self.register_buffer("scales_t", s_t, persistent=False)
+        self.register_buffer("offsets_t", o_t, persistent=False)
         self.bias = None if bias is None else nn.Parameter(bias.to(COMPUTE_DTYPE), False)
+
+    def dequantize_t(self) -> torch.Tensor:
+        """``W.T`` ``[in, out]`` in bfloat16, unpacked from the kernel's own layout."""
+        assert self.scales_t is not None and self.offsets_t is not None
+        n, k = self.out_features, self.in_features
+        b = self.weight.view(n // 64, k, 32).transpose(0, 1)
+        out = torch.empty(k, n // 64, 2, 32, dtype=COMPUTE_DTYPE, device=self.weight.device)
+        out[:, :, 0] = b & 15
+        out[:, :, 1] = b >> 4
+        out.view(k // GROUP, GROUP, n).mul_(self.scales_t).add_(self.offsets_t)
+        return out.view(k, n)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
-        y = torch.ops.aten._weight_int4pack_mm_for_cpu(
-            x.reshape(-1, self.in_features).to(COMPUTE_DTYPE),
-            self.weight,
-            GROUP,
-            self.scales_and_zeros,
-        )
+        x2 = _rows_of(x, self.in_features)
+        if x2.shape[0] >= DEQUANT_ROWS and self.scales_t is not None:
+            y = x2 @ self.dequantize_t()
+        else:
+            y = torch.ops.aten._weight_int4pack_mm_for_cpu(
+                x2, self.weight, GROUP, self.scales_and_zeros
+            )
         if self.bias is not None:
             y = y + self.bias
         return y.reshape(*shape[:-1], self.out_features)
@@ -216,9 +282,11 @@ class Int8Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
-        y = torch._weight_int8pack_mm(
-            x.reshape(-1, self.in_features).to(COMPUTE_DTYPE), self.weight, self.scales
-        )
+        x2 = _rows_of(x, self.in_features)
+        if x2.shape[0] >= DEQUANT_ROWS // 2:
+            y = F.linear(x2, self.weight.to(COMPUTE_DTYPE).mul_(self.scales[:, None]))
+        else:
+            y = torch._weight_int8pack_mm(x2, self.weight, self.scales)
         if self.bias is not None:
             y = y + self.bias
         return y.reshape(*shape[:-1], self.out_features)
@@ -276,7 +344,11 @@ def linear_module(
             [linear_module(w, b, dtype) for w, b in zip(weight, biases, strict=True)]
         )
     if isinstance(weight, QuantizedWeight):
-        return Int4Linear(weight, bias) if weight.kind == "int4" else Int8Linear(weight, bias)
+        if weight.kind == "int4" and int4_fits(weight.shape):
+            return Int4Linear(weight, bias)
+        if weight.kind == "int4":  # e.g. a fused projection whose rows the kernel cannot take
+            weight = quantize_int8(weight.dequantize())
+        return Int8Linear(weight, bias)
     out_f, in_f = weight.shape
     with torch.device("meta"):
         layer = nn.Linear(in_f, out_f, bias=bias is not None)
@@ -347,3 +419,16 @@ def parameter_count(net: nn.Module) -> int:
                 )
                 total += rows * cols
     return total
+
+
+def weight_kinds(net: nn.Module) -> list[str]:
+    """The quantized forms in ``net`` (``int4``, ``int8``), sorted; empty for a float net."""
+    kinds = set()
+    for m in net.modules():
+        if isinstance(m, Int4Linear):
+            kinds.add("int4")
+        elif isinstance(m, Int8Linear):
+            kinds.add("int8")
+        elif isinstance(m, QuantizedEmbedding):
+            kinds.add(m.kind)
+    return sorted(kinds)

@@ -50,14 +50,23 @@ def describe(path: Path) -> ModelInfo:
     cfg = ModelConfig.from_hf(json.loads((path / "config.json").read_text(encoding="utf-8")))
     params = 0
     dtype = cfg.torch_dtype
+    kinds: set[str] = set()
     for f in sorted(path.glob("*.safetensors")):
         with safe_open(str(f), framework="pt") as st:
             for k in st.keys():  # noqa: SIM118 - safe_open is not a dict
-                shape = st.get_slice(k).get_shape()
+                if k.endswith((".scales", ".zeros")):
+                    continue  # quantization metadata, not parameters
+                part = st.get_slice(k)
                 n = 1
-                for d in shape:
+                for d in part.get_shape():
                     n *= d
+                if k.endswith(".qweight"):
+                    int4 = part.get_dtype() == "U8"  # two 4-bit values per byte
+                    kinds.add("int4" if int4 else "int8")
+                    n *= 2 if int4 else 1
                 params += n
+    if kinds:
+        dtype = "+".join(sorted(kinds))
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     source = ""
     src_file = path / "source.json"

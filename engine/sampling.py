@@ -128,8 +128,12 @@ def sample_next(
     logits = apply_repetition_penalty(logits.float(), recent, params.repetition_penalty)
     if params.greedy:
         return int(torch.argmax(logits))
-    logits = filter_logits(
-        logits / params.temperature, top_k=params.top_k, top_p=params.top_p, min_p=params.min_p
-    )
+    if 0 < params.top_k < logits.shape[-1]:
+        # Work on the k candidates only: no pass over the whole vocabulary after top-k.
+        values, index = torch.topk(logits, params.top_k)
+        kept = filter_logits(values / params.temperature, top_p=params.top_p, min_p=params.min_p)
+        choice = torch.multinomial(torch.softmax(kept, dim=-1), 1, generator=generator)
+        return int(index[choice])
+    logits = filter_logits(logits / params.temperature, top_p=params.top_p, min_p=params.min_p)
     probs = torch.softmax(logits, dim=-1)
     return int(torch.multinomial(probs, 1, generator=generator))

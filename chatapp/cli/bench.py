@@ -22,6 +22,19 @@ def register(subs: Any, parser: argparse.ArgumentParser) -> None:
     p.add_argument("--gen-tokens", type=int, default=128, metavar="N")
     p.add_argument("--reps", type=int, default=5, metavar="N")
     p.add_argument("--threads", type=int, default=None, metavar="N", help="torch threads")
+    p.add_argument(
+        "--dtype",
+        choices=("auto", "float32", "bfloat16", "float16"),
+        default="auto",
+        help="activations (float32 also means every weight dequantized: the reference path)",
+    )
+    p.add_argument(
+        "--quant",
+        choices=("auto", "none", "int8", "int4"),
+        default="auto",
+        help="weights: auto keeps quantized weights quantized; none dequantizes; "
+        "int8 / int4 quantize a float model at load",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_bench)
 
@@ -47,6 +60,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 gen_tokens=args.gen_tokens,
                 reps=args.reps,
                 threads=args.threads,
+                dtype=args.dtype,
+                quant=args.quant,
                 progress=progress,
             )
         except (ModelLoadError, ValueError) as e:
@@ -60,13 +75,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def print_table(r: Any, console: Any) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from chatapp.cli.models import human_count
 
     console.print(
-        f"[bold]{r.model}[/] {r.architecture}, {human_count(r.parameters)} parameters, {r.dtype}, "
-        f"{r.threads} threads, {r.reps} reps",
+        f"[bold]{escape(r.model)}[/] {r.architecture}, {human_count(r.parameters)} parameters, "
+        f"weights {r.weights}, activations {r.dtype}, {r.threads} threads, {r.reps} reps",
         highlight=False,
     )
     t = Table(box=None, header_style="bold")

@@ -17,6 +17,14 @@ def register(subs: Any, parser: argparse.ArgumentParser) -> None:
     p.add_argument("src", metavar="SRC", help="a .gguf file or a Hugging Face model folder")
     p.add_argument("--name", help="name to install it under (default: from SRC)")
     p.add_argument("--force", action="store_true", help="replace a model of the same name")
+    p.add_argument(
+        "--quant",
+        choices=("auto", "none", "int8", "int4"),
+        default="auto",
+        help="weights: auto keeps them as they are (a GGUF's quantized tensors stay "
+        "quantized); int8 / int4 quantize a float model (smaller, faster on the CPU); "
+        "none stores floats",
+    )
     p.set_defaults(func=cmd_import)
 
     p = subs.add_parser("models", help="list the installed models")
@@ -99,7 +107,9 @@ def cmd_import(args: argparse.Namespace) -> int:
                 status.update(f"{msg}…")
 
         try:
-            dest = import_model(args.src, args.name, force=args.force, on_step=step)
+            dest = import_model(
+                args.src, args.name, force=args.force, on_step=step, quant=args.quant
+            )
         except (ModelImportError, ModelLoadError) as e:
             return error(str(e))
     from chatapp.console_text import printable
@@ -108,7 +118,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     print(
         printable(
             f"Imported {info.name} ({info.architecture}, {human_count(info.parameters)} "
-            f"parameters) into {dest}"
+            f"parameters, {info.dtype}, {human_size(info.size_bytes)}) into {dest}"
         )
     )
     print(printable(f'Try it: chatapp ask "Hello" --model {info.name}'))
@@ -135,8 +145,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     table = Table(box=None, header_style="bold")
     table.add_column("NAME", no_wrap=True)
     table.add_column("ARCHITECTURE", no_wrap=True)
-    for col in ("PARAMS", "DTYPE", "CONTEXT", "SIZE"):
-        table.add_column(col, justify="right" if col != "DTYPE" else "left", no_wrap=True)
+    for col in ("PARAMS", "WEIGHTS", "CONTEXT", "SIZE"):
+        table.add_column(col, justify="right" if col != "WEIGHTS" else "left", no_wrap=True)
     table.add_column("SOURCE", overflow="fold", min_width=12)
     for m in models:
         quant = read_source_info(m.path).get("quantization")
@@ -211,7 +221,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     rows: list[tuple[str, object]] = [
         ("architecture", info.architecture),
         ("parameters", f"{human_count(info.parameters)} ({info.parameters:,})"),
-        ("dtype", info.dtype),
+        ("weights", info.dtype),
         ("context", str(info.context_length)),
         ("size", human_size(info.size_bytes)),
     ]

@@ -16,7 +16,7 @@ from gguf import GGMLQuantizationType
 from gguf.quants import Q4_K
 
 from engine.formats.gguf_dequant import dequantize_tensor
-from engine.quantize import COMPUTE_DTYPE, QuantizedWeight, quantize_int8
+from engine.quantize import COMPUTE_DTYPE, QuantizedWeight, int4_fits, quantize_int8
 
 Q = GGMLQuantizationType
 INT4_TYPES = (Q.Q4_0, Q.Q4_1, Q.Q4_K)
@@ -26,7 +26,7 @@ FLOAT_TYPES = (Q.F32, Q.F16, Q.BF16)
 def quantized_weight(t: Any) -> QuantizedWeight:
     """A quantized 2-D ``gguf.ReaderTensor`` (not F32/F16/BF16) in our portable form."""
     rows, cols = (int(d) for d in reversed(t.shape.tolist()))
-    if t.tensor_type not in INT4_TYPES:
+    if t.tensor_type not in INT4_TYPES or not int4_fits((rows, cols)):
         return quantize_int8(torch.from_numpy(dequantize_tensor(t)))
     data = np.asarray(t.data).view(np.uint8).reshape(rows, -1)
     if t.tensor_type == Q.Q4_K:

@@ -108,12 +108,23 @@ def fuse(cfg: ModelConfig, state: dict[str, Weight]) -> dict[str, Weight]:
 
 
 def _join(values: list[Weight]) -> Weight:
-    if all(isinstance(v, torch.Tensor) for v in values):
-        return torch.cat(values, dim=0)
-    kinds = {v.kind if isinstance(v, QuantizedWeight) else "float" for v in values}
-    if len(kinds) == 1:
-        return QuantizedWeight.cat(values)
-    return values
+    """Rows of several weights as one: a tensor, a ``QuantizedWeight``, or (forms mixed) a
+    list with consecutive parts of one form already joined."""
+
+    def form(v: Weight) -> str:
+        return v.kind if isinstance(v, QuantizedWeight) else "float"
+
+    runs: list[list[Weight]] = []
+    for v in values:
+        if runs and form(runs[-1][-1]) == form(v):
+            runs[-1].append(v)
+        else:
+            runs.append([v])
+    joined = [
+        torch.cat(run, dim=0) if form(run[0]) == "float" else QuantizedWeight.cat(run)
+        for run in runs
+    ]
+    return joined[0] if len(joined) == 1 else joined
 
 
 def unfuse(cfg: ModelConfig, state: dict[str, Weight]) -> dict[str, Weight]:
@@ -132,15 +143,16 @@ def unfuse(cfg: ModelConfig, state: dict[str, Weight]) -> dict[str, Weight]:
             out[name] = t
             continue
         prefix, fused, kind = m.groups()
-        if isinstance(t, list):
-            pieces = t
-        elif isinstance(t, QuantizedWeight):
-            bounds = [sum(rows[fused][:i]) for i in range(len(rows[fused]) + 1)]
-            pieces = [t.rows(a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
-        else:
-            pieces = list(t.split(rows[fused], dim=0))
-        for part, piece in zip(FUSED[fused], pieces, strict=True):
-            out[f"{prefix}{part}.{kind}"] = piece
+        bounds = [sum(rows[fused][:i]) for i in range(len(rows[fused]) + 1)]
+        chunks = t if isinstance(t, list) else [t]  # a list: parts in different forms
+        starts = [sum(c.shape[0] for c in chunks[:i]) for i in range(len(chunks))]
+        for part, a, b in zip(FUSED[fused], bounds, bounds[1:], strict=False):
+            i = max(j for j, s in enumerate(starts) if s <= a)  # parts never straddle chunks
+            chunk, base = chunks[i], starts[i]
+            if isinstance(chunk, QuantizedWeight):
+                out[f"{prefix}{part}.{kind}"] = chunk.rows(a - base, b - base)
+            else:
+                out[f"{prefix}{part}.{kind}"] = chunk[a - base : b - base]
     return out
 
 

@@ -1,0 +1,236 @@
+"""Quantized weights: int4/int8 forms, their kernels against the dequantized math, GGUF 4-bit
+tensors kept exactly, quantized checkpoints (import --quant), and the decode loop's edges."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import gguf
+import numpy as np
+import pytest
+import torch
+from gguf import GGMLQuantizationType as Q
+from test_gguf import random_blocks, write_gguf
+
+import engine
+from chatapp.cli import main
+from engine.formats.gguf_dequant import dequantize_tensor
+from engine.formats.gguf_quant import quantized_weight
+from engine.quantize import (
+    ConcatLinear,
+    Int4Linear,
+    Int8Linear,
+    QuantizedEmbedding,
+    QuantizedWeight,
+    pack_int4,
+    quantize_int4,
+    quantize_int8,
+    unpack_int4,
+)
+
+BF16 = torch.bfloat16
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.float() - b.float()).abs().max() / b.float().abs().max())
+
+
+def test_int4_packing_is_two_values_per_byte_even_columns_low() -> None:
+    q = torch.randint(0, 16, (4, 64), dtype=torch.uint8)
+    packed = pack_int4(q)
+    assert packed.shape == (4, 32) and packed.dtype == torch.uint8
+    assert torch.equal(unpack_int4(packed), q)
+    assert int(packed[0, 0]) == int(q[0, 0]) | int(q[0, 1]) << 4
+
+
+def test_round_to_nearest_error_is_within_half_a_step() -> None:
+    """Half a step, plus a little for the scales and zeros kept in bfloat16."""
+    w = torch.randn(32, 128, generator=torch.Generator().manual_seed(0))
+    q4 = quantize_int4(w)
+    step = q4.scales.float().repeat_interleave(32, dim=1)
+    assert ((q4.dequantize() - w).abs() <= step * 0.55).all()
+    q8 = quantize_int8(w)
+    # int8: a bfloat16 scale is off by up to 2^-9 of itself, times values up to 127
+    assert ((q8.dequantize() - w).abs() <= q8.scales.float()[:, None] * 0.8).all()
+
+
+@pytest.mark.parametrize("rows", [1, 100], ids=["decode", "prefill"])
+@pytest.mark.parametrize("out_features", [192, 80])  # 80: not a multiple of 64, kernel only
+def test_int4_linear_computes_with_its_dequantized_weight(rows: int, out_features: int) -> None:
+    torch.manual_seed(0)
+    qw = quantize_int4(torch.randn(out_features, 96))
+    bias = torch.randn(out_features)
+    layer = Int4Linear(qw, bias)
+    x = torch.randn(2, rows, 96).to(BF16)
+    expected = x.float() @ qw.dequantize().t() + bias.to(BF16).float()
+    y = layer(x)
+    assert y.shape == (2, rows, out_features) and y.dtype == BF16
+    assert rel_err(y, expected) < 1e-2
+
+
+@pytest.mark.parametrize("rows", [1, 100], ids=["decode", "prefill"])
+def test_int8_linear_computes_with_its_dequantized_weight(rows: int) -> None:
+    torch.manual_seed(0)
+    qw = quantize_int8(torch.randn(48, 64))
+    x = torch.randn(rows, 64).to(BF16)
+    assert rel_err(Int8Linear(qw)(x), x.float() @ qw.dequantize().t()) < 1e-2
+
+
+def test_mixed_parts_of_a_fused_projection_are_side_by_side() -> None:
+    torch.manual_seed(0)
+    w = torch.randn(96, 64)
+    parts = [quantize_int4(w[:64]), quantize_int8(w[64:])]
+    layer = ConcatLinear([Int4Linear(parts[0]), Int8Linear(parts[1])])
+    x = torch.randn(3, 64).to(BF16)
+    expected = x.float() @ torch.cat([p.dequantize() for p in parts]).t()
+    assert rel_err(layer(x), expected) < 1e-2
+
+
+@pytest.mark.parametrize("kind", ["int4", "int8"])
+def test_quantized_embedding_rows_are_the_dequantized_rows(kind: str) -> None:
+    table = torch.randn(40, 64)
+    qw = quantize_int4(table) if kind == "int4" else quantize_int8(table)
+    ids = torch.tensor([[3, 0, 39]])
+    got = QuantizedEmbedding(qw)(ids)
+    assert got.shape == (1, 3, 64)
+    assert rel_err(got, qw.dequantize()[ids]) < 1e-2
+
+
+def gguf_tensor(tmp_path: Path, qtype: Q, rows: int, cols: int) -> object:
+    """A GGUF tensor of random blocks (finite scales, random values) of ``qtype``."""
+    block, _ = gguf.GGML_QUANT_SIZES[qtype]
+    blocks = random_blocks(qtype, rows * cols // block, np.random.default_rng(0))
+    writer = gguf.GGUFWriter(str(tmp_path / "t.gguf"), "llama")
+    writer.add_tensor("t", blocks.reshape(rows, -1), raw_dtype=qtype)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    (tensor,) = gguf.GGUFReader(tmp_path / "t.gguf").tensors
+    return tensor
+
+
+@pytest.mark.parametrize("qtype", [Q.Q4_0, Q.Q4_1, Q.Q4_K], ids=lambda q: q.name)
+def test_gguf_4bit_tensors_keep_their_values_as_int4(qtype: Q, tmp_path: Path) -> None:
+    """Q4_0/Q4_1/Q4_K are int4 groups of 32 already: the 4-bit values are copied, so the only
+    difference from ggml's dequantization is bfloat16 rounding of the scales and offsets."""
+    t = gguf_tensor(tmp_path, qtype, 32, 512)
+    ref = torch.from_numpy(dequantize_tensor(t))
+    qw = quantized_weight(t)
+    assert qw.kind == "int4" and qw.shape == (32, 512)
+    got = qw.dequantize()
+    # Per group: |error| <= 2^-8 of (|zero| + 8 |scale|) (bfloat16 rounding of both); a value
+    # one step off would be off by a whole |scale|.
+    scale = qw.scales.float().repeat_interleave(32, dim=1)
+    zero = qw.zeros.float().repeat_interleave(32, dim=1)  # type: ignore[union-attr]
+    assert ((got - ref).abs() <= (zero.abs() + 8 * scale.abs()) / 256 + 1e-6).all()
+
+
+@pytest.mark.parametrize("qtype", [Q.Q8_0, Q.Q5_0, Q.Q6_K], ids=lambda q: q.name)
+def test_other_gguf_types_become_int8_rows(qtype: Q, tmp_path: Path) -> None:
+    t = gguf_tensor(tmp_path, qtype, 16, 256)
+    qw = quantized_weight(t)
+    assert qw.kind == "int8"
+    assert rel_err(qw.dequantize(), torch.from_numpy(dequantize_tensor(t))) < 1e-2
+
+
+def logits_agree(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.argmax(-1) == b.argmax(-1)).float().mean())
+
+
+def test_a_quantized_gguf_loads_quantized_and_stays_close_to_the_float_path(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    path = write_gguf(tmp_path / "q.gguf", "llama", tiny_models["llama"], Q.Q4_0)
+    fast = engine.load(path)
+    ref = engine.load(path, dtype="float32")
+    assert "int4" in fast.weight_format and ref.weight_format == "float32"
+    assert not any(isinstance(m, torch.nn.Linear) for m in fast.net.layers.modules())
+    ids = list(range(3, 60))
+    assert logits_agree(fast.logits(ids), ref.logits(ids)) > 0.9
+    assert rel_err(fast.logits(ids), ref.logits(ids)) < 0.1
+    # The cached conversion keeps the file's size, not float32's.
+    cache = Path(fast.path)
+    size = sum(f.stat().st_size for f in cache.glob("*.safetensors"))
+    assert size < 1.5 * sum(f.stat().st_size for f in Path(ref.path).glob("*.safetensors")) / 4
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2", "qwen2"])
+def test_import_quant_int4_writes_a_smaller_checkpoint_that_loads_quantized(
+    arch: str, tiny_models: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["import", str(tiny_models[arch]), "--name", "q4", "--quant", "int4"]) == 0
+    assert "int4" in capsys.readouterr().out
+    folder = engine.models_dir() / "q4"
+    config = json.loads((folder / "config.json").read_text())
+    assert config["quantization_config"]["quant_method"] == "chatapp"
+    quantized = engine.load("q4")
+    assert quantized.weight_format == "int4+int8"  # blocks int4, embeddings and head int8
+    same = engine.load(tiny_models[arch], quant="int4")  # quantizing at load: the same model
+    ids = list(range(3, 40))
+    assert torch.equal(quantized.logits(ids), same.logits(ids))
+    # The kernels compute what the quantized weights say (float32 dequantized: the reference)...
+    dequantized = engine.load("q4", dtype="float32")
+    assert dequantized.weight_format == "float32"
+    assert rel_err(quantized.logits(ids), dequantized.logits(ids)) < 0.1  # bf16 activations
+    # ... and those are the original model's, to 4 bits.
+    original = engine.load(tiny_models[arch], dtype="float32").logits(ids)
+    cosine = torch.nn.functional.cosine_similarity(quantized.logits(ids), original, dim=-1)
+    assert cosine.mean() > 0.8  # random tiny weights are hard on 4 bits; int8 below is closer
+    int8 = engine.load(tiny_models[arch], quant="int8")
+    assert int8.weight_format == "int8"
+    cosine8 = torch.nn.functional.cosine_similarity(int8.logits(ids), original, dim=-1)
+    assert cosine8.min() > 0.98
+    assert main(["models"]) == 0
+    assert "int4+int8" in capsys.readouterr().out
+
+
+def test_prefill_checks_cancel_between_chunks(
+    tiny_models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = engine.load(tiny_models["llama"])
+    monkeypatch.setattr(engine.generate, "PREFILL_CHUNK", 8)
+    cancel = threading.Event()
+    calls = []
+    forward = model.net.forward
+
+    def spy(*args: object, **kwargs: object) -> torch.Tensor:
+        calls.append(1)
+        cancel.set()  # Esc pressed while the first chunk runs
+        return forward(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(model.net, "forward", spy)
+    out = list(model.generate(list(range(3, 60)), engine.SamplingParams(), cancel=cancel))
+    assert out == [] and model.last_stats.stop_reason == "cancelled"
+    assert len(calls) == 1  # not the other six chunks
+
+
+def test_no_forward_pass_after_the_last_token(
+    tiny_models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = engine.load(tiny_models["llama"])
+    calls = []
+    forward = model.net.forward
+    monkeypatch.setattr(model.net, "forward", lambda *a, **k: calls.append(1) or forward(*a, **k))
+    params = engine.SamplingParams(temperature=0, max_new_tokens=5)
+    assert len(list(model.generate([3, 4, 5], params, ignore_eos=True))) == 5
+    assert len(calls) == 1 + 4  # the prefill, then one per token that is sampled after it
+
+
+def test_top_k_sampling_draws_only_among_the_k_best() -> None:
+    logits = torch.tensor([5.0, 4.0, 3.0, -1.0, -2.0] + [-9.0] * 100)
+    params = engine.SamplingParams(temperature=5.0, top_k=3, seed=1)
+    gen = engine.sampling.make_generator(params)
+    draws = {engine.sampling.sample_next(logits, params, gen) for _ in range(200)}
+    assert draws == {0, 1, 2}
+
+
+def test_quantized_weight_file_form_round_trips() -> None:
+    qw = quantize_int4(torch.randn(16, 64))
+    from engine.quantize import group_quantized
+
+    back = group_quantized(qw.tensors("layer"))["layer.weight"]
+    assert isinstance(back, QuantizedWeight) and back.kind == "int4"
+    assert torch.equal(back.dequantize(), qw.dequantize())
