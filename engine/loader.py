@@ -19,6 +19,7 @@ from engine.formats import hf
 from engine.formats.hf import Weight, fuse, unfuse
 from engine.formats.safetensors_file import SafetensorsFormatError, read_safetensors
 from engine.generate import Model
+from engine.memory import trim_heap
 from engine.model import Transformer
 from engine.quantize import (
     COMPUTE_DTYPE,
@@ -95,6 +96,8 @@ def load(
     left = [k for k, t in net.state_dict().items() if t.is_meta]
     if left:  # cannot happen for a checked state; a clear error beats garbage
         raise ModelLoadError(f"{path}: no weights for {left[0]!r}")
+    del state, rest
+    trim_heap()
     return Model(net, tokenizer, name=name, path=str(path))
 
 

@@ -196,6 +196,20 @@ def _int4_block_layout() -> bool:
     return bool(torch.equal(mine.to(torch.int32), q))
 
 
+def pack_blocks(qweight: torch.Tensor) -> torch.Tensor:
+    """The file's int4 nibbles (``[out, in / 2]``, column 2j low) in the AVX-512 kernel's
+    layout, with byte operations only: for each block of 64 rows and each column, 32 bytes
+    holding rows j (low nibble) and j + 32 (high). Same bytes as the kernel's own packing,
+    which would go through an int32 copy of every value (tests compare the two)."""
+    rows, half = qweight.shape
+    p = qweight.view(rows // 64, 2, 32, half)
+    low_rows, high_rows = p[:, 0], p[:, 1]  # rows j and j + 32 of each block
+    even = (low_rows & 15) | ((high_rows & 15) << 4)  # columns 2c
+    odd = (low_rows >> 4) | (high_rows & 0xF0)  # columns 2c + 1
+    cols = torch.stack((even, odd), dim=-1).view(rows // 64, 32, 2 * half)
+    return cols.transpose(1, 2).contiguous().view(rows, half)
+
+
 _BLOCK_LAYOUT: bool | None = None
 
 
@@ -225,20 +239,28 @@ class Int4Linear(nn.Module):
         super().__init__()
         assert weight.kind == "int4" and weight.zeros is not None
         self.out_features, self.in_features = weight.shape
-        q = unpack_int4(weight.qweight).to(torch.int32)
-        self.register_buffer(
-            "weight", torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, 2), persistent=False
-        )
-        # The kernel's layout: [in / GROUP, out, 2] holding (scale, zero).
-        scales, zeros = weight.scales.float(), weight.zeros.float()
-        sz = torch.stack((scales, zeros), dim=-1).transpose(0, 1).contiguous()
-        self.register_buffer("scales_and_zeros", sz.to(COMPUTE_DTYPE), persistent=False)
-        # For prefill: W.T = q * scale + (zero - 8 * scale), laid out [in / GROUP, 1, out].
+        # Blocks of 64 rows in the layout this CPU's kernel reads (see block_layout), which
+        # ``pack_blocks`` makes from the file's nibbles and ``dequantize_t`` reads back.
         fast = self.out_features % 64 == 0 and block_layout()
-        s_t = scales.t()[:, None, :].to(COMPUTE_DTYPE).contiguous() if fast else None
-        o_t = (zeros - 8 * scales).t()[:, None, :].to(COMPUTE_DTYPE).contiguous() if fast else None
+        if fast:
+            packed = pack_blocks(weight.qweight)
+        else:
+            q = unpack_int4(weight.qweight).to(torch.int32)
+            packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, 2)
+        self.register_buffer("weight", packed, persistent=False)
+        # The kernel's layout: [in / GROUP, out, 2] holding (scale, zero).
+        scales, zeros = weight.scales.to(COMPUTE_DTYPE), weight.zeros.to(COMPUTE_DTYPE)
+        sz = torch.stack((scales, zeros), dim=-1).transpose(0, 1).contiguous()
+        self.register_buffer("scales_and_zeros", sz, persistent=False)
+        # For prefill: W.T = q * scale + (zero - 8 * scale), laid out [in / GROUP, 1, out].
+        s_t = o_t = None
+        if fast:
+            s_t = scales.t()[:, None, :].contiguous()
+            o_t = (zeros.float() - 8 * scales.float()).t()[:, None, :].to(COMPUTE_DTYPE)
         self.register_buffer("scales_t", s_t, persistent=False)
-        self.register_buffer("offsets_t", o_t, persistent=False)
+        self.register_buffer(
+            "offsets_t", None if o_t is None else o_t.contiguous(), persistent=False
+        )
         self.bias = None if bias is None else nn.Parameter(bias.to(COMPUTE_DTYPE), False)
 
     def dequantize_t(self) -> torch.Tensor:
@@ -379,14 +401,17 @@ def swap_in(
     net: nn.Module, state: dict[str, torch.Tensor | QuantizedWeight | list], dtype: torch.dtype
 ) -> dict[str, torch.Tensor]:
     """Replace the net's linear and embedding modules whose weights in ``state`` are quantized
-    (or fused from parts of different forms); return the plain tensors left to load."""
+    (or fused from parts of different forms); return the plain tensors left to load.
+
+    ``state`` is emptied on the way: each file-form weight is dropped as soon as its module
+    holds the kernel's form, so the two forms of the whole model never sit in memory at once.
+    """
     rest: dict[str, torch.Tensor] = {}
-    for name, value in state.items():
-        if not isinstance(value, (QuantizedWeight, list)):
-            rest[name] = value  # type: ignore[assignment]
-    for name, value in state.items():
-        if not isinstance(value, (QuantizedWeight, list)):
-            continue
+    for name in list(state):
+        if not isinstance(state[name], (QuantizedWeight, list)):
+            rest[name] = state.pop(name)  # type: ignore[assignment]
+    while state:
+        name, value = state.popitem()
         prefix = name.removesuffix(".weight")
         parent_name, _, attr = prefix.rpartition(".")
         parent = net.get_submodule(parent_name) if parent_name else net

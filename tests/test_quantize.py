@@ -234,3 +234,14 @@ def test_quantized_weight_file_form_round_trips() -> None:
     back = group_quantized(qw.tensors("layer"))["layer.weight"]
     assert isinstance(back, QuantizedWeight) and back.kind == "int4"
     assert torch.equal(back.dequantize(), qw.dequantize())
+
+
+@pytest.mark.skipif(not __import__("engine.quantize").quantize.block_layout(),
+                    reason="this CPU's int4 kernel uses another layout")  # fmt: skip
+@pytest.mark.parametrize("shape", [(64, 32), (128, 576), (192, 64)])
+def test_byte_packing_equals_the_kernels_own(shape: tuple[int, int]) -> None:
+    from engine.quantize import pack_blocks
+
+    q = torch.randint(0, 16, shape, dtype=torch.uint8)
+    ref = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q.to(torch.int32), 2)
+    assert torch.equal(pack_blocks(pack_int4(q)), ref)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from gguf import GGMLQuantizationType, GGUFReader, LlamaFileType
+from gguf import GGMLQuantizationType, LlamaFileType
 from safetensors.numpy import save_file
 from safetensors.torch import save_file as save_torch
 
@@ -30,6 +30,7 @@ from engine import paths
 from engine.errors import ModelLoadError
 from engine.formats.gguf_config import ARCHITECTURES, hf_config
 from engine.formats.gguf_dequant import SUPPORTED_TYPES, dequantize_tensor, unpermute_rope
+from engine.formats.gguf_file import GGUFFile, GGUFFormatError, Truncated
 from engine.formats.gguf_header import read_header
 from engine.formats.gguf_quant import FLOAT_TYPES, quantized_weight
 from engine.formats.gguf_tokenizer import build_tokenizer, field_value
@@ -121,8 +122,8 @@ def _drop_stale(root: Path, key: str, source: Path) -> None:
             continue
 
 
-def open_gguf(path: Path) -> GGUFReader:
-    """``GGUFReader`` with its failures turned into one-line ``ModelLoadError``s."""
+def open_gguf(path: Path) -> GGUFFile:
+    """The file's metadata and tensors, its failures turned into one-line ``ModelLoadError``s."""
     try:
         with Path(path).open("rb") as f:
             magic = f.read(4)
@@ -131,16 +132,18 @@ def open_gguf(path: Path) -> GGUFReader:
     if magic != b"GGUF":
         raise ModelLoadError(f"{path} is not a GGUF file (it does not start with 'GGUF')")
     try:
-        return GGUFReader(path)
-    except ValueError as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        return GGUFFile(path)
+    except Truncated as e:
+        raise ModelLoadError(f"{path} is truncated ({e}); download it again") from None
+    except GGUFFormatError as e:
+        msg = str(e)
         if "is not a valid GGMLQuantizationType" in msg:
             raise ModelLoadError(f"{path} has a tensor of unknown type ({msg})") from None
         if "version" in msg:
             raise ModelLoadError(f"{path}: unsupported GGUF version ({msg})") from None
-        raise ModelLoadError(f"{path} is truncated or corrupt ({msg}); download it again") from None
-    except (IndexError, KeyError, OverflowError, TypeError) as e:
-        raise ModelLoadError(f"{path} is truncated or corrupt ({e}); download it again") from None
+        raise ModelLoadError(f"{path} is corrupt ({msg}); download it again") from None
+    except OSError as e:
+        raise ModelLoadError(f"cannot read {path}: {e.strerror or e}") from None
 
 
 def gguf_metadata_summary(path: Path) -> dict[str, Any]:
@@ -206,7 +209,7 @@ def convert_gguf(path: Path, out_dir: Path, *, quantized: bool = False) -> None:
 
 
 def write_weights(
-    reader: GGUFReader,
+    reader: GGUFFile,
     arch: str,
     config: dict[str, Any],
     name: str,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from gguf import GGUFReader
 
 from engine.errors import ModelLoadError
 from engine.formats.gguf_dequant import dequantize_tensor
@@ -18,7 +17,7 @@ ARCHITECTURES = {
 }
 
 
-def hf_config(reader: GGUFReader, arch: str, tensors: dict[str, Any], name: str) -> dict[str, Any]:
+def hf_config(reader: Any, arch: str, tensors: dict[str, Any], name: str) -> dict[str, Any]:
     """config.json (HF keys) from ``<arch>.*`` metadata."""
 
     def get(key: str, default: Any = None) -> Any:
@@ -75,7 +74,7 @@ def hf_config(reader: GGUFReader, arch: str, tensors: dict[str, Any], name: str)
 
 
 def _rope_scaling(
-    reader: GGUFReader, arch: str, tensors: dict[str, Any], head_dim: int, name: str
+    reader: Any, arch: str, tensors: dict[str, Any], head_dim: int, name: str
 ) -> dict[str, Any] | None:
     kind = field_value(reader, f"{arch}.rope.scaling.type")
     factor = field_value(reader, f"{arch}.rope.scaling.factor")

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gguf import GGUFReader
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors
 
 from engine.errors import ModelLoadError
@@ -48,7 +47,7 @@ PRE_TOKENIZERS: dict[str, str | None] = {
 }
 
 
-def field_value(reader: GGUFReader, key: str) -> Any:
+def field_value(reader: Any, key: str) -> Any:
     """A metadata value as Python (str, int, float, bool or list), or None when absent."""
     f = reader.fields.get(key)
     return None if f is None else f.contents()
@@ -85,7 +84,7 @@ class GGUFTokenizer:
         (folder / "tokenizer_config.json").write_text(text, encoding="utf-8")
 
 
-def build_tokenizer(reader: GGUFReader, name: str) -> GGUFTokenizer:
+def build_tokenizer(reader: Any, name: str) -> GGUFTokenizer:
     kind = field_value(reader, "tokenizer.ggml.model")
     tokens = field_value(reader, "tokenizer.ggml.tokens")
     if not tokens:

@@ -1,0 +1,31 @@
+"""Handing freed memory back to the operating system.
+
+glibc's malloc keeps freed blocks for reuse, and raises its mmap threshold after large frees,
+so the transient buffers of a load (file reads, unpacked int4 values, dequantized blocks) would
+stay in the process's resident set for its whole life. ``trim_heap`` returns them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+from functools import cache
+
+
+@cache
+def _libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim  # noqa: B018 - glibc only (musl has no malloc_trim)
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+def trim_heap() -> None:
+    """Return freed heap pages to the OS (glibc; a no-op elsewhere)."""
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
