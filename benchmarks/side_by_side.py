@@ -108,9 +108,7 @@ def work_llamacpp(a: argparse.Namespace) -> dict[str, float]:
     from llama_cpp import Llama
 
     t0 = time.perf_counter()
-    llm = Llama(
-        a.model, n_ctx=a.long_context + 128, n_threads=a.threads, verbose=False
-    )
+    llm = Llama(a.model, n_ctx=a.long_context + 128, n_threads=a.threads, verbose=False)
     load = time.perf_counter() - t0
     vocab = llm.n_vocab()
 
@@ -118,9 +116,8 @@ def work_llamacpp(a: argparse.Namespace) -> dict[str, float]:
         # generate() evaluates the prompt, then yields one greedy token per step (its eval()
         # called directly crashes in llama-cpp-python 0.3.36).
         t = time.perf_counter()
-        count = 0
-        for _ in llm.generate(ids, temp=0.0, top_k=1, reset=True):
-            count += 1
+        ttft = 0.0
+        for count, _ in enumerate(llm.generate(ids, temp=0.0, top_k=1, reset=True), start=1):
             if count == 1:
                 ttft = time.perf_counter() - t
                 t = time.perf_counter()

@@ -27,6 +27,10 @@ class KVCache:
         # of a long context then cost no resident memory.
         self.k = torch.empty(shape, dtype=dtype, device=device)
         self.v = torch.empty(shape, dtype=dtype, device=device)
+        # One [1, kv_heads, max_len, head_dim] view per layer, made once: indexing the big
+        # tensor on every write is several dispatches per layer per token.
+        self._k = list(self.k.unbind(0))
+        self._v = list(self.v.unbind(0))
         self.max_len = max_len
         self.length = 0  # number of valid positions
 
@@ -37,9 +41,10 @@ class KVCache:
         end = start + k.shape[2]
         if end > self.max_len:
             raise ValueError(f"KV cache overflow: position {end} > {self.max_len}")
-        self.k[layer, :, :, start:end] = k
-        self.v[layer, :, :, start:end] = v
-        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+        kl, vl = self._k[layer], self._v[layer]
+        kl.narrow(2, start, end - start).copy_(k)
+        vl.narrow(2, start, end - start).copy_(v)
+        return kl.narrow(2, 0, end), vl.narrow(2, 0, end)
 
     def rollback(self, length: int) -> None:
         """Forget everything past ``length`` tokens."""

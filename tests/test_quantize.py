@@ -245,3 +245,25 @@ def test_byte_packing_equals_the_kernels_own(shape: tuple[int, int]) -> None:
     q = torch.randint(0, 16, shape, dtype=torch.uint8)
     ref = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q.to(torch.int32), 2)
     assert torch.equal(pack_blocks(pack_int4(q)), ref)
+
+
+@pytest.mark.parametrize("qtype", [Q.Q8_0, Q.Q6_K, Q.Q4_K, Q.Q4_1, Q.Q4_0], ids=lambda q: q.name)
+def test_torch_block_decoding_equals_ggml(qtype: Q, tmp_path: Path) -> None:
+    """Our whole-tensor torch decoding of each type gives ggml's values exactly."""
+    from engine.formats import gguf_quant as gq
+
+    t = gguf_tensor(tmp_path, qtype, 32, 512)
+    ref = torch.from_numpy(dequantize_tensor(t))
+    data = gq._bytes(t, 32)
+    if qtype == Q.Q8_0:
+        got = gq._q8_0(data, 32, 512)
+    elif qtype == Q.Q6_K:
+        got = gq._q6_k(data, 32, 512)
+    else:
+        if qtype == Q.Q4_K:
+            q, scale, zero = gq._q4_k(data, 32, 512)
+        else:
+            q, scale, zero = gq._q4_0_1(data, 32, 512, with_min=qtype == Q.Q4_1)
+        s = scale.repeat_interleave(32, dim=1)
+        got = (q.float() - 8) * s + zero.repeat_interleave(32, dim=1)
+    assert torch.allclose(got, ref, rtol=1e-6, atol=1e-6)

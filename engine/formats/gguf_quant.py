@@ -2,18 +2,20 @@
 
 Q4_0, Q4_1 and Q4_K are int4 groups of 32 with a scale and an offset, which is our int4 form
 (``w = (q - 8) * scale + zero``): their 4-bit values are copied as they are. The other
-quantized types (Q8_0, Q5_0, Q5_1, Q5_K, Q6_K) are dequantized and re-quantized to int8 with one
-scale per row, the nearest form a kernel here multiplies.
+quantized types are decoded and re-quantized to int8 with one scale per row, the nearest form
+a kernel here multiplies (Q8_0 and Q6_K, the ones llama.cpp's Q4_K_M and Q8_0 files hold,
+decoded here in torch; Q5_x through ``gguf.quants``). Everything runs on whole tensors in
+torch, whose element-wise kernels use every core.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 import torch
 from gguf import GGMLQuantizationType
-from gguf.quants import Q4_K
 
 from engine.formats.gguf_dequant import dequantize_tensor
 from engine.quantize import COMPUTE_DTYPE, QuantizedWeight, int4_fits, quantize_int8
@@ -24,55 +26,93 @@ FLOAT_TYPES = (Q.F32, Q.F16, Q.BF16)
 
 
 def quantized_weight(t: Any) -> QuantizedWeight:
-    """A quantized 2-D ``gguf.ReaderTensor`` (not F32/F16/BF16) in our portable form."""
+    """A quantized 2-D GGUF tensor (not F32/F16/BF16) in our portable form."""
     rows, cols = (int(d) for d in reversed(t.shape.tolist()))
+    data = _bytes(t, rows)
+    if t.tensor_type == Q.Q8_0:
+        return quantize_int8(_q8_0(data, rows, cols))
+    if t.tensor_type == Q.Q6_K:
+        return quantize_int8(_q6_k(data, rows, cols))
     if t.tensor_type not in INT4_TYPES or not int4_fits((rows, cols)):
         return quantize_int8(torch.from_numpy(dequantize_tensor(t)))
-    data = np.asarray(t.data).view(np.uint8).reshape(rows, -1)
     if t.tensor_type == Q.Q4_K:
         q, scale, zero = _q4_k(data, rows, cols)
     else:
         q, scale, zero = _q4_0_1(data, rows, cols, with_min=t.tensor_type == Q.Q4_1)
     packed = q[:, 0::2] | (q[:, 1::2] << 4)
     return QuantizedWeight(
-        "int4",
-        torch.from_numpy(np.ascontiguousarray(packed)),
-        torch.from_numpy(scale).to(COMPUTE_DTYPE),
-        torch.from_numpy(zero).to(COMPUTE_DTYPE),
+        "int4", packed.contiguous(), scale.to(COMPUTE_DTYPE), zero.to(COMPUTE_DTYPE)
     )
 
 
-def _nibbles(qs: np.ndarray) -> np.ndarray:
+def _bytes(t: Any, rows: int) -> torch.Tensor:
+    """The tensor's raw bytes, ``[rows, bytes per row]``, read from the file's map."""
+    raw = np.asarray(t.data).view(np.uint8).reshape(rows, -1)
+    with warnings.catch_warnings():  # the map is read-only; nothing here writes to it
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(raw)
+
+
+def _f16(b: torch.Tensor) -> torch.Tensor:
+    """Little-endian float16 from the last dimension's pairs of bytes, as float32."""
+    return b.contiguous().view(torch.float16).float()
+
+
+def _nibbles(qs: torch.Tensor) -> torch.Tensor:
     """ggml's 16 bytes of a 32-block: element j in the low nibble of byte j, j + 16 in the high
     nibble -> the 32 values in order."""
-    return np.concatenate((qs & 0x0F, qs >> 4), axis=-1)
+    return torch.cat((qs & 0x0F, qs >> 4), dim=-1)
 
 
 def _q4_0_1(
-    data: np.ndarray, rows: int, cols: int, *, with_min: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    data: torch.Tensor, rows: int, cols: int, *, with_min: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     head = 4 if with_min else 2
-    blocks = data.reshape(rows, cols // 32, head + 16)
-    d = blocks[..., 0:2].copy().view(np.float16)[..., 0].astype(np.float32)
+    blocks = data.view(rows, cols // 32, head + 16)
+    d = _f16(blocks[..., 0:2])[..., 0]
     q = _nibbles(blocks[..., head:]).reshape(rows, cols)
     if with_min:  # Q4_1: w = d * q + m
-        m = blocks[..., 2:4].copy().view(np.float16)[..., 0].astype(np.float32)
-        return q, d, m + 8 * d
-    return q, d, np.zeros_like(d)  # Q4_0: w = d * (q - 8)
+        return q, d, _f16(blocks[..., 2:4])[..., 0] + 8 * d
+    return q, d, torch.zeros_like(d)  # Q4_0: w = d * (q - 8)
 
 
-def _q4_k(data: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _q4_k(data: torch.Tensor, rows: int, cols: int) -> tuple[torch.Tensor, ...]:
     # A 256-superblock: f16 d, f16 dmin, 12 bytes of 6-bit (scale, min) for its eight 32-wide
     # sub-blocks, then 128 bytes where chunk c holds sub-block 2c in low nibbles and 2c + 1 in
     # high ones. w = d * sc * q - dmin * m.
     nb = rows * cols // 256
     blocks = data.reshape(nb, 144)
-    d = blocks[:, 0:2].copy().view(np.float16).astype(np.float32)
-    dmin = blocks[:, 2:4].copy().view(np.float16).astype(np.float32)
-    sc, m = Q4_K.get_scale_min(blocks[:, 4:16])
+    d, dmin = _f16(blocks[:, 0:2]), _f16(blocks[:, 2:4])
+    s = blocks[:, 4:16].view(nb, 3, 4)  # see ggml's get_scale_min_k4
+    a, b, c = s[:, 0], s[:, 1], s[:, 2]
+    sc = torch.cat((a & 0x3F, (c & 0x0F) | ((a >> 2) & 0x30)), dim=-1).float()
+    m = torch.cat((b & 0x3F, (c >> 4) | ((b >> 2) & 0x30)), dim=-1).float()
     qs = blocks[:, 16:].reshape(nb, 4, 32)
-    q = np.stack((qs & 0x0F, qs >> 4), axis=2).reshape(rows, cols)
-    scale = d * sc.astype(np.float32)
-    zero = 8 * scale - dmin * m.astype(np.float32)
-    per_row = cols // 32
-    return q, scale.reshape(rows, per_row), zero.reshape(rows, per_row)
+    q = torch.stack((qs & 0x0F, qs >> 4), dim=2).reshape(rows, cols)
+    scale = d * sc
+    zero = 8 * scale - dmin * m
+    return q, scale.reshape(rows, cols // 32), zero.reshape(rows, cols // 32)
+
+
+def _q8_0(data: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    blocks = data.view(rows, cols // 32, 34)
+    d = _f16(blocks[..., 0:2])
+    return (blocks[..., 2:].contiguous().view(torch.int8).float() * d).reshape(rows, cols)
+
+
+def _q6_k(data: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    # A 256-superblock: 128 bytes of low nibbles, 64 of 2-bit high parts, 16 int8 scales (one
+    # per 16 values), f16 d. Value e = 128 n + 32 g + l of half n, group g takes the low (g 0, 1)
+    # or high (g 2, 3) nibble of ql[64 n + 32 (g % 2) + l] and bits 2g of qh[32 n + l];
+    # w = d * scale[8 n + 2 g + l // 16] * (q - 32). (ggml's dequantize_row_q6_K.)
+    nb = rows * cols // 256
+    blocks = data.reshape(nb, 210)
+    ql = blocks[:, :128].reshape(nb, 2, 2, 32)  # [block, n, g % 2, l]
+    qh = blocks[:, 128:192].reshape(nb, 2, 1, 32)  # [block, n, -, l]
+    nib = torch.stack((ql & 0x0F, ql >> 4), dim=2).reshape(nb, 2, 4, 32)  # g = 2 * hi + g % 2
+    shifts = torch.tensor([0, 2, 4, 6], dtype=torch.uint8).view(1, 1, 4, 1)
+    high = (qh >> shifts) & 3
+    q = (nib | (high << 4)).to(torch.int16) - 32
+    sc = blocks[:, 192:208].contiguous().view(torch.int8).float().view(nb, 2, 4, 2, 1)
+    d = _f16(blocks[:, 208:210]).view(nb, 1, 1, 1, 1)
+    return (q.view(nb, 2, 4, 2, 16).float() * sc * d).reshape(rows, cols)
