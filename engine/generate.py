@@ -15,6 +15,7 @@ from engine.kv_cache import KVCache
 from engine.model import Transformer
 from engine.sampling import SamplingParams, make_generator, sample_next
 from engine.streaming import IncrementalDetokenizer, StopMatcher
+from engine.threads import ThreadTuner, set_threads
 from engine.tokenizer import Message, Tokenizer
 
 PREFILL_CHUNK = 512  # bounds the attention mask and activations of a long prompt
@@ -84,6 +85,10 @@ class Model:
         self._cached: list[int] = []  # the tokens whose keys/values the cache holds
         self._lock = threading.Lock()
         self.last_stats = GenerationStats()
+        # Decode steps pick their thread count by measurement (engine.threads); off: always
+        # torch's current count.
+        self.adaptive_threads = True
+        self._tuner: ThreadTuner | None = None
 
     @property
     def config(self) -> ModelConfig:
@@ -121,6 +126,15 @@ class Model:
             )
         x = torch.tensor([list(ids)], dtype=torch.long, device=self.device)
         return self.net(x)[0].float()
+
+    def _thread_tuner(self, threads: int) -> ThreadTuner | None:
+        """The decode-thread chooser for ``threads`` configured threads (see engine.threads),
+        or None when ``adaptive_threads`` is off or the model is not on the CPU."""
+        if not self.adaptive_threads or self.device.type != "cpu":
+            return None
+        if self._tuner is None or self._tuner.most != threads:
+            self._tuner = ThreadTuner(threads)
+        return self._tuner
 
     def reset_cache(self) -> None:
         self._cached = []
@@ -220,6 +234,8 @@ class Model:
             t_decode = time.perf_counter()
             pos = len(ids)
             cache = self._ensure_cache()
+            restore = torch.get_num_threads()
+            tuner = self._thread_tuner(restore)
             try:
                 for _ in range(params.max_new_tokens):
                     token = sample_next(logits.cpu(), params, gen, recent)
@@ -244,12 +260,18 @@ class Model:
                         stats.stop_reason = "context"
                         break
                     x = torch.tensor([[token]], dtype=torch.long, device=self.device)
+                    if tuner is not None:
+                        set_threads(tuner.next_threads())
+                    t_step = time.perf_counter()
                     with torch.inference_mode():
                         logits = self.net(x, cache=cache, start=pos, last_only=True)[0, -1]
+                    if tuner is not None:
+                        tuner.record(time.perf_counter() - t_step)
                     self._cached.append(token)
                     pos += 1
             finally:
                 stats.decode_seconds = time.perf_counter() - t_decode
+                set_threads(restore)
 
     def fit_messages(
         self, messages: Sequence[Message], reserve: int

@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""Decode speed through the chat TUI next to the engine alone, on the same model.
+
+The TUI runs headless (Textual's ``run_test``): the real app, its reply worker, the streaming
+Markdown view and its batching, but no terminal. Each measurement is its own process (the app
+loads the model itself, as it does for a user); the two alternate, and the script prints
+medians and their ratio.
+
+    python benchmarks/tui_speed.py MODEL [--rounds 3] [--tokens 150]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROMPT = "Write a long story about a dragon who learns to cook."
+
+
+def engine_alone(model: str, tokens: int) -> float:
+    import engine
+
+    m = engine.load(model)
+    params = engine.SamplingParams(temperature=0, max_new_tokens=tokens)
+    "".join(m.chat([{"role": "user", "content": PROMPT}], params))
+    return float(m.last_stats.decode_tokens_per_second)
+
+
+def through_tui(model: str, tokens: int) -> float:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from chatapp.app import ChatApp
+    from chatapp.settings import Settings
+    from chatapp.widgets.chat_view import AssistantMessage
+
+    settings = Settings(sampling={"temperature": 0.0, "max_tokens": tokens})
+
+    async def run() -> float:
+        app = ChatApp(model, settings=settings)
+        async with app.run_test(size=(100, 40)) as pilot:
+            while not app.session.model_ready:
+                await pilot.pause(0.05)
+            app.prompt.text = PROMPT
+            await pilot.press("enter")
+            deadline = time.monotonic() + 600
+            while (
+                not app.query(AssistantMessage) or app.streaming
+            ) and time.monotonic() < deadline:
+                await pilot.pause(0.05)
+            stats = app.session.last_stats or {}
+            return float(stats.get("tokens_per_second", 0.0))  # the decode speed, as stored
+
+    return asyncio.run(run())
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("model")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--tokens", type=int, default=150)
+    p.add_argument("--worker", choices=("alone", "tui"), help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.worker:
+        f = engine_alone if a.worker == "alone" else through_tui
+        print(f(a.model, a.tokens))
+        return 0
+    env = os.environ | {"CHATAPP_HOME": os.environ.get("CHATAPP_HOME") or tempfile.mkdtemp()}
+    runs: dict[str, list[float]] = {"alone": [], "tui": []}
+    for r in range(a.rounds):
+        for kind in ("alone", "tui") if r % 2 == 0 else ("tui", "alone"):
+            cmd = [sys.executable, __file__, a.model, "--worker", kind, "--tokens", str(a.tokens)]
+            out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+            runs[kind].append(float(out.stdout.strip().splitlines()[-1]))
+            print(f"round {r + 1} {kind}: {runs[kind][-1]:.1f} tok/s", flush=True)
+    alone, tui = statistics.median(runs["alone"]), statistics.median(runs["tui"])
+    print(f"decode: engine alone {alone:.1f} tok/s, through the TUI {tui:.1f} tok/s, "
+          f"ratio {tui / alone:.2f}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
