@@ -224,19 +224,22 @@ class Model:
             if cancel is not None and cancel.is_set():
                 stats.stop_reason = "cancelled"
                 return
-            with torch.inference_mode():
-                first = self._prefill(ids, stats, cancel)
-            stats.prefill_seconds = time.perf_counter() - t0
-            if first is None:
-                stats.stop_reason = "cancelled"
-                return
-            logits = first
-            t_decode = time.perf_counter()
-            pos = len(ids)
-            cache = self._ensure_cache()
             restore = torch.get_num_threads()
             tuner = self._thread_tuner(restore)
+            t_decode = time.perf_counter()
             try:
+                if tuner is not None:
+                    set_threads(tuner.best)  # what the last decode steps found fastest
+                with torch.inference_mode():
+                    first = self._prefill(ids, stats, cancel)
+                stats.prefill_seconds = time.perf_counter() - t0
+                if first is None:
+                    stats.stop_reason = "cancelled"
+                    return
+                logits = first
+                t_decode = time.perf_counter()
+                pos = len(ids)
+                cache = self._ensure_cache()
                 for _ in range(params.max_new_tokens):
                     token = sample_next(logits.cpu(), params, gen, recent)
                     if stats.new_tokens == 0:

@@ -264,15 +264,13 @@ class Int4Linear(nn.Module):
         self.bias = None if bias is None else nn.Parameter(bias.to(COMPUTE_DTYPE), False)
 
     def dequantize_t(self) -> torch.Tensor:
-        """``W.T`` ``[in, out]`` in bfloat16, unpacked from the kernel's own layout."""
+        """``W.T`` ``[in, out]`` in bfloat16, unpacked from the kernel's own layout (the values
+        as uint8, then one fused multiply-add into bfloat16)."""
         assert self.scales_t is not None and self.offsets_t is not None
         n, k = self.out_features, self.in_features
         b = self.weight.view(n // 64, k, 32).transpose(0, 1)
-        out = torch.empty(k, n // 64, 2, 32, dtype=COMPUTE_DTYPE, device=self.weight.device)
-        out[:, :, 0] = b & 15
-        out[:, :, 1] = b >> 4
-        out.view(k // GROUP, GROUP, n).mul_(self.scales_t).add_(self.offsets_t)
-        return out.view(k, n)
+        q = torch.stack((b & 15, b >> 4), dim=2)  # [in, out / 64, 2, 32]: rows j, j + 32
+        return torch.addcmul(self.offsets_t, q.view(k // GROUP, GROUP, n), self.scales_t).view(k, n)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape

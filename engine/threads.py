@@ -10,7 +10,6 @@ when the other count keeps losing, it is tried less and less often.
 
 from __future__ import annotations
 
-import os
 import statistics
 from collections import deque
 
@@ -30,8 +29,7 @@ class ThreadTuner:
 
     def __init__(self, most: int) -> None:
         self.most = most
-        # A prior from the load average: other work already keeps about a core busy.
-        self.best = 1 if most > 1 and _load_average() > most - 1.25 else most
+        self.best = most
         self.interval = FIRST_PROBE
         self.since_probe = 0
         self.probe_left = 0
@@ -77,13 +75,6 @@ class ThreadTuner:
         else:
             self.interval = min(MAX_INTERVAL, max(BASE_INTERVAL, 4 * self.interval))
         self.since_probe = 0
-
-
-def _load_average() -> float:
-    try:
-        return os.getloadavg()[0]
-    except OSError:  # not available on this platform
-        return 0.0
 
 
 def set_threads(n: int) -> None:

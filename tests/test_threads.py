@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
-from engine import threads
 from engine.threads import ThreadTuner
 
 
@@ -16,11 +13,6 @@ def run(tuner: ThreadTuner, step_time: dict[int, float], steps: int) -> list[int
         used.append(n)
         tuner.record(step_time[n])
     return used
-
-
-@pytest.fixture(autouse=True)
-def idle_machine(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(threads, "_load_average", lambda: 0.0)
 
 
 def test_idle_machine_keeps_all_threads_and_tries_one_rarely() -> None:
@@ -49,8 +41,3 @@ def test_the_choice_follows_the_machine_back() -> None:
 def test_one_configured_thread_never_tries_anything() -> None:
     tuner = ThreadTuner(1)
     assert set(run(tuner, {1: 0.03}, 100)) == {1}
-
-
-def test_a_busy_load_average_starts_with_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(threads, "_load_average", lambda: 1.1)
-    assert ThreadTuner(2).best == 1
