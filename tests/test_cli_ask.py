@@ -96,6 +96,15 @@ def test_json_prints_one_object_with_reply_model_and_stats(
     assert 1 <= data["stats"]["new_tokens"] <= 5 or data["stats"]["stop_reason"] == "eos"
     assert main(args) == 0  # greedy: the same reply again
     assert json.loads(capsys.readouterr().out)["reply"] == data["reply"]
+    assert data["weights"] == "float32"  # a tiny float model stays float32 on the CPU
+
+
+def test_quant_flag_quantizes_a_float_model_as_it_loads(
+    tiny_models: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["ask", "Hi", "--model", str(tiny_models["llama"]), "--max-tokens", "3", "--json"]
+    assert main([*args, "--quant", "int8"]) == 0
+    assert json.loads(capsys.readouterr().out)["weights"] == "int8"
 
 
 def test_piped_stdin_is_appended_to_the_prompt(monkeypatch: pytest.MonkeyPatch) -> None:

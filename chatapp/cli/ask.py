@@ -27,6 +27,13 @@ def register(subs: Any, parser: argparse.ArgumentParser) -> None:
     p.add_argument("--repetition-penalty", type=float, help="1 is off (1.0)")
     p.add_argument("--seed", type=int, help="same seed, same reply (random)")
     p.add_argument("--max-tokens", type=int, help="most reply tokens (512)")
+    p.add_argument(
+        "--quant",
+        choices=("auto", "none", "int8", "int4"),
+        default="auto",
+        help="weights as loaded: auto keeps quantized ones quantized; int8 / int4 quantize a "
+        "float model now (import --quant keeps the result); none dequantizes",
+    )
     p.add_argument("--json", action="store_true", help='print {"reply", "model", "stats"}')
     p.set_defaults(func=cmd_ask)
 
@@ -81,7 +88,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     parts: list[str] = []
     try:
         source = resolve_model_source(args.model, settings.model)
-        model = _load(source)
+        model = _load(source, args.quant)
         stream = model.chat(messages, params)
         try:
             for delta in stream:
@@ -106,20 +113,22 @@ def cmd_ask(args: argparse.Namespace) -> int:
     reply = "".join(parts)
     if args.json:
         stats = model.last_stats.as_dict()
-        out.write(json.dumps({"reply": reply, "model": model.name, "stats": stats}) + "\n")
+        result = {"reply": reply, "model": model.name, "weights": model.weight_format}
+        out.write(json.dumps(result | {"stats": stats}) + "\n")
     elif not reply.endswith("\n"):
         out.write("\n")
     out.flush()
     return 0
 
 
-def _load(source: str) -> Any:
+def _load(source: str, quant: str = "auto") -> Any:
     """``engine.load`` with a spinner on stderr when it is a terminal."""
     import engine
 
     if not sys.stderr.isatty():
-        return engine.load(source)
+        return engine.load(source, quant=quant)
     from rich.console import Console
+    from rich.markup import escape
 
-    with Console(stderr=True).status(f"Loading {source}…"):
-        return engine.load(source)
+    with Console(stderr=True).status(f"Loading {escape(source)}…"):
+        return engine.load(source, quant=quant)
