@@ -35,6 +35,7 @@ class FakeModel:
     """Streams scripted chunks and records the messages it was given."""
 
     name = "fake"
+    weight_format = "fake"
 
     def __init__(self, chunks: list[str], interrupt_after: int | None = None) -> None:
         self.chunks = chunks
@@ -61,7 +62,7 @@ class FakeModel:
 def use_fake(monkeypatch: pytest.MonkeyPatch, model: FakeModel) -> list[str]:
     loaded: list[str] = []
 
-    def load(source: str) -> Any:
+    def load(source: str, quant: str = "auto") -> Any:
         loaded.append(source)
         return model
 

@@ -158,12 +158,19 @@ async def test_ctrl_c_copies_the_selection_when_no_reply_streams() -> None:
 
 @async_test
 async def test_a_prompt_sent_while_the_model_loads_waits_for_it() -> None:
-    app, model = make_app(load_delay=0.5)
+    model, loaded = FakeModel(), threading.Event()
+
+    def slow_load(source: str) -> FakeModel:
+        loaded.wait(10)  # until the test lets the load finish (no timing assumptions)
+        return model
+
+    app = ChatApp("fake", loader=slow_load)
     async with app.run_test(size=SIZE) as pilot:
         assert app.session.loading
         assert "loading" in status(app)
         await send(pilot, app, "early bird")  # the prompt is usable at once
         assert app.query(AssistantMessage).first().text == ""
+        loaded.set()
         view = await reply_done(pilot, app)
         assert view.text == "Hello, world!"
         assert model.calls[0][-1]["content"] == "early bird"

@@ -30,6 +30,7 @@ class FakeModel:
     chunks: Sequence[str] = ("Hello", ", ", "world", "!")
     delay: float = 0.0
     name: str = "fake"
+    weight_format: str = "fake"
     context_length: int = 2048
     gate: threading.Event | None = None
     pause_after: int = 0
