@@ -51,11 +51,6 @@ class QuantizedWeight:
         rows, cols = self.qweight.shape
         return (int(rows), int(cols) * (2 if self.kind == "int4" else 1))
 
-    @property
-    def nbytes(self) -> int:
-        z = self.zeros.nbytes if self.zeros is not None else 0
-        return self.qweight.nbytes + self.scales.nbytes + z
-
     def rows(self, start: int, stop: int) -> QuantizedWeight:
         z = self.zeros[start:stop] if self.zeros is not None else None
         return QuantizedWeight(self.kind, self.qweight[start:stop], self.scales[start:stop], z)
@@ -224,6 +219,8 @@ def _rows_of(x: torch.Tensor, width: int) -> torch.Tensor:
     """``x`` as a 2-D bfloat16 matrix (no conversion call when it already is one: on the
     decode path every call counts)."""
     x = x.reshape(-1, width)
+    if not x.is_contiguous():  # the kernels read rows as they lie in memory
+        x = x.contiguous()
     return x if x.dtype == COMPUTE_DTYPE else x.to(COMPUTE_DTYPE)
 
 
@@ -376,23 +373,6 @@ def linear_module(
     if bias is not None:
         layer.bias = nn.Parameter(bias.to(dtype), requires_grad=False)
     return layer
-
-
-def is_quantized(state: dict[str, torch.Tensor | QuantizedWeight]) -> bool:
-    return any(isinstance(v, QuantizedWeight) for v in state.values())
-
-
-def weight_format(state: dict[str, torch.Tensor | QuantizedWeight]) -> str:
-    """A short description of the weights' forms, e.g. ``int4+int8`` or ``bfloat16``."""
-    kinds = sorted({v.kind for v in state.values() if isinstance(v, QuantizedWeight)})
-    if kinds:
-        return "+".join(kinds)
-    floats = {
-        str(v.dtype).removeprefix("torch.")
-        for v in state.values()
-        if isinstance(v, torch.Tensor) and v.is_floating_point()
-    }
-    return "+".join(sorted(floats)) or "unknown"
 
 
 def swap_in(
