@@ -147,11 +147,14 @@ def quantize_int4(w: torch.Tensor) -> QuantizedWeight:
     )
 
 
-def quantize_int8(w: torch.Tensor) -> QuantizedWeight:
-    """Symmetric round-to-nearest int8 with one scale per output row."""
-    w = w.float()
-    scale = (w.abs().amax(dim=1) / 127).clamp_min(1e-10)
-    q = (w / scale[:, None]).round().clamp(-127, 127).to(torch.int8)
+def quantize_int8(w: torch.Tensor, *, scratch: bool = False) -> QuantizedWeight:
+    """Symmetric round-to-nearest int8 with one scale per output row. ``scratch``: ``w`` is a
+    float32 temporary the caller is done with, so the rounding runs in place (no more full-size
+    copies of a 100M-value embedding table)."""
+    w = w if scratch and w.dtype == torch.float32 else w.float()
+    scale = (torch.linalg.vector_norm(w, ord=float("inf"), dim=1) / 127).clamp_min(1e-10)
+    q = w.div_(scale[:, None]) if scratch else w / scale[:, None]
+    q = q.round_().clamp_(-127, 127).to(torch.int8)
     return QuantizedWeight("int8", q, scale.to(COMPUTE_DTYPE))
 
 

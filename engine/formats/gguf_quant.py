@@ -30,11 +30,11 @@ def quantized_weight(t: Any) -> QuantizedWeight:
     rows, cols = (int(d) for d in reversed(t.shape.tolist()))
     data = _bytes(t, rows)
     if t.tensor_type == Q.Q8_0:
-        return quantize_int8(_q8_0(data, rows, cols))
+        return quantize_int8(_q8_0(data, rows, cols), scratch=True)
     if t.tensor_type == Q.Q6_K:
-        return quantize_int8(_q6_k(data, rows, cols))
+        return quantize_int8(_q6_k(data, rows, cols), scratch=True)
     if t.tensor_type not in INT4_TYPES or not int4_fits((rows, cols)):
-        return quantize_int8(torch.from_numpy(dequantize_tensor(t)))
+        return quantize_int8(torch.from_numpy(dequantize_tensor(t)), scratch=True)
     if t.tensor_type == Q.Q4_K:
         q, scale, zero = _q4_k(data, rows, cols)
     else:
