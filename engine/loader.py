@@ -282,6 +282,13 @@ def save(
 ) -> Path:
     """Write ``model`` as a Hugging Face folder (loads in transformers too), atomically:
     everything goes to a temp folder that replaces ``path`` only when complete."""
+    from engine.quantize import weight_kinds
+
+    if weight_kinds(model.net):
+        raise ValueError(
+            f"{model.name or 'this model'} holds quantized weights, which save() does not "
+            "write; save the float model, or quantize a folder with quantize_checkpoint()"
+        )
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))

@@ -267,3 +267,12 @@ def test_torch_block_decoding_equals_ggml(qtype: Q, tmp_path: Path) -> None:
         s = scale.repeat_interleave(32, dim=1)
         got = (q.float() - 8) * s + zero.repeat_interleave(32, dim=1)
     assert torch.allclose(got, ref, rtol=1e-6, atol=1e-6)
+
+
+def test_saving_a_quantized_model_is_refused_not_written_broken(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    model = engine.load(tiny_models["llama"], quant="int8")
+    with pytest.raises(ValueError, match="quantized"):
+        engine.save(model, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
