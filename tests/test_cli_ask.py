@@ -119,6 +119,38 @@ def test_piped_stdin_is_appended_to_the_prompt(monkeypatch: pytest.MonkeyPatch) 
     ]
 
 
+def test_stdin_that_is_not_utf8_is_read_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = FakeModel(["ok"])
+    use_fake(monkeypatch, fake)
+    latin1 = io.TextIOWrapper(io.BytesIO("café crème\n".encode("latin-1")), encoding="utf-8")
+    monkeypatch.setattr("sys.stdin", latin1)
+    assert main(["ask", "-", "--model", "m"]) == 0
+    assert fake.messages == [{"role": "user", "content": "caf\ufffd cr\ufffdme\n"}]
+    err = capsys.readouterr().err
+    assert "not valid UTF-8" in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_closed_pipe_ends_quietly(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``chatapp ask … | head -c 20``: the reader leaves; no traceback, SIGPIPE's status."""
+    use_fake(monkeypatch, FakeModel(["a long ", "reply"]))
+    sink = (tmp_path / "sink").open("w")
+
+    class ClosedPipe(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def fileno(self) -> int:
+            return sink.fileno()
+
+    monkeypatch.setattr("sys.stdout", ClosedPipe())
+    assert main(["ask", "hi", "--model", "m"]) == 141
+    assert "Traceback" not in capsys.readouterr().err
+
+
 def test_dash_reads_the_whole_prompt_from_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeModel(["ok"])
     use_fake(monkeypatch, fake)

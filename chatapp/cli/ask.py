@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -44,23 +45,41 @@ def error(message: str) -> int:
 
 
 def read_prompt(prompt: str) -> str:
-    """The prompt argument, with piped stdin appended (or all of it for ``-``)."""
+    """The prompt argument, with piped stdin appended (or all of it for ``-``). Bytes that are
+    not UTF-8 (a Latin-1 file in ``git diff``, an odd argument) become U+FFFD, with a warning."""
     stdin = sys.stdin
     if prompt == "-":
-        return stdin.read() if stdin is not None else ""
+        return _utf8(_read_all(stdin), "stdin") if stdin is not None else ""
+    prompt = _utf8(prompt, "the prompt")
     if stdin is None or stdin.closed or stdin.isatty():
         return prompt
     try:
-        piped = stdin.read()
+        piped = _utf8(_read_all(stdin), "stdin")
     except OSError:  # no readable stdin (e.g. a test runner's)
         return prompt
     return f"{prompt}\n\n{piped}" if piped.strip() else prompt
 
 
+def _read_all(stdin: Any) -> str:
+    buffer = getattr(stdin, "buffer", None)
+    if buffer is None:  # a text-only stream (tests)
+        return str(stdin.read())
+    return bytes(buffer.read()).decode("utf-8", errors="surrogateescape")
+
+
+def _utf8(text: str, what: str) -> str:
+    """``text`` with undecodable bytes (kept as surrogates) replaced by U+FFFD."""
+    clean = text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
+    if clean != text:
+        print(
+            f"chatapp: warning: {what} is not valid UTF-8; the bytes that are not were "
+            "replaced with U+FFFD",
+            file=sys.stderr,
+        )
+    return clean
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
-    import engine
-    from chatapp.console_text import strip_control
-    from chatapp.model_choice import resolve_model_source
     from chatapp.settings import SAMPLING_KEYS, config_path, load_settings, sampling_params
 
     settings, warning = load_settings()
@@ -84,10 +103,27 @@ def cmd_ask(args: argparse.Namespace) -> int:
     system = settings.system if args.system is None else args.system
     messages = [{"role": "system", "content": system}] if system else []
     messages.append({"role": "user", "content": text})
+    try:
+        return _answer(args, settings.model, messages, params)
+    except BrokenPipeError:
+        # The reader went away (``chatapp ask … | head``): stop quietly. Point stdout at
+        # /dev/null so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as other tools exit on a closed pipe
+
+
+def _answer(
+    args: argparse.Namespace, default_model: str | None, messages: list[dict[str, str]], params: Any
+) -> int:
+    """Load the model and stream the reply to stdout; the exit code."""
+    import engine
+    from chatapp.console_text import strip_control
+    from chatapp.model_choice import resolve_model_source
+
     out = sys.stdout
     parts: list[str] = []
     try:
-        source = resolve_model_source(args.model, settings.model)
+        source = resolve_model_source(args.model, default_model)
         model = _load(source, args.quant)
         stream = model.chat(messages, params)
         try:
