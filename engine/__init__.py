@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from engine.config import SUPPORTED_ARCHITECTURES, ModelConfig
-    from engine.errors import ContextOverflowError, ModelLoadError
+    from engine.errors import ContextOverflowError, GenerationError, ModelLoadError
     from engine.generate import GenerationStats, Model
     from engine.loader import load, save
     from engine.paths import config_dir, data_dir, models_dir
@@ -29,6 +29,7 @@ _EXPORTS = {
     "ModelConfig": "engine.config",
     "ContextOverflowError": "engine.errors",
     "ModelLoadError": "engine.errors",
+    "GenerationError": "engine.errors",
     "GenerationStats": "engine.generate",
     "Model": "engine.generate",
     "load": "engine.loader",
@@ -46,6 +47,7 @@ _EXPORTS = {
 __all__ = [
     "SUPPORTED_ARCHITECTURES",
     "ContextOverflowError",
+    "GenerationError",
     "GenerationStats",
     "Model",
     "ModelConfig",

@@ -9,3 +9,8 @@ class ModelLoadError(Exception):
 
 class ContextOverflowError(ValueError):
     """A prompt cannot fit in the model's context window."""
+
+
+class GenerationError(RuntimeError):
+    """Generation cannot go on: non-finite logits, or a generation already running in the
+    calling thread."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import torch
 
 from engine.config import ModelConfig
-from engine.errors import ContextOverflowError
+from engine.errors import ContextOverflowError, GenerationError
 from engine.kv_cache import KVCache
 from engine.model import Transformer
 from engine.sampling import SamplingParams, make_generator, sample_next
@@ -84,6 +84,7 @@ class Model:
         self._cache: KVCache | None = None
         self._cached: list[int] = []  # the tokens whose keys/values the cache holds
         self._lock = threading.Lock()
+        self._owner: int | None = None  # the thread generating now (the lock is not re-entrant)
         self.last_stats = GenerationStats()
         # Decode steps pick their thread count by measurement (engine.threads); off: always
         # torch's current count.
@@ -212,69 +213,78 @@ class Model:
             )
         # Grad mode is thread-local state: enter inference mode around each forward only, so it
         # does not leak into the consumer's code while this generator is suspended at a yield.
+        if self._owner == threading.get_ident():
+            raise GenerationError(
+                "a generation is already running in this thread: finish or close its "
+                "iterator before starting another"
+            )
         with self._lock:
-            self.last_stats = stats
-            stats.prompt_tokens = len(ids)
-            t0 = time.perf_counter()
-            gen = make_generator(params, "cpu")
-            eos = frozenset() if ignore_eos else self.eos_ids
-            window = params.repetition_window
-            recent: list[int] = ids[-window:] if window else []
-            stats.stop_reason = "length"
-            if cancel is not None and cancel.is_set():
-                stats.stop_reason = "cancelled"
-                return
-            restore = torch.get_num_threads()
-            tuner = self._thread_tuner(restore)
-            t_decode = time.perf_counter()
+            self._owner = threading.get_ident()
             try:
-                if tuner is not None:
-                    set_threads(tuner.best)  # what the last decode steps found fastest
-                with torch.inference_mode():
-                    first = self._prefill(ids, stats, cancel)
-                stats.prefill_seconds = time.perf_counter() - t0
-                if first is None:
+                self.last_stats = stats
+                stats.prompt_tokens = len(ids)
+                t0 = time.perf_counter()
+                gen = make_generator(params, "cpu")
+                eos = frozenset() if ignore_eos else self.eos_ids
+                window = params.repetition_window
+                recent: list[int] = ids[-window:] if window else []
+                stats.stop_reason = "length"
+                if cancel is not None and cancel.is_set():
                     stats.stop_reason = "cancelled"
                     return
-                logits = first
+                restore = torch.get_num_threads()
+                tuner = self._thread_tuner(restore)
                 t_decode = time.perf_counter()
-                pos = len(ids)
-                cache = self._ensure_cache()
-                for _ in range(params.max_new_tokens):
-                    token = sample_next(logits.cpu(), params, gen, recent)
-                    if stats.new_tokens == 0:
-                        stats.time_to_first_token = time.perf_counter() - t0
-                        t_decode = time.perf_counter()
-                    if token in eos:
-                        stats.stop_reason = "eos"
-                        break
-                    stats.new_tokens += 1
-                    yield token
-                    if cancel is not None and cancel.is_set():
-                        stats.stop_reason = "cancelled"
-                        break
-                    if window:
-                        recent.append(token)
-                        if len(recent) > window:
-                            del recent[0]
-                    if stats.new_tokens == params.max_new_tokens:
-                        break  # no forward pass for a token that will not be sampled
-                    if pos >= self.context_length:
-                        stats.stop_reason = "context"
-                        break
-                    x = torch.tensor([[token]], dtype=torch.long, device=self.device)
+                try:
                     if tuner is not None:
-                        set_threads(tuner.next_threads())
-                    t_step = time.perf_counter()
+                        set_threads(tuner.best)  # what the last decode steps found fastest
                     with torch.inference_mode():
-                        logits = self.net(x, cache=cache, start=pos, last_only=True)[0, -1]
-                    if tuner is not None:
-                        tuner.record(time.perf_counter() - t_step)
-                    self._cached.append(token)
-                    pos += 1
+                        first = self._prefill(ids, stats, cancel)
+                    stats.prefill_seconds = time.perf_counter() - t0
+                    if first is None:
+                        stats.stop_reason = "cancelled"
+                        return
+                    logits = first
+                    t_decode = time.perf_counter()
+                    pos = len(ids)
+                    cache = self._ensure_cache()
+                    for _ in range(params.max_new_tokens):
+                        token = sample_next(logits.cpu(), params, gen, recent)
+                        if stats.new_tokens == 0:
+                            stats.time_to_first_token = time.perf_counter() - t0
+                            t_decode = time.perf_counter()
+                        if token in eos:
+                            stats.stop_reason = "eos"
+                            break
+                        stats.new_tokens += 1
+                        yield token
+                        if cancel is not None and cancel.is_set():
+                            stats.stop_reason = "cancelled"
+                            break
+                        if window:
+                            recent.append(token)
+                            if len(recent) > window:
+                                del recent[0]
+                        if stats.new_tokens == params.max_new_tokens:
+                            break  # no forward pass for a token that will not be sampled
+                        if pos >= self.context_length:
+                            stats.stop_reason = "context"
+                            break
+                        x = torch.tensor([[token]], dtype=torch.long, device=self.device)
+                        if tuner is not None:
+                            set_threads(tuner.next_threads())
+                        t_step = time.perf_counter()
+                        with torch.inference_mode():
+                            logits = self.net(x, cache=cache, start=pos, last_only=True)[0, -1]
+                        if tuner is not None:
+                            tuner.record(time.perf_counter() - t_step)
+                        self._cached.append(token)
+                        pos += 1
+                finally:
+                    stats.decode_seconds = time.perf_counter() - t_decode
+                    set_threads(restore)
             finally:
-                stats.decode_seconds = time.perf_counter() - t_decode
-                set_threads(restore)
+                self._owner = None
 
     def fit_messages(
         self, messages: Sequence[Message], reserve: int

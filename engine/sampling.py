@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from engine.errors import GenerationError
+
 
 @dataclass(frozen=True)
 class SamplingParams:
@@ -125,6 +127,11 @@ def sample_next(
     recent: Sequence[int] = (),
 ) -> int:
     """Pick the next token id from 1-D float logits."""
+    if torch.isnan(logits).any() or torch.isposinf(logits).any():
+        raise GenerationError(
+            "the model produced NaN or infinite scores (corrupt weights, or float16 "
+            "overflow); try loading it with dtype='float32'"
+        )
     logits = apply_repetition_penalty(logits.float(), recent, params.repetition_penalty)
     if params.greedy:
         return int(torch.argmax(logits))

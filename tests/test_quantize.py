@@ -276,3 +276,25 @@ def test_saving_a_quantized_model_is_refused_not_written_broken(
     with pytest.raises(ValueError, match="quantized"):
         engine.save(model, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_second_generation_in_the_same_thread_raises_instead_of_hanging(
+    tiny_models: dict[str, Path],
+) -> None:
+    model = engine.load(tiny_models["llama"])
+    params = engine.SamplingParams(temperature=0, max_new_tokens=5)
+    outer = model.generate([3, 4, 5], params, ignore_eos=True)
+    next(outer)  # suspended mid-reply, holding the model
+    with pytest.raises(engine.GenerationError, match="already running"):
+        next(model.generate([6, 7], params))
+    outer.close()
+    assert len(list(model.generate([6, 7], params, ignore_eos=True))) == 5  # free again
+
+
+def test_non_finite_scores_are_one_clear_error(tiny_models: dict[str, Path]) -> None:
+    model = engine.load(tiny_models["llama"])
+    with torch.no_grad():
+        model.net.norm.weight.fill_(float("nan"))
+    params = engine.SamplingParams(temperature=0, max_new_tokens=3)
+    with pytest.raises(engine.GenerationError, match="NaN or infinite"):
+        list(model.generate([3, 4, 5], params))

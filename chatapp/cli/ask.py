@@ -142,7 +142,12 @@ def _answer(
             out.write("\n")
             out.flush()
         return 130
-    except (engine.ModelLoadError, engine.TemplateRenderError, ValueError) as e:
+    except (
+        engine.ModelLoadError,
+        engine.TemplateRenderError,
+        engine.GenerationError,
+        ValueError,
+    ) as e:
         if parts and not args.json:
             out.write("\n")
         return error(str(e).splitlines()[0] if str(e) else type(e).__name__)
