@@ -46,6 +46,19 @@ def test_chat_template_jinja_file_wins(tiny_models: dict[str, Path], tmp_path: P
     assert engine.load(d).tokenizer.render_chat(USER) == "<Hi>"
 
 
+def test_templates_may_break_out_of_loops_and_format_json_like_transformers(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    d = shutil.copytree(tiny_models["llama"], tmp_path / "m")
+    (d / "chat_template.jinja").write_text(
+        "{% for m in messages %}{% if loop.index > 1 %}{% break %}{% endif %}"
+        "{{ m.content }}{% endfor %}|{{ {'b': 1, 'a': [1, 2]} | tojson(separators=(',', ':'), "
+        "sort_keys=true) }}"
+    )
+    many = [{"role": "user", "content": "one"}, {"role": "assistant", "content": "two"}]
+    assert engine.load(d).tokenizer.render_chat(many) == 'one|{"a":[1,2],"b":1}'
+
+
 def test_template_cannot_escape_the_sandbox(tiny_models: dict[str, Path], tmp_path: Path) -> None:
     d = shutil.copytree(tiny_models["llama"], tmp_path / "m")
     evil = "{{ ''.__class__.__mro__[1].__subclasses__() }}"
