@@ -78,7 +78,7 @@ def print_table(r: Any, console: Any) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from chatapp.cli.models import human_count
+    from chatapp.units import human_count
 
     console.print(
         f"[bold]{escape(r.model)}[/] {r.architecture}, {human_count(r.parameters)} parameters, "

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from chatapp.units import human_count, human_size
+
 if TYPE_CHECKING:  # rich is imported when a command runs, not for ``chatapp --help``
     from rich.console import Console
 
@@ -65,24 +67,6 @@ def _text(value: object) -> Any:
     from chatapp.console_text import printable
 
     return Text(printable(str(value)))
-
-
-def human_size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"  # pragma: no cover - the loop always returns
-
-
-def human_count(n: int) -> str:
-    if n >= 1e9:
-        return f"{n / 1e9:.1f}B"
-    if n >= 1e6:
-        return f"{n / 1e6:.1f}M"
-    if n >= 1e3:
-        return f"{n / 1e3:.1f}K"
-    return str(n)
 
 
 def _status(console: Console, text: str) -> Any:

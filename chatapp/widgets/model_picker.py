@@ -14,20 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label
 
 from chatapp.console_text import printable
-
-
-def human_count(n: int) -> str:
-    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= size:
-            return f"{n / size:.1f}{unit}"
-    return str(n)
-
-
-def human_bytes(n: int) -> str:
-    for unit, size in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} B"
+from chatapp.units import human_count, human_size
 
 
 class ModelPicker(ModalScreen[str | None]):
@@ -82,7 +69,7 @@ class ModelPicker(ModalScreen[str | None]):
                 Text(printable(m.architecture)),
                 human_count(m.parameters),
                 str(m.context_length),
-                human_bytes(m.size_bytes),
+                human_size(m.size_bytes),
                 key=m.name,
             )
         names = [m.name for m in models]
