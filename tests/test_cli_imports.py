@@ -59,3 +59,20 @@ def test_loading_a_model_does_not_import_the_compiler(tiny_models: dict[str, Pat
     # Random init of meta tensors would import torch._dynamo and sympy (~1 s, ~80 MiB).
     mods = modules_after(f"import engine; engine.load({str(tiny_models['llama'])!r})")
     assert "torch" in mods and "torch._dynamo" not in mods and "sympy" not in mods
+
+
+def test_the_chat_without_a_terminal_says_to_use_ask(tmp_path: Path) -> None:
+    """``chatapp > log < /dev/null`` (a script, a service): one line and a non-zero status,
+    not a TUI drawn into a file forever."""
+    out = subprocess.run(
+        [sys.executable, "-m", "chatapp"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"CHATAPP_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
+    assert out.returncode == 2
+    assert out.stdout == ""
+    assert "needs a terminal" in out.stderr and "chatapp ask" in out.stderr
+    assert out.stderr.count("\n") == 1

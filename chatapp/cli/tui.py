@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 
@@ -17,6 +18,15 @@ def register(subs: Any, parser: argparse.ArgumentParser) -> None:
 
 
 def run_tui(args: argparse.Namespace) -> int:
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        # Without a terminal (a script, a service manager, output to a file) the TUI would
+        # draw into the pipe forever at full speed.
+        print(
+            "chatapp: error: the chat needs a terminal (stdin and stdout); for scripts use "
+            '`chatapp ask "PROMPT"`',
+            file=sys.stderr,
+        )
+        return 2
     from chatapp.app import ChatApp
     from chatapp.store import StoreError
 
