@@ -100,3 +100,20 @@ def test_cache_is_allocated_once(model: engine.Model) -> None:
     ptr = before.k.data_ptr()
     list(model.generate(model.tokenizer.encode("x y z w"), GREEDY))
     assert model._cache is before and before.k.data_ptr() == ptr
+
+
+def test_a_huge_declared_context_costs_only_the_positions_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import engine.kv_cache as kv
+
+    monkeypatch.setattr(kv, "INITIAL", 4)
+    cache = KVCache(2, 1, 4, 10**9)  # a config that declares a billion positions
+    assert cache.capacity == 4
+    first = torch.arange(12.0).view(1, 1, 3, 4)
+    cache.write(0, 0, first, first)
+    keys, _ = cache.write(0, 3, torch.ones(1, 1, 2, 4), torch.ones(1, 1, 2, 4))
+    assert cache.capacity == 8  # doubled when a write needed more, earlier entries kept
+    assert torch.equal(keys[:, :, :3], first) and keys.shape[2] == 5
+    cache.write(1, 0, torch.zeros(1, 1, 20, 4), torch.zeros(1, 1, 20, 4))
+    assert cache.capacity == 20
