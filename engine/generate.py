@@ -85,6 +85,7 @@ class Model:
         self._cached: list[int] = []  # the tokens whose keys/values the cache holds
         self._lock = threading.Lock()
         self._owner: int | None = None  # the thread generating now (the lock is not re-entrant)
+        self._cut: tuple[int, Message] | None = None  # where fit_messages last cut a chat
         self.last_stats = GenerationStats()
         # Decode steps pick their thread count by measurement (engine.threads); off: always
         # torch's current count.
@@ -289,30 +290,62 @@ class Model:
     def fit_messages(
         self, messages: Sequence[Message], reserve: int
     ) -> tuple[list[int], list[Message], int]:
-        """Render and encode ``messages``, dropping the oldest whole turns (never the system
-        message) until the prompt plus ``reserve`` reply tokens fit the context."""
+        """Render and encode ``messages`` so that the prompt plus ``reserve`` reply tokens fit
+        the context, dropping the oldest whole turns (never the system message).
+
+        When turns must go, enough go to bring the prompt under the budget minus a quarter of
+        the context, not just under it, and the next calls keep that cut while the prompt
+        from it still fits: the start of the prompt (and its KV cache) stays put for several
+        turns instead of sliding, and a full re-prefill happens only when the slack is used
+        up. A new cut is found by a binary search over turn boundaries (a few encodings, not
+        one per dropped turn)."""
         msgs = list(messages)
         system = [m for m in msgs[:1] if m.get("role") == "system"]
         rest = msgs[len(system) :]
-        dropped = 0
         budget = self.context_length - reserve
-        while True:
-            ids = self.tokenizer.encode_chat(system + rest)
-            if len(ids) <= budget:
-                return ids, system + rest, dropped
-            if len(rest) <= 1:
-                if len(ids) < self.context_length:
-                    return ids, system + rest, dropped  # the reply gets what room is left
-                raise ContextOverflowError(
-                    f"the message is {len(ids)} tokens but the context holds only "
-                    f"{self.context_length}; shorten it"
-                )
-            # Drop the oldest turn: a user message and the replies that follow it.
-            cut = 1
-            while cut < len(rest) and rest[cut].get("role") != "user":
-                cut += 1
-            dropped += cut
-            rest = rest[cut:]
+        ids = self.tokenizer.encode_chat(system + rest)
+        if len(ids) <= budget:
+            return ids, system + rest, 0
+        # Where a turn starts (a user message); cutting there drops the turns before it.
+        cuts = [i for i, m in enumerate(rest) if m.get("role") == "user" and i > 0]
+        encoded: dict[int, list[int]] = {}
+
+        def prompt(cut: int) -> list[int]:
+            if cut not in encoded:
+                encoded[cut] = self.tokenizer.encode_chat(system + rest[cut:])
+            return encoded[cut]
+
+        def first_fitting(limit: int) -> int | None:
+            lo, hi = 0, len(cuts) - 1  # prompts shrink as the cut moves right
+            if not cuts or len(prompt(cuts[hi])) > limit:
+                return None
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if len(prompt(cuts[mid])) <= limit:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            return cuts[lo]
+
+        if self._cut is not None:  # the same conversation, one turn on: keep its cut
+            index, first = self._cut
+            if index in cuts and rest[index] == first and len(prompt(index)) <= budget:
+                return prompt(index), system + rest[index:], index
+        target = max(budget - self.context_length // 4, 1)
+        cut = first_fitting(target)
+        if cut is None:
+            cut = first_fitting(budget)
+        if cut is None:  # even the last turn alone is too long for the reply's room
+            last = cuts[-1] if cuts else 0
+            ids = prompt(last) if cuts else ids
+            if len(ids) < self.context_length:
+                return ids, system + rest[last:], last  # the reply gets what room is left
+            raise ContextOverflowError(
+                f"the message is {len(ids)} tokens but the context holds only "
+                f"{self.context_length}; shorten it"
+            )
+        self._cut = (cut, dict(rest[cut]))
+        return prompt(cut), system + rest[cut:], cut
 
     def chat(
         self,

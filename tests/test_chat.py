@@ -136,3 +136,21 @@ def test_list_models_describes_installed_models(tiny_models: dict[str, Path]) ->
     assert info.name == "q" and info.architecture == "Qwen2ForCausalLM"
     assert info.parameters == model.num_parameters()
     assert info.context_length == 128 and info.size_bytes > 0
+
+
+def test_a_long_chat_keeps_its_cut_for_several_turns(tiny_models: dict[str, Path]) -> None:
+    """Dropping old turns leaves slack, so the prompt's start (and its cached keys and
+    values) stays the same over the next turns instead of moving every turn."""
+    model = engine.load(tiny_models["llama"])  # context 128
+    msgs: list[dict[str, str]] = [{"role": "system", "content": "Be brief."}]
+    dropped = []
+    for i in range(14):
+        msgs += [{"role": "user", "content": f"q{i} cache"}]
+        ids, kept, n = model.fit_messages(msgs, reserve=16)
+        assert len(ids) + 16 <= model.context_length and kept[-1] == msgs[-1]
+        dropped.append(n)
+        msgs += [{"role": "assistant", "content": f"a{i} keys"}]
+    cutting = [n for n in dropped if n]
+    assert cutting, "the chat outgrew the context"
+    changes = sum(1 for a, b in zip(cutting, cutting[1:], strict=False) if a != b)
+    assert changes < len(cutting) / 2  # the cut moves in steps, not on every turn
