@@ -648,3 +648,32 @@ def test_large_models_are_written_in_shards(
     ids = whole.tokenizer.encode(TEXTS[0])
     sharded = engine.load(out, dtype="float32")
     assert torch.equal(sharded.logits(ids), whole.logits(ids))
+
+
+def test_control_tokens_outside_the_byte_alphabet_are_specials(
+    tiny_models: dict[str, Path],
+) -> None:
+    """DeepSeek-R1-Distill's ``<｜User｜>`` (full-width bars) is one special token, found whole
+    in the text and decoded back as written."""
+    from engine.formats.gguf_file import Field
+    from engine.formats.gguf_tokenizer import build_tokenizer
+
+    tj = json.loads((tiny_models["llama"] / "tokenizer.json").read_text())
+    vocab: dict[str, int] = tj["model"]["vocab"]
+    tokens = [*sorted(vocab, key=vocab.__getitem__), "<｜User｜>"]
+    specials = {t["content"] for t in tj["added_tokens"]} | {"<｜User｜>"}
+
+    class Reader:
+        fields = {
+            "tokenizer.ggml.model": Field("gpt2"),
+            "tokenizer.ggml.pre": Field("gpt-2"),
+            "tokenizer.ggml.tokens": Field(tokens),
+            "tokenizer.ggml.token_type": Field([3 if t in specials else 1 for t in tokens]),
+            "tokenizer.ggml.merges": Field([" ".join(m) for m in tj["model"]["merges"]]),
+        }
+
+    tok = build_tokenizer(Reader(), "t.gguf").tokenizer
+    user = len(tokens) - 1
+    ids = tok.encode("hi<｜User｜>there").ids
+    assert user in ids and ids.count(user) == 1
+    assert tok.decode(ids, skip_special_tokens=False) == "hi<｜User｜>there"

@@ -96,7 +96,9 @@ def build_tokenizer(reader: Any, name: str) -> GGUFTokenizer:
         for k in ("bos", "eos", "unknown", "padding", "eot", "eom")
     }
     if kind == "gpt2":
-        tok = _byte_level(tokens, merges, field_value(reader, "tokenizer.ggml.pre"), name)
+        controls = {i for i, t in enumerate(types) if t == CONTROL}
+        pre = field_value(reader, "tokenizer.ggml.pre")
+        tok = _byte_level(tokens, merges, pre, name, keep=controls)
         add_bos = bool(field_value(reader, "tokenizer.ggml.add_bos_token") or False)
     elif kind == "llama":
         scores = field_value(reader, "tokenizer.ggml.scores") or [0.0] * len(tokens)
@@ -108,12 +110,9 @@ def build_tokenizer(reader: Any, name: str) -> GGUFTokenizer:
         raise ModelLoadError(f"{name}: unsupported GGUF tokenizer {kind!r}; supported: gpt2, llama")
     add_eos = bool(field_value(reader, "tokenizer.ggml.add_eos_token") or False)
 
-    spelled = set(bytes_to_unicode().values()) if kind == "gpt2" else None
-    special = {
-        i
-        for i, t in enumerate(types)
-        if t == CONTROL and (spelled is None or set(tokens[i]) <= spelled)
-    }
+    # Control tokens (<|im_end|>, DeepSeek's <｜User｜>) are matched whole in the text, as
+    # written in the file: _byte_level keeps their spelling in the vocabulary.
+    special = {i for i, t in enumerate(types) if t == CONTROL}
     special |= {
         i for k, i in ids.items() if i is not None and k in ("bos", "eos", "unknown", "padding")
     }
@@ -160,13 +159,18 @@ def build_tokenizer(reader: Any, name: str) -> GGUFTokenizer:
 
 
 def _byte_level(
-    tokens: list[str], merges: list[str] | None, pre: str | None, name: str
+    tokens: list[str],
+    merges: list[str] | None,
+    pre: str | None,
+    name: str,
+    keep: set[int] | frozenset[int] = frozenset(),
 ) -> Tokenizer:
     spelling = bytes_to_unicode()
     alphabet = set(spelling.values())
-    # A token outside the byte alphabet (a mislabelled special) is respelled byte by byte.
+    # An ordinary token outside the byte alphabet (a mislabelled special) is respelled byte by
+    # byte; the ``keep`` ones (control tokens, added as specials) keep their text.
     vocab = {
-        t if set(t) <= alphabet else "".join(spelling[b] for b in t.encode("utf-8")): i
+        t if i in keep or set(t) <= alphabet else "".join(spelling[b] for b in t.encode("utf-8")): i
         for i, t in enumerate(tokens)
     }
     if merges is None:
