@@ -75,10 +75,13 @@ def parse_value(key: str, text: str) -> Any:
 
 def sampling_params(values: dict[str, Any]) -> Any:
     """``engine.SamplingParams`` from values keyed by /set names; the engine's validation
-    raises ValueError naming the bad field."""
-    from engine.sampling import SamplingParams  # imports torch: only when it is needed
+    raises ValueError naming the bad field (no torch import: settings are checked at start)."""
+    from engine.sampling_params import SamplingParams
 
     return SamplingParams(**{SAMPLING_KEYS[k]: v for k, v in values.items()})
+
+
+TOP_LEVEL_KEYS = ("model", "system", "theme", "history", "sampling")
 
 
 def load_settings(path: Path | None = None) -> tuple[Settings, str | None]:
@@ -123,10 +126,17 @@ def load_settings(path: Path | None = None) -> tuple[Settings, str | None]:
                 problems.append(f"sampling.{key}")
                 continue
             allowed: tuple[type, ...] = (int,) if key in INT_KEYS else (int, float)
-            if pick(sampling, key, allowed, "sampling.") is not None:
-                settings.sampling[key] = value
+            if pick(sampling, key, allowed, "sampling.") is None:
+                continue
+            try:  # the engine's own range checks, once, for ask and the TUI alike
+                sampling_params({key: value})
+            except ValueError as e:
+                problems.append(f"sampling.{key} ({str(e).replace(SAMPLING_KEYS[key], key)})")
+                continue
+            settings.sampling[key] = value
     else:
         problems.append("sampling")
+    problems += sorted(k for k in data if k not in TOP_LEVEL_KEYS)
     if problems:
         return settings, f"{path}: ignored bad or unknown setting(s): {', '.join(problems)}"
     return settings, None

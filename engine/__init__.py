@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from engine.loader import load, save
     from engine.paths import config_dir, data_dir, models_dir
     from engine.registry import ModelInfo, list_models
-    from engine.sampling import SamplingParams
+    from engine.sampling_params import SamplingParams
     from engine.tokenizer import TemplateRenderError, Tokenizer
 
 # Public name -> the module that defines it.
@@ -39,7 +39,7 @@ _EXPORTS = {
     "models_dir": "engine.paths",
     "ModelInfo": "engine.registry",
     "list_models": "engine.registry",
-    "SamplingParams": "engine.sampling",
+    "SamplingParams": "engine.sampling_params",
     "TemplateRenderError": "engine.tokenizer",
     "Tokenizer": "engine.tokenizer",
 }

@@ -297,7 +297,7 @@ def test_keys_match_the_app_bindings() -> None:
 def test_stated_defaults_match_the_engine() -> None:
     """The answers' defaults ("the default is 0.8") against ``SamplingParams`` (read from the
     source, so that torch is not imported)."""
-    tree = ast.parse((ROOT / "engine" / "sampling.py").read_text(encoding="utf-8"))
+    tree = ast.parse((ROOT / "engine" / "sampling_params.py").read_text(encoding="utf-8"))
     cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "SamplingParams")
     defaults = {
         n.target.id: ast.literal_eval(n.value)

@@ -92,7 +92,7 @@ def test_temperature_zero_is_greedy_is_top_k_one(tiny_models: dict[str, Path]) -
         ("top_p", 1.5, "in (0, 1]"),
         ("min_p", 1.0, "in [0, 1)"),
         ("repetition_penalty", 0.0, "in (0, 10]"),
-        ("max_new_tokens", 0, "integer >= 1"),
+        ("max_new_tokens", 0, "integer in [1, 1,000,000]"),
         ("seed", -3, "integer in [0, 2**63)"),
         ("stop", ("",), "non-empty strings"),
     ],

@@ -62,3 +62,40 @@ def test_parse_value_gives_one_line_errors() -> None:
         parse_value("top_k", "0.5")
     with pytest.raises(ValueError, match="unknown setting 'x'"):
         parse_value("x", "1")
+
+
+@pytest.mark.parametrize(
+    ("line", "named"),
+    [
+        ("temperature = -1", "sampling.temperature (temperature must be in [0, 100], got -1)"),
+        ("temperature = nan", "sampling.temperature"),
+        ("max_tokens = 0", "sampling.max_tokens (max_tokens must be an integer in [1,"),
+        ("top_p = 0", "sampling.top_p"),
+    ],
+)
+def test_out_of_range_values_are_named_once_with_the_file(
+    line: str, named: str, tmp_path: Path
+) -> None:
+    """Checked when the file is read, with the engine's own rules: the TUI and `ask` never
+    start with a value every reply would then fail on."""
+    path = tmp_path / "config.toml"
+    path.write_text(f"[sampling]\n{line}\ntop_k = 5\n")
+    settings, warning = load_settings(path)
+    assert settings.sampling == {"top_k": 5}
+    assert warning is not None and str(path) in warning and named in warning
+    assert "\n" not in warning
+
+
+def test_unknown_top_level_keys_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('model = "m"\nmodle = "typo"\n')
+    settings, warning = load_settings(path)
+    assert settings.model == "m" and warning is not None and "modle" in warning
+
+
+def test_set_refuses_an_absurd_max_tokens() -> None:
+    from chatapp.settings import sampling_params
+
+    value = parse_value("max_tokens", "99999999999999999999")
+    with pytest.raises(ValueError, match="max_new_tokens must be an integer in"):
+        sampling_params({"max_tokens": value})
