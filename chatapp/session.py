@@ -290,8 +290,19 @@ class ChatSession:
         self.messages.append({"role": "user", "content": text})
 
     def engine_messages(self) -> list[dict[str, str]]:
+        """The conversation as the model sees it. A prompt that got no reply (the load failed,
+        it was too long, it was stopped before any text) stays in the chat and the database
+        but is left out here, with its empty reply: roles then alternate, as templates like
+        Mistral's and Llama 2's demand, and a prompt that did not fit does not block every
+        later turn."""
+        said = [m for m in self.messages if m["role"] != "assistant" or m["content"]]
+        kept = [
+            m
+            for i, m in enumerate(said)
+            if m["role"] != "user" or i + 1 == len(said) or said[i + 1]["role"] == "assistant"
+        ]
         system = [{"role": "system", "content": self.system}] if self.system else []
-        return system + list(self.messages)
+        return system + kept
 
     def run_reply(self, cancel: threading.Event, emit: Callable[[str], object]) -> ReplyResult:
         """Stream a reply to the conversation (blocking: call it from a worker thread).

@@ -154,3 +154,41 @@ def test_a_long_chat_keeps_its_cut_for_several_turns(tiny_models: dict[str, Path
     assert cutting, "the chat outgrew the context"
     changes = sum(1 for a, b in zip(cutting, cutting[1:], strict=False) if a != b)
     assert changes < len(cutting) / 2  # the cut moves in steps, not on every turn
+
+
+ALTERNATING = (
+    "{% for m in messages %}"
+    "{% if (m['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant') }}"
+    "{% endif %}[{{ m['role'] }}]{{ m['content'] }}{% endfor %}[assistant]"
+)
+
+
+def test_a_turn_without_a_reply_does_not_break_role_alternation(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    """Esc before any text (or a failed load, or a prompt too long) leaves a prompt with no
+    reply; the next turn must still render with a template that enforces alternation."""
+    import threading
+
+    from chatapp.session import ChatSession
+    from chatapp.settings import Settings
+    from chatapp.store import Store
+
+    d = shutil.copytree(tiny_models["llama"], tmp_path / "m")
+    (d / "chat_template.jinja").write_text(ALTERNATING)
+    session = ChatSession(Store(tmp_path / "db.sqlite"), Settings(), loader=engine.load)
+    session.load_model(str(d), session.begin_load(str(d)))
+    session.add_user_message("first")
+    stopped = threading.Event()
+    stopped.set()  # Esc at once: an empty, stopped reply
+    assert session.run_reply(stopped, lambda _t: None).stopped
+    session.add_user_message("second")
+    conversation = session.conversation_id
+    result = session.run_reply(threading.Event(), lambda _t: None)
+    assert result.error is None, result.error  # the template did not refuse the turn
+    assert conversation is not None
+    session.open_conversation(conversation)  # reopened: the same view of it
+    roles = [m["role"] for m in session.engine_messages()]
+    assert roles[0] == "user"
+    assert all(a != b for a, b in zip(roles, roles[1:], strict=False))
