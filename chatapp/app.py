@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -35,6 +37,9 @@ from chatapp.widgets.status_bar import StatusBar
 FLUSH_SECONDS = 0.05
 FLUSH_MAX_SECONDS = 0.5
 FLUSH_COST_RATIO = 20
+QUIT_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
 
 
 class ReplyFinished(Message):
@@ -96,6 +101,7 @@ class ChatApp(App[None]):
         self._flush_timer: Timer | None = None
         self._flush_cpu = 0.0
         self._replies_running = threading.Semaphore(1)  # held while a reply worker runs
+        self._signals: list[signal.Signals] = []
         if settings.theme and settings.theme in self.available_themes:
             self.theme = settings.theme
         elif settings.theme:
@@ -123,6 +129,18 @@ class ChatApp(App[None]):
                 printable(self._settings_warning), severity="warning", timeout=8, markup=False
             )
         self.load_model(self.requested_model)
+        self._handle_quit_signals()
+
+    def _handle_quit_signals(self) -> None:
+        """SIGTERM (``kill``) and SIGHUP (the terminal closed) quit like Ctrl+Q: the partial
+        reply is stored and the terminal is restored, instead of the process dying mid-way."""
+        loop = asyncio.get_running_loop()
+        for sig in QUIT_SIGNALS:
+            try:
+                loop.add_signal_handler(sig, lambda: self.call_later(self.action_quit))
+                self._signals.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):  # Windows, not main thread
+                continue
 
     @property
     def chat_view(self) -> ChatView:
@@ -434,6 +452,9 @@ class ChatApp(App[None]):
         self.exit()
 
     def on_unmount(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in self._signals:
+            loop.remove_signal_handler(sig)
         # Quitting mid-reply: stop it and let the worker store the partial reply first.
         if self._cancel is not None:
             self._cancel.set()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
 from textual.widgets import Label, TextArea
 from textual.widgets.text_area import Selection
 from tui_fakes import FakeModel, async_test, fake_loader, wait_until
@@ -524,6 +525,27 @@ async def test_quitting_mid_reply_keeps_the_partial_reply() -> None:
         await send(pilot, app, "start")
         await wait_until(pilot, lambda: app.query(AssistantMessage).first().text == "half ")
         await pilot.press("ctrl+q")
+    (conv,) = Store().list_conversations()
+    last = Store().messages(conv.id)[-1]
+    assert (last.role, last.content, last.stopped) == ("assistant", "half ", True)
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+@async_test
+async def test_sigterm_and_sighup_quit_like_ctrl_q_and_keep_the_partial_reply(
+    signame: str,
+) -> None:
+    import os
+    import signal
+
+    gate = threading.Event()
+    app, _ = make_app(FakeModel(chunks=["half ", "of it"], gate=gate, pause_after=1))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await send(pilot, app, "start")
+        await wait_until(pilot, lambda: app.query(AssistantMessage).first().text == "half ")
+        os.kill(os.getpid(), getattr(signal, signame))  # `kill PID`, or the terminal closing
+        await wait_until(pilot, lambda: not app.is_running)
     (conv,) = Store().list_conversations()
     last = Store().messages(conv.id)[-1]
     assert (last.role, last.content, last.stopped) == ("assistant", "half ", True)
