@@ -108,7 +108,18 @@ class Store:
 
     def __init__(self, path: Path | str | None = None) -> None:
         self.path = Path(path) if path is not None else db_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # read-only, a file in the way, no permission
+            why = (
+                "a file is in the way"
+                if isinstance(e, (FileExistsError, NotADirectoryError))
+                else e.strerror or str(e)
+            )
+            raise StoreError(
+                f"cannot create the data folder {self.path.parent} ({why}); make it writable, "
+                "or point CHATAPP_HOME at a folder you can write to"
+            ) from None
         try:
             # isolation_level=None: we issue BEGIN ourselves, so each write is one transaction.
             self._db = sqlite3.connect(

@@ -142,3 +142,13 @@ def test_a_file_that_is_not_a_database_gives_one_line(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="move it away") as e:
         Store(path)
     assert "\n" not in str(e.value)
+
+
+def test_a_data_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
+    """CHATAPP_HOME pointing at a file (or a read-only place): a StoreError naming the folder
+    and what to do, which the CLI prints as one line, not a traceback."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(StoreError, match="cannot create the data folder .*CHATAPP_HOME") as e:
+        Store(blocker / "sub" / "chatapp.db")
+    assert "\n" not in str(e.value)

@@ -33,7 +33,7 @@ def run_tui(args: argparse.Namespace) -> int:
     try:
         app = ChatApp(model=getattr(args, "model", None))
     except StoreError as e:
-        print(f"chatapp: {e}")
+        print(f"chatapp: error: {e}", file=sys.stderr)
         return 1
     app.run()
     return 0
