@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import platform
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from engine.atomic_dir import building
 
 EXPORTED_FILES = (
     "config.json",
@@ -25,9 +26,7 @@ def export_model(
     """Copy the model files of ``src`` into ``dest`` (replaced atomically) and write
     ``MODEL_CARD.md`` there from the run's ``summary``."""
     dest = dest.resolve()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
+    with building(dest) as tmp:
         tmp.chmod(0o755)
         for name in EXPORTED_FILES:
             if (src / name).is_file():
@@ -35,17 +34,6 @@ def export_model(
         (tmp / "MODEL_CARD.md").write_text(
             model_card(tmp, dest.name, summary, recipe_path), encoding="utf-8"
         )
-        if dest.exists():
-            old = dest.with_name(f".{dest.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            dest.rename(old)
-            tmp.rename(dest)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def model_card(folder: Path, name: str, summary: dict[str, Any], recipe_path: Path | None) -> str:

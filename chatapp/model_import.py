@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from engine.atomic_dir import building
 from engine.errors import ModelLoadError
 from engine.paths import models_dir
 
@@ -102,11 +103,11 @@ def import_model(
     is_gguf = src.is_file() and src.suffix.lower() == ".gguf"
     if src.is_file() and not is_gguf:
         raise ModelImportError(f"{src.name} is not a .gguf file or a Hugging Face model folder")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.import-", dir=dest.parent))
-    try:
-        if quant not in QUANTS:
-            raise ModelImportError(f"unknown --quant {quant!r}; use one of {', '.join(QUANTS)}")
+    if quant not in QUANTS:
+        raise ModelImportError(f"unknown --quant {quant!r}; use one of {', '.join(QUANTS)}")
+    # Built beside the destination, fsynced, swapped in by rename; a killed import's leftovers
+    # are removed by the next one.
+    with building(dest, tag="import-") as tmp:
         if is_gguf:
             from engine.formats.gguf import convert_gguf, gguf_metadata_summary
 
@@ -115,7 +116,9 @@ def import_model(
             if quant in ("auto", "none"):
                 convert_gguf(src, tmp, quantized=quant == "auto")
             else:  # requantize: through a float conversion
-                with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".convert-") as flt:
+                with tempfile.TemporaryDirectory(
+                    dir=dest.parent, prefix=f".{name}.convert-"
+                ) as flt:
                     convert_gguf(src, Path(flt))
                     _quantize_folder(Path(flt), tmp, quant, step)
         elif quant in ("int8", "int4"):
@@ -134,10 +137,6 @@ def import_model(
         import engine
 
         engine.load(tmp)
-        _move_into_place(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dest
 
 
@@ -182,18 +181,6 @@ def _hf_dtype(folder: Path) -> str | None:
         return None
     dtype = cfg.get("torch_dtype") or cfg.get("dtype") if isinstance(cfg, dict) else None
     return str(dtype) if dtype else None
-
-
-def _move_into_place(tmp: Path, dest: Path) -> None:
-    """Rename ``tmp`` to ``dest``; an existing ``dest`` (``--force``) goes only once it can."""
-    if dest.exists() or dest.is_symlink():
-        old = dest.with_name(f".{dest.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        dest.rename(old)
-        tmp.rename(dest)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(dest)
 
 
 def read_source_info(folder: Path) -> dict[str, Any]:

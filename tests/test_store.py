@@ -152,3 +152,29 @@ def test_a_data_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="cannot create the data folder .*CHATAPP_HOME") as e:
         Store(blocker / "sub" / "chatapp.db")
     assert "\n" not in str(e.value)
+
+
+def test_a_killed_build_leaves_nothing_for_long(tmp_path: Path) -> None:
+    """Temp folders of a build killed mid-way are removed by the next build in the same place;
+    a recent one (a build still running elsewhere) stays."""
+    import os
+    import time
+
+    from engine.atomic_dir import STALE_SECONDS, building
+
+    dest = tmp_path / "model"
+    old = tmp_path / ".model.import-abc"
+    old.mkdir()
+    past = time.time() - STALE_SECONDS - 10
+    os.utime(old, (past, past))
+    running = tmp_path / ".model.xyz"
+    running.mkdir()
+    with building(dest) as tmp:
+        (tmp / "config.json").write_text("{}")
+    assert (dest / "config.json").read_text() == "{}"
+    assert not old.exists() and running.exists()
+    with pytest.raises(KeyboardInterrupt), building(dest) as tmp:
+        (tmp / "half").write_text("")
+        raise KeyboardInterrupt
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".model.xyz", "model"]
+    assert (dest / "config.json").exists()  # the old folder is untouched by a failed build

@@ -27,6 +27,7 @@ from safetensors.numpy import save_file
 from safetensors.torch import save_file as save_torch
 
 from engine import paths
+from engine.atomic_dir import fsync_tree, remove_stale
 from engine.errors import ModelLoadError
 from engine.formats.gguf_config import ARCHITECTURES, hf_config
 from engine.formats.gguf_dequant import SUPPORTED_TYPES, dequantize_tensor, unpermute_rope
@@ -78,10 +79,12 @@ def gguf_checkpoint(path: Path, *, quantized: bool = True) -> Path:
     if (dest / "config.json").is_file():  # folders appear complete (renamed into place)
         return dest
     root.mkdir(parents=True, exist_ok=True)
+    remove_stale(root, key)  # a conversion killed earlier
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
     try:
         convert_gguf(path, tmp, quantized=quantized)
         (tmp / "source.json").write_text(json.dumps({"source": str(path.resolve())}))
+        fsync_tree(tmp)
         try:
             tmp.rename(dest)
         except OSError:

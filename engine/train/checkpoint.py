@@ -14,13 +14,13 @@ from __future__ import annotations
 import copy
 import json
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from engine.atomic_dir import building, recover
 from engine.errors import ModelLoadError
 from engine.loader import DTYPES, write_checkpoint
 from engine.model import Transformer
@@ -30,17 +30,6 @@ TRAINING = "training"
 STATE = "state.json"
 WEIGHTS = "model.safetensors"
 OPTIMIZER = "optimizer.pt"
-
-
-def _old(out: Path) -> Path:
-    return out.with_name(f".{out.name}.old")
-
-
-def recover(out: Path) -> None:
-    """Put back the previous checkpoint if a save was killed between its two renames."""
-    old = _old(out)
-    if not out.exists() and old.is_dir():
-        old.rename(out)
 
 
 def save(
@@ -57,10 +46,8 @@ def save(
     """Write the training state, and the model files too when ``best`` (else keep the
     previous best ones)."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     recover(out)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with building(out) as tmp:
         if best or not (out / "config.json").is_file():
             dtype = DTYPES[save_dtype]
             export = net if dtype == torch.float32 else copy.deepcopy(net).to(dtype)
@@ -74,17 +61,6 @@ def save(
         save_file(_own_tensors(net), str(train_dir / WEIGHTS))
         torch.save(optimizer.state_dict(), train_dir / OPTIMIZER)
         (train_dir / STATE).write_text(json.dumps(state, indent=2))
-        if out.exists():
-            old = _old(out)
-            shutil.rmtree(old, ignore_errors=True)
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _own_tensors(net: Transformer) -> dict[str, torch.Tensor]:
