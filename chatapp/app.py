@@ -172,6 +172,10 @@ class ChatApp(App[None]):
             self.call_from_thread(self._model_loaded)
 
     def _model_loaded(self) -> None:
+        model = self.session.model
+        if model is not None:
+            for warning in model.warnings:
+                self.show_notice(f"{model.name}: {warning}", error=True)
         self.refresh_status()
         self.refresh_sidebar()
 

@@ -24,6 +24,7 @@ class ModelLike(Protocol):
     name: str
     tokenizer: Any
     last_stats: Any
+    warnings: list[str]  # one-line notes from loading, shown to the user
 
     @property
     def context_length(self) -> int: ...

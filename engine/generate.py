@@ -86,6 +86,8 @@ class Model:
         self._lock = threading.Lock()
         self._owner: int | None = None  # the thread generating now (the lock is not re-entrant)
         self._cut: tuple[int, Message] | None = None  # where fit_messages last cut a chat
+        # One-line notes for the user from loading (e.g. a GGUF's unknown pre-tokenizer).
+        self.warnings: list[str] = []
         self.last_stats = GenerationStats()
         # Decode steps pick their thread count by measurement (engine.threads); off: always
         # torch's current count.

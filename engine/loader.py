@@ -98,7 +98,18 @@ def load(
         raise ModelLoadError(f"{path}: no weights for {left[0]!r}")
     del state, rest
     trim_heap()
-    return Model(net, tokenizer, name=name, path=str(path))
+    model = Model(net, tokenizer, name=name, path=str(path))
+    model.warnings = read_warnings(path)
+    return model
+
+
+def read_warnings(path: Path) -> list[str]:
+    """What the converter noted for the user (``warnings.json``: a list of strings)."""
+    try:
+        data = json.loads((path / "warnings.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [str(w) for w in data] if isinstance(data, list) else []
 
 
 def is_quantized_folder(path: Path) -> bool:

@@ -36,6 +36,7 @@ class FakeModel:
 
     name = "fake"
     weight_format = "fake"
+    warnings: list[str] = []
 
     def __init__(self, chunks: list[str], interrupt_after: int | None = None) -> None:
         self.chunks = chunks

@@ -460,10 +460,15 @@ def test_unknown_pre_tokenizer_falls_back_to_gpt2(
     tiny_models: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = write_gguf(tmp_path / "t.gguf", "llama", tiny_models["llama"], pre="martian")
-    ours = engine.load(path, dtype="float32").tokenizer
+    model = engine.load(path, dtype="float32")
     original = Tokenizer.from_file(str(tiny_models["llama"] / "tokenizer.json"))
-    assert ours.encode(TEXTS[1]) == original.encode(TEXTS[1]).ids
+    assert model.tokenizer.encode(TEXTS[1]) == original.encode(TEXTS[1]).ids
     assert "martian" in caplog.text
+    # ...and where the user sees it: the model's warnings (the chat shows them, ask and
+    # import print them), for the quantized conversion too
+    (warning,) = model.warnings
+    assert "unknown pre-tokenizer 'martian'" in warning and "\n" not in warning
+    assert engine.load(path).warnings == [warning]
 
 
 def _sentencepiece_gguf(path: Path, *, merges: bool) -> Path:

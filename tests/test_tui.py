@@ -549,3 +549,12 @@ async def test_sigterm_and_sighup_quit_like_ctrl_q_and_keep_the_partial_reply(
     (conv,) = Store().list_conversations()
     last = Store().messages(conv.id)[-1]
     assert (last.role, last.content, last.stopped) == ("assistant", "half ", True)
+
+
+@async_test
+async def test_a_models_load_warnings_are_shown_in_the_chat() -> None:
+    note = "unknown pre-tokenizer 'martian': GPT-2's split rules are used"
+    app, _ = make_app(FakeModel(warnings=[note]))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await wait_until(pilot, lambda: any(note in n for n in notices(app)))

@@ -31,6 +31,7 @@ class FakeModel:
     delay: float = 0.0
     name: str = "fake"
     weight_format: str = "fake"
+    warnings: list[str] = field(default_factory=list)
     context_length: int = 2048
     gate: threading.Event | None = None
     pause_after: int = 0

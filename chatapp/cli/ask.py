@@ -125,6 +125,8 @@ def _answer(
     try:
         source = resolve_model_source(args.model, default_model)
         model = _load(source, args.quant)
+        for warning in model.warnings:
+            print(f"chatapp: warning: {model.name}: {warning}", file=sys.stderr)
         stream = model.chat(messages, params)
         try:
             for delta in stream:

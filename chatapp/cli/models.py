@@ -105,6 +105,10 @@ def cmd_import(args: argparse.Namespace) -> int:
             f"parameters, {info.dtype}, {human_size(info.size_bytes)}) into {dest}"
         )
     )
+    from engine.loader import read_warnings
+
+    for warning in read_warnings(dest):
+        print(printable(f"chatapp: warning: {info.name}: {warning}"), file=sys.stderr)
     print(printable(f'Try it: chatapp ask "Hello" --model {info.name}'))
     return 0
 

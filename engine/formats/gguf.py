@@ -39,7 +39,9 @@ from engine.quantize import GROUP, QUANT_METHOD, QuantizedWeight, quantized_tens
 
 Q = GGMLQuantizationType
 # Bump when the converted folder changes shape, so old cache entries are rebuilt.
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2  # 2: control tokens outside the byte alphabet, warnings.json
+# Notes for the user about a converted model (a list of one-line strings).
+WARNINGS_FILE = "warnings.json"
 # The quantized conversion's cache folders end with this (and hold a different format).
 QUANTIZED_SUFFIX = "-q"
 # safetensors shards: the conversion holds at most one in memory.
@@ -208,6 +210,8 @@ def convert_gguf(path: Path, out_dir: Path, *, quantized: bool = False) -> None:
     gen = {"bos_token_id": tok.bos_id, "eos_token_id": tok.end_ids}
     (out_dir / "generation_config.json").write_text(json.dumps(gen, indent=2))
     tok.save(out_dir)
+    if tok.warnings:  # shown when the model loads (Model.warnings): not only in a log
+        (out_dir / WARNINGS_FILE).write_text(json.dumps(tok.warnings, indent=2))
     write_weights(reader, arch, config, path.name, out_dir, quantized=quantized)
 
 

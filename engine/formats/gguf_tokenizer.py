@@ -77,6 +77,7 @@ class GGUFTokenizer:
     eos_id: int | None
     end_ids: list[int] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # for the user: see convert_gguf
 
     def save(self, folder: Path) -> None:
         self.tokenizer.save(str(folder / "tokenizer.json"))
@@ -85,6 +86,7 @@ class GGUFTokenizer:
 
 
 def build_tokenizer(reader: Any, name: str) -> GGUFTokenizer:
+    warnings: list[str] = []
     kind = field_value(reader, "tokenizer.ggml.model")
     tokens = field_value(reader, "tokenizer.ggml.tokens")
     if not tokens:
@@ -99,6 +101,11 @@ def build_tokenizer(reader: Any, name: str) -> GGUFTokenizer:
         controls = {i for i, t in enumerate(types) if t == CONTROL}
         pre = field_value(reader, "tokenizer.ggml.pre")
         tok = _byte_level(tokens, merges, pre, name, keep=controls)
+        if pre is not None and pre not in PRE_TOKENIZERS:
+            warnings.append(
+                f"unknown pre-tokenizer {pre!r}: GPT-2's split rules are used, so some text "
+                "may split into tokens differently than in llama.cpp"
+            )
         add_bos = bool(field_value(reader, "tokenizer.ggml.add_bos_token") or False)
     elif kind == "llama":
         scores = field_value(reader, "tokenizer.ggml.scores") or [0.0] * len(tokens)
@@ -154,7 +161,13 @@ def build_tokenizer(reader: Any, name: str) -> GGUFTokenizer:
     if isinstance(template, str):
         config["chat_template"] = template
     return GGUFTokenizer(
-        tok, tokens, ids["bos"], ids["eos"], end_ids=sorted(set(end_ids)), config=config
+        tok,
+        tokens,
+        ids["bos"],
+        ids["eos"],
+        end_ids=sorted(set(end_ids)),
+        config=config,
+        warnings=warnings,
     )
 
 
