@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -22,7 +23,7 @@ from chatapp.commands import COMMANDS, ChatCommands, CommandError
 from chatapp.console_text import printable, strip_control
 from chatapp.session import ChatSession, Loader, ModelUnavailable, ReplyBuffer, ReplyResult
 from chatapp.settings import Settings, load_settings
-from chatapp.store import Store
+from chatapp.store import Store, StoreError
 from chatapp.widgets.chat_view import AssistantMessage, ChatView, format_stats
 from chatapp.widgets.dialogs import ConfirmScreen, HelpScreen, TextInputScreen
 from chatapp.widgets.history_search import HistorySearch
@@ -40,6 +41,10 @@ FLUSH_COST_RATIO = 20
 QUIT_SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
 )
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
 
 
 class ReplyFinished(Message):
@@ -263,10 +268,20 @@ class ChatApp(App[None]):
                 self.fill_prompt(text)  # keep it for when the reply is done
             self.notify("a reply is still streaming: Esc stops it", timeout=3)
             return
+        try:
+            if self.settings.history_enabled:
+                self.store.add_prompt(text)
+            self.session.add_user_message(text)
+        except (sqlite3.Error, StoreError) as e:
+            # A full disk, a chat deleted by another chatapp, a damaged database: one line,
+            # and the prompt goes back into the box so nothing typed is lost.
+            self.fill_prompt(text)
+            self.show_notice(
+                f"could not save the message ({_one_line(e)}); it is still in the prompt",
+                error=True,
+            )
+            return
         self.prompt.remember(text)
-        if self.settings.history_enabled:
-            self.store.add_prompt(text)
-        self.session.add_user_message(text)
         await self.chat_view.add_user(text)
         waiting = "…" if self.session.model_ready else "waiting for the model to load…"
         view = await self.chat_view.add_assistant(meta=waiting)

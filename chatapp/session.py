@@ -8,13 +8,14 @@ draw its first frame before that.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from chatapp.settings import SAMPLING_KEYS, Settings, parse_value, sampling_params
-from chatapp.store import Store, StoredMessage
+from chatapp.store import Store, StoredMessage, StoreError
 
 TITLE_LENGTH = 48
 LAST_MODEL_KEY = "last_model"
@@ -339,9 +340,14 @@ class ChatSession:
         if conversation_id is None:
             return result
         current = conversation_id == self.conversation_id
-        result.message_id = self.store.add_message(
-            conversation_id, "assistant", text, parent_id=parent_id, stopped=stopped, stats=stats
-        )
+        try:
+            result.message_id = self.store.add_message(
+                conversation_id, "assistant", text, parent_id=parent_id, stopped=stopped,
+                stats=stats,
+            )  # fmt: skip
+        except (sqlite3.Error, StoreError) as e:  # e.g. the disk is full: keep the reply shown
+            result.error = f"the reply could not be saved ({_one_line(e)})"
+            return result
         if current:  # the user may have moved to another chat meanwhile
             self._last_message_id = result.message_id
             self.messages.append({"role": "assistant", "content": text})

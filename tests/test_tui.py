@@ -558,3 +558,46 @@ async def test_a_models_load_warnings_are_shown_in_the_chat() -> None:
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app)
         await wait_until(pilot, lambda: any(note in n for n in notices(app)))
+
+
+@async_test
+async def test_a_full_disk_when_sending_keeps_the_prompt_and_the_app(chatapp_home: Path) -> None:
+    import sqlite3
+
+    app, model = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        real = app.store.add_prompt
+
+        def full(text: str) -> None:
+            raise sqlite3.OperationalError("database or disk is full")
+
+        app.store.add_prompt = full  # type: ignore[method-assign]
+        await send(pilot, app, "an important question")
+        await wait_until(pilot, lambda: any("disk is full" in n for n in notices(app)))
+        assert app.prompt.text == "an important question"  # nothing typed is lost
+        assert not app.query(UserMessage) and model.calls == []
+        app.store.add_prompt = real  # type: ignore[method-assign]
+        await pilot.press("enter")  # the disk has room again: the same prompt goes out
+        assert (await reply_done(pilot, app)).text == "Hello, world!"
+
+
+@async_test
+async def test_a_full_disk_during_a_reply_keeps_the_reply_on_screen() -> None:
+    import sqlite3
+
+    app, _ = make_app(FakeModel(chunks=["kept ", "on screen"]))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        real = app.store.add_message
+
+        def full(conversation_id: int, role: str, content: str, **kw: object) -> int:
+            if role == "assistant":
+                raise sqlite3.OperationalError("database or disk is full")
+            return real(conversation_id, role, content, **kw)  # type: ignore[arg-type]
+
+        app.store.add_message = full  # type: ignore[method-assign]
+        await send(pilot, app, "hi")
+        view = await reply_done(pilot, app)
+        assert view.text == "kept on screen"
+        assert "could not be saved" in str(view.meta.render())

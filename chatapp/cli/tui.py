@@ -36,4 +36,4 @@ def run_tui(args: argparse.Namespace) -> int:
         print(f"chatapp: error: {e}", file=sys.stderr)
         return 1
     app.run()
-    return 0
+    return app.return_code or 0  # an unexpected error in the app exits non-zero

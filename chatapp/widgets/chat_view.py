@@ -70,8 +70,9 @@ class AssistantMessage(Vertical):
         if self._stream is not None:
             await self._stream.stop()
             self._stream = None
-        self.text = result.text
-        await self.body.update(printable(result.text))  # one clean render of the whole reply
+        # What streamed stays on screen if the result lost it (an error after the text came).
+        self.text = result.text or self.text
+        await self.body.update(printable(self.text))  # one clean render of the whole reply
         self.remove_class("streaming")
         parts = []
         if result.stopped:
