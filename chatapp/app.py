@@ -375,7 +375,12 @@ class ChatApp(App[None]):
     def refresh_sidebar(self) -> None:
         sidebar = self.query_one(Sidebar)
         if sidebar.display:
-            sidebar.show(self.store.list_conversations(), self.session.conversation_id)
+            try:
+                conversations = self.store.list_conversations()
+            except (sqlite3.Error, StoreError) as e:
+                self.show_notice(f"could not read the saved chats ({_one_line(e)})", error=True)
+                return
+            sidebar.show(conversations, self.session.conversation_id)
 
     def action_toggle_sidebar(self) -> None:
         sidebar = self.query_one(Sidebar)
@@ -393,8 +398,16 @@ class ChatApp(App[None]):
 
     async def open_conversation(self, conversation_id: int) -> None:
         self._detach_reply()
-        stored = self.session.open_conversation(conversation_id)
-        conv = self.store.get_conversation(conversation_id)
+        try:
+            stored = self.session.open_conversation(conversation_id)
+            conv = self.store.get_conversation(conversation_id)
+        except KeyError:  # deleted meanwhile (by another chatapp, say)
+            self.show_notice("that chat no longer exists", error=True)
+            self.refresh_sidebar()
+            return
+        except (sqlite3.Error, StoreError) as e:
+            self.show_notice(f"could not open the chat ({_one_line(e)})", error=True)
+            return
         view = self.chat_view
         await view.clear()
         for m in stored:
@@ -420,14 +433,22 @@ class ChatApp(App[None]):
 
         def renamed(title: str | None) -> None:
             if title and conv is not None:
-                self.store.update_conversation(conv.id, title=title)
+                try:
+                    self.store.update_conversation(conv.id, title=title)
+                except (sqlite3.Error, StoreError) as e:
+                    self.show_notice(f"could not rename the chat ({_one_line(e)})", error=True)
+                    return
                 if conv.id == self.session.conversation_id:
                     self.session.title = title
             self.refresh_sidebar()
 
         def confirmed(yes: bool | None) -> None:
             if yes and conv is not None:
-                self.store.delete_conversation(conv.id)
+                try:
+                    self.store.delete_conversation(conv.id)
+                except (sqlite3.Error, StoreError) as e:
+                    self.show_notice(f"could not delete the chat ({_one_line(e)})", error=True)
+                    return
                 if conv.id == self.session.conversation_id:
                     self.action_new_chat()
             self.refresh_sidebar()

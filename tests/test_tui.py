@@ -601,3 +601,26 @@ async def test_a_full_disk_during_a_reply_keeps_the_reply_on_screen() -> None:
         view = await reply_done(pilot, app)
         assert view.text == "kept on screen"
         assert "could not be saved" in str(view.meta.render())
+
+
+@async_test
+async def test_a_chat_deleted_by_another_chatapp_is_one_line_and_nothing_is_lost(
+    chatapp_home: Path,
+) -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await send(pilot, app, "first")
+        await reply_done(pilot, app)
+        other = Store(chatapp_home / "chatapp.db")  # a second instance deletes this chat
+        other.delete_conversation(app.session.conversation_id)  # type: ignore[arg-type]
+        other.close()
+        await send(pilot, app, "second")
+        await wait_until(pilot, lambda: any("could not save" in n for n in notices(app)))
+        assert app.prompt.text == "second"
+        await pilot.press("ctrl+b")  # the sidebar and the rest of the app still work
+        await pilot.press("ctrl+n")
+        await wait_until(pilot, lambda: not app.query(UserMessage))
+        app.prompt.focus()
+        await pilot.press("enter")  # the kept prompt, in a new chat
+        assert (await reply_done(pilot, app)).text == "Hello, world!"
