@@ -624,3 +624,16 @@ async def test_a_chat_deleted_by_another_chatapp_is_one_line_and_nothing_is_lost
         app.prompt.focus()
         await pilot.press("enter")  # the kept prompt, in a new chat
         assert (await reply_done(pilot, app)).text == "Hello, world!"
+
+
+@async_test
+async def test_the_context_gauge_never_shows_more_than_the_context() -> None:
+    model = FakeModel(chunks=["a", "b"], context_length=16)
+    app, _ = make_app(model)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await send(pilot, app, "fill it")
+        await reply_done(pilot, app)
+        app.session.context_used = 17  # a reply that ran into the end of the context
+        app.refresh_status()
+        assert "ctx 16/16" in status(app)

@@ -33,7 +33,8 @@ class StatusBar(Static):
             values = " ".join(f"{SHORT.get(k, k)}={_fmt(v)}" for k, v in shown.items())
             text.append("  " + printable(values))
         if context_size:
-            text.append(f"  ctx {context_used}/{context_size}")
+            # The last token of a reply that filled the context is never in the cache.
+            text.append(f"  ctx {min(context_used, context_size)}/{context_size}")
         if stats:
             text.append(
                 f"  │ {stats['new_tokens']} tok · {stats['tokens_per_second']:.1f} tok/s · "
