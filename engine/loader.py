@@ -19,7 +19,7 @@ from engine.formats import hf
 from engine.formats.hf import Weight, fuse, unfuse
 from engine.formats.safetensors_file import SafetensorsFormatError, read_safetensors
 from engine.generate import Model
-from engine.memory import trim_heap
+from engine.memory import available_bytes, trim_heap
 from engine.model import Transformer
 from engine.quantize import (
     COMPUTE_DTYPE,
@@ -76,6 +76,7 @@ def load(
             raise _pickle_error(path)
         raise ModelLoadError(f"{path} is not a model: give a checkpoint folder or a .gguf file")
     cfg = read_config(path)
+    check_memory(path, grows=quant == "none" and is_quantized_folder(path))
     tokenizer = Tokenizer.from_dir(path, eos_ids=cfg.eos_token_ids + _generation_eos(path))
     stays_quantized = quant in ("int8", "int4") or (quant == "auto" and is_quantized_folder(path))
     torch_dtype = COMPUTE_DTYPE if stays_quantized else _pick_dtype(dtype, cfg, device)
@@ -110,6 +111,20 @@ def read_warnings(path: Path) -> list[str]:
     except (OSError, ValueError):
         return []
     return [str(w) for w in data] if isinstance(data, list) else []
+
+
+def check_memory(path: Path, *, grows: bool = False) -> None:
+    """Refuse early, with one line, a model that cannot fit in the memory available now
+    (rather than filling it tensor by tensor until the OS kills the process). The weights'
+    files are the estimate; dequantizing a quantized folder to float32 (``grows``) takes about
+    seven times as much."""
+    need = sum(f.stat().st_size for f in path.glob("*.safetensors")) * (7 if grows else 1)
+    have = available_bytes()
+    if have is not None and need > have:
+        raise ModelLoadError(
+            f"{path.name} needs about {need / 1e9:.1f} GB of memory and {have / 1e9:.1f} GB is "
+            "available; close other programs, or use a smaller or quantized model"
+        )
 
 
 def is_quantized_folder(path: Path) -> bool:

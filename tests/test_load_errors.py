@@ -221,3 +221,13 @@ def test_safetensors_reader_casts_floats_only(tmp_path: Path) -> None:
     got = read_safetensors(tmp_path / "x.safetensors", torch.bfloat16)
     assert got["w"].dtype == torch.bfloat16 and torch.equal(got["w"], tensors["w"].bfloat16())
     assert got["ids"].dtype == torch.int64 and torch.equal(got["ids"], tensors["ids"])
+
+
+def test_a_model_larger_than_the_free_memory_is_refused_early(
+    tiny_models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import engine.loader
+
+    monkeypatch.setattr(engine.loader, "available_bytes", lambda: 1000)
+    msg = load_error(tiny_models["llama"])
+    assert "needs about" in msg and "GB is available" in msg and "\n" not in msg
