@@ -27,39 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
-QUALITY_CHAT = [
-    {"role": "system", "content": "You are a helpful assistant."},
-    {"role": "user", "content": "What is the capital of France, and what is it famous for?"},
-    {
-        "role": "assistant",
-        "content": "The capital of France is Paris. It is famous for the Eiffel Tower, the "
-        "Louvre museum, its cafés, fashion and its long history as a centre of art and science.",
-    },
-    {"role": "user", "content": "Write a short Python function that returns squares of a list."},
-    {
-        "role": "assistant",
-        "content": "Here is one:\n\n```python\ndef squares(numbers):\n    return [n * n for n "
-        "in numbers]\n```\n\nIt uses a list comprehension to square each number in turn.",
-    },
-    {"role": "user", "content": "Thanks! Now explain in two sentences why the sky is blue."},
-    {
-        "role": "assistant",
-        "content": "Sunlight is scattered by the molecules in the air, and blue light, with its "
-        "shorter wavelength, is scattered much more than red light. So when we look at the sky "
-        "away from the sun, we mostly see this scattered blue light, which is why it looks blue "
-        "on a clear day. At sunset the light crosses more air, and the reds remain.",
-    },
-    {"role": "user", "content": "Give me three tips for learning a new language."},
-    {
-        "role": "assistant",
-        "content": "1. Practise a little every day rather than a lot once a week.\n2. Speak "
-        "with native speakers as early as you can, even with mistakes.\n3. Read and listen to "
-        "things you enjoy, such as songs, films and simple books.",
-    },
-]
 
-
-def peak_rss_mib() -> float:
+def _peak_rss_mib() -> float:
+    # Not engine.bench.peak_rss_mib: importing engine.bench imports torch, which would count
+    # in llama.cpp's figure.
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -98,7 +69,7 @@ def work_chatapp(a: argparse.Namespace) -> dict[str, float]:
     long = engine.SamplingParams(temperature=0, max_new_tokens=64)
     list(model.generate(prompt_ids(vocab, a.long_context, 2), long, ignore_eos=True))
     out["decode_long_tps"] = model.last_stats.decode_tokens_per_second
-    out["peak_rss_mib"] = peak_rss_mib()
+    out["peak_rss_mib"] = _peak_rss_mib()
     out["cache_mib"] = sum(f.stat().st_size for f in Path(model.path).iterdir()) / 2**20
     out["weights"] = model.weight_format  # type: ignore[assignment]
     return out
@@ -134,7 +105,7 @@ def work_llamacpp(a: argparse.Namespace) -> dict[str, float]:
         "decode_tps": decode,
         "ttft_s": ttft,
         "decode_long_tps": decode_long,
-        "peak_rss_mib": peak_rss_mib(),
+        "peak_rss_mib": _peak_rss_mib(),
     }
 
 
@@ -144,6 +115,7 @@ def work_quality(a: argparse.Namespace) -> dict[str, float]:
 
     torch.set_num_threads(a.threads)
     import engine
+    from engine.bench import QUALITY_CHAT
 
     ref = engine.load(a.model, dtype="float32")
     ids = ref.tokenizer.encode_chat(QUALITY_CHAT)[:257]

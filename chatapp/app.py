@@ -21,7 +21,14 @@ from textual.widgets import Footer, OptionList
 
 from chatapp.commands import COMMANDS, ChatCommands, CommandError
 from chatapp.console_text import printable, strip_control
-from chatapp.session import ChatSession, Loader, ModelUnavailable, ReplyBuffer, ReplyResult
+from chatapp.session import (
+    ChatSession,
+    Loader,
+    ModelUnavailable,
+    ReplyBuffer,
+    ReplyResult,
+    one_line,
+)
 from chatapp.settings import Settings, load_settings
 from chatapp.store import Store, StoreError
 from chatapp.widgets.chat_view import AssistantMessage, ChatView, format_stats
@@ -41,10 +48,6 @@ FLUSH_COST_RATIO = 20
 QUIT_SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
 )
-
-
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
 
 
 class ReplyFinished(Message):
@@ -277,7 +280,7 @@ class ChatApp(App[None]):
             # and the prompt goes back into the box so nothing typed is lost.
             self.fill_prompt(text)
             self.show_notice(
-                f"could not save the message ({_one_line(e)}); it is still in the prompt",
+                f"could not save the message ({one_line(e)}); it is still in the prompt",
                 error=True,
             )
             return
@@ -378,7 +381,7 @@ class ChatApp(App[None]):
             try:
                 conversations = self.store.list_conversations()
             except (sqlite3.Error, StoreError) as e:
-                self.show_notice(f"could not read the saved chats ({_one_line(e)})", error=True)
+                self.show_notice(f"could not read the saved chats ({one_line(e)})", error=True)
                 return
             sidebar.show(conversations, self.session.conversation_id)
 
@@ -406,7 +409,7 @@ class ChatApp(App[None]):
             self.refresh_sidebar()
             return
         except (sqlite3.Error, StoreError) as e:
-            self.show_notice(f"could not open the chat ({_one_line(e)})", error=True)
+            self.show_notice(f"could not open the chat ({one_line(e)})", error=True)
             return
         view = self.chat_view
         await view.clear()
@@ -436,7 +439,7 @@ class ChatApp(App[None]):
                 try:
                     self.store.update_conversation(conv.id, title=title)
                 except (sqlite3.Error, StoreError) as e:
-                    self.show_notice(f"could not rename the chat ({_one_line(e)})", error=True)
+                    self.show_notice(f"could not rename the chat ({one_line(e)})", error=True)
                     return
                 if conv.id == self.session.conversation_id:
                     self.session.title = title
@@ -447,7 +450,7 @@ class ChatApp(App[None]):
                 try:
                     self.store.delete_conversation(conv.id)
                 except (sqlite3.Error, StoreError) as e:
-                    self.show_notice(f"could not delete the chat ({_one_line(e)})", error=True)
+                    self.show_notice(f"could not delete the chat ({one_line(e)})", error=True)
                     return
                 if conv.id == self.session.conversation_id:
                     self.action_new_chat()

@@ -103,6 +103,8 @@ def import_model(
     is_gguf = src.is_file() and src.suffix.lower() == ".gguf"
     if src.is_file() and not is_gguf:
         raise ModelImportError(f"{src.name} is not a .gguf file or a Hugging Face model folder")
+    from engine.loader import QUANTS
+
     if quant not in QUANTS:
         raise ModelImportError(f"unknown --quant {quant!r}; use one of {', '.join(QUANTS)}")
     # Built beside the destination, fsynced, swapped in by rename; a killed import's leftovers
@@ -138,9 +140,6 @@ def import_model(
 
         engine.load(tmp)
     return dest
-
-
-QUANTS = ("auto", "none", "int8", "int4")
 
 
 def _quantize_folder(src: Path, dst: Path, kind: str, step: Callable[[str], None]) -> None:

@@ -190,7 +190,7 @@ class ChatSession:
             self._finish_load(serial, None, str(e))
             raise
         except Exception as e:  # noqa: BLE001 - engine.ModelLoadError and anything unexpected
-            message = _one_line(e)
+            message = one_line(e)
             if type(e).__name__ != "ModelLoadError":
                 message = f"could not load {explicit or self.model_source}: {message}"
             self._finish_load(serial, None, message)
@@ -330,7 +330,7 @@ class ChatSession:
                 parts.append(delta)
                 emit(delta)
         except Exception as e:  # noqa: BLE001 - context overflow, template errors: one line
-            error = _one_line(e)
+            error = one_line(e)
         text = "".join(parts)
         stats = stats_dict(model)
         stopped = cancel.is_set() or (stats is not None and stats["stop_reason"] == "cancelled")
@@ -346,7 +346,7 @@ class ChatSession:
                 stats=stats,
             )  # fmt: skip
         except (sqlite3.Error, StoreError) as e:  # e.g. the disk is full: keep the reply shown
-            result.error = f"the reply could not be saved ({_one_line(e)})"
+            result.error = f"the reply could not be saved ({one_line(e)})"
             return result
         if current:  # the user may have moved to another chat meanwhile
             self._last_message_id = result.message_id
@@ -357,6 +357,7 @@ class ChatSession:
         return result
 
 
-def _one_line(e: BaseException) -> str:
+def one_line(e: BaseException) -> str:
+    """An exception as one line of at most 300 characters, for the chat."""
     text = " ".join(str(e).split()) or type(e).__name__
     return text if len(text) <= 300 else text[:299] + "…"

@@ -32,6 +32,40 @@ CHAT_QUESTIONS = (
 )
 
 
+# A multi-turn chat for quality checks: the fast path's top-1 token against the float32
+# reference, teacher-forced over its first 256 positions (tests and benchmarks/side_by_side.py).
+QUALITY_CHAT = [
+    {"role": "system", "content": "You are a helpful assistant."},
+    {"role": "user", "content": "What is the capital of France, and what is it famous for?"},
+    {
+        "role": "assistant",
+        "content": "The capital of France is Paris. It is famous for the Eiffel Tower, the "
+        "Louvre museum, its cafés, fashion and its long history as a centre of art and science.",
+    },
+    {"role": "user", "content": "Write a short Python function that returns squares of a list."},
+    {
+        "role": "assistant",
+        "content": "Here is one:\n\n```python\ndef squares(numbers):\n    return [n * n for n "
+        "in numbers]\n```\n\nIt uses a list comprehension to square each number in turn.",
+    },
+    {"role": "user", "content": "Thanks! Now explain in two sentences why the sky is blue."},
+    {
+        "role": "assistant",
+        "content": "Sunlight is scattered by the molecules in the air, and blue light, with its "
+        "shorter wavelength, is scattered much more than red light. So when we look at the sky "
+        "away from the sun, we mostly see this scattered blue light, which is why it looks blue "
+        "on a clear day. At sunset the light crosses more air, and the reds remain.",
+    },
+    {"role": "user", "content": "Give me three tips for learning a new language."},
+    {
+        "role": "assistant",
+        "content": "1. Practise a little every day rather than a lot once a week.\n2. Speak "
+        "with native speakers as early as you can, even with mistakes.\n3. Read and listen to "
+        "things you enjoy, such as songs, films and simple books.",
+    },
+]
+
+
 @dataclass
 class Summary:
     """Median and range of one measurement over the reps."""

@@ -75,10 +75,12 @@ def load(
         if path.suffix.lower() in PICKLE_SUFFIXES:
             raise _pickle_error(path)
         raise ModelLoadError(f"{path} is not a model: give a checkpoint folder or a .gguf file")
-    cfg = read_config(path)
-    check_memory(path, grows=quant == "none" and is_quantized_folder(path))
+    config = read_config_json(path)
+    cfg = ModelConfig.from_hf(config)
+    saved_quantized = is_quantized_config(config)
+    check_memory(path, grows=quant == "none" and saved_quantized)
     tokenizer = Tokenizer.from_dir(path, eos_ids=cfg.eos_token_ids + _generation_eos(path))
-    stays_quantized = quant in ("int8", "int4") or (quant == "auto" and is_quantized_folder(path))
+    stays_quantized = quant in ("int8", "int4") or (quant == "auto" and saved_quantized)
     torch_dtype = COMPUTE_DTYPE if stays_quantized else _pick_dtype(dtype, cfg, device)
     # Floats are cast as they are read, except when they are about to be quantized.
     state = read_weights(path, cfg, dtype=None if quant in ("int8", "int4") else torch_dtype)
@@ -127,13 +129,10 @@ def check_memory(path: Path, *, grows: bool = False) -> None:
         )
 
 
-def is_quantized_folder(path: Path) -> bool:
-    """Whether ``path``'s config.json says its weights are quantized (our int4/int8 form)."""
-    try:
-        data = json.loads((path / "config.json").read_text(encoding="utf-8"))
-        return data.get("quantization_config", {}).get("quant_method") == QUANT_METHOD
-    except (OSError, ValueError, AttributeError):
-        return False
+def is_quantized_config(config: dict[str, Any]) -> bool:
+    """Whether a config.json says its folder's weights are quantized (our int4/int8 form)."""
+    qc = config.get("quantization_config")
+    return isinstance(qc, dict) and qc.get("quant_method") == QUANT_METHOD
 
 
 def apply_quant(cfg: ModelConfig, state: dict[str, Weight], quant: str) -> dict[str, Weight]:
@@ -197,6 +196,11 @@ class _SkipInit(TorchFunctionMode):
 
 
 def read_config(path: Path) -> ModelConfig:
+    return ModelConfig.from_hf(read_config_json(path))
+
+
+def read_config_json(path: Path) -> dict[str, Any]:
+    """``path/config.json`` as a dict, or a one-line ``ModelLoadError``."""
     cj = path / "config.json"
     if not path.is_dir():
         raise ModelLoadError(f"{path} does not exist")
@@ -210,7 +214,7 @@ def read_config(path: Path) -> ModelConfig:
         raise ModelLoadError(f"{cj} is not valid JSON ({e})") from None
     if not isinstance(data, dict):
         raise ModelLoadError(f"{cj} is not a JSON object")
-    return ModelConfig.from_hf(data)
+    return data
 
 
 def _generation_eos(path: Path) -> list[int]:
@@ -327,10 +331,10 @@ def quantize_checkpoint(src: Path, dest: Path, kind: str) -> None:
     copied, config.json gains a ``quantization_config``."""
     if kind not in ("int8", "int4"):
         raise ValueError(f"kind must be int8 or int4, got {kind!r}")
-    cfg = read_config(src)
+    config = read_config_json(src)
+    cfg = ModelConfig.from_hf(config)
     state = apply_quant(cfg, read_weights(src, cfg), kind)
     tensors = quantized_tensors(hf.to_hf(cfg, state))
-    config = json.loads((src / "config.json").read_text(encoding="utf-8"))
     config["quantization_config"] = {"quant_method": QUANT_METHOD, "bits": kind}
     for f in src.iterdir():
         if (

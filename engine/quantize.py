@@ -232,8 +232,6 @@ class Int4Linear(nn.Module):
 
     weight: torch.Tensor
     scales_and_zeros: torch.Tensor
-    scales_t: torch.Tensor | None
-    offsets_t: torch.Tensor | None
 
     def __init__(self, weight: QuantizedWeight, bias: torch.Tensor | None = None) -> None:
         super().__init__()
@@ -241,8 +239,8 @@ class Int4Linear(nn.Module):
         self.out_features, self.in_features = weight.shape
         # Blocks of 64 rows in the layout this CPU's kernel reads (see block_layout), which
         # ``pack_blocks`` makes from the file's nibbles and ``dequantize_t`` reads back.
-        fast = self.out_features % 64 == 0 and block_layout()
-        if fast:
+        self.unpackable = self.out_features % 64 == 0 and block_layout()
+        if self.unpackable:
             packed = pack_blocks(weight.qweight)
         else:
             q = unpack_int4(weight.qweight).to(torch.int32)
@@ -252,30 +250,25 @@ class Int4Linear(nn.Module):
         scales, zeros = weight.scales.to(COMPUTE_DTYPE), weight.zeros.to(COMPUTE_DTYPE)
         sz = torch.stack((scales, zeros), dim=-1).transpose(0, 1).contiguous()
         self.register_buffer("scales_and_zeros", sz, persistent=False)
-        # For prefill: W.T = q * scale + (zero - 8 * scale), laid out [in / GROUP, 1, out].
-        s_t = o_t = None
-        if fast:
-            s_t = scales.t()[:, None, :].contiguous()
-            o_t = (zeros.float() - 8 * scales.float()).t()[:, None, :].to(COMPUTE_DTYPE)
-        self.register_buffer("scales_t", s_t, persistent=False)
-        self.register_buffer(
-            "offsets_t", None if o_t is None else o_t.contiguous(), persistent=False
-        )
         self.bias = None if bias is None else nn.Parameter(bias.to(COMPUTE_DTYPE), False)
 
     def dequantize_t(self) -> torch.Tensor:
-        """``W.T`` ``[in, out]`` in bfloat16, unpacked from the kernel's own layout (the values
-        as uint8, then one fused multiply-add into bfloat16)."""
-        assert self.scales_t is not None and self.offsets_t is not None
+        """``W.T`` ``[in, out]`` in bfloat16, unpacked from the kernel's own layout: the values
+        as uint8, then one fused ``q * scale + (zero - 8 * scale)`` into bfloat16 (scales and
+        offsets laid out ``[in / GROUP, 1, out]``, views of ``scales_and_zeros``)."""
+        assert self.unpackable
         n, k = self.out_features, self.in_features
         b = self.weight.view(n // 64, k, 32).transpose(0, 1)
         q = torch.stack((b & 15, b >> 4), dim=2)  # [in, out / 64, 2, 32]: rows j, j + 32
-        return torch.addcmul(self.offsets_t, q.view(k // GROUP, GROUP, n), self.scales_t).view(k, n)
+        scale, zero = self.scales_and_zeros.unbind(-1)
+        offset = (zero.float() - 8 * scale.float()).to(COMPUTE_DTYPE)
+        w = torch.addcmul(offset[:, None], q.view(k // GROUP, GROUP, n), scale[:, None])
+        return w.view(k, n)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         x2 = _rows_of(x, self.in_features)
-        if x2.shape[0] >= DEQUANT_ROWS and self.scales_t is not None:
+        if x2.shape[0] >= DEQUANT_ROWS and self.unpackable:
             y = x2 @ self.dequantize_t()
         else:
             y = torch.ops.aten._weight_int4pack_mm_for_cpu(

@@ -63,7 +63,7 @@ def sample_next(
     recent: Sequence[int] = (),
 ) -> int:
     """Pick the next token id from 1-D float logits."""
-    if torch.isnan(logits).any() or torch.isposinf(logits).any():
+    if not torch.isfinite(logits.max()):  # the max is NaN if any score is, +inf if one is
         raise GenerationError(
             "the model produced NaN or infinite scores (corrupt weights, or float16 "
             "overflow); try loading it with dtype='float32'"

@@ -283,6 +283,19 @@ def random_blocks(qtype: Q, n: int, rng: np.random.Generator) -> np.ndarray:
     return raw
 
 
+def raw_tensor(path: Path, raw: np.ndarray, qtype: Q) -> Any:
+    """A file holding one tensor ``t`` of ``qtype`` blocks (bytes ``[rows, bytes per row]``),
+    read back with gguf's reader."""
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_tensor("t", raw, raw_dtype=qtype)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    (tensor,) = gguf.GGUFReader(path).tensors
+    return tensor
+
+
 @pytest.mark.parametrize("qtype", BLOCK_TYPES, ids=lambda q: q.name)
 def test_dequantization_matches_ggml_reference(qtype: Q, tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
@@ -290,14 +303,7 @@ def test_dequantization_matches_ggml_reference(qtype: Q, tmp_path: Path) -> None
     rows, per_row = 4, 2
     blocks = random_blocks(qtype, rows * per_row, rng)
     expected = np.stack([reference_block(qtype, b) for b in blocks]).reshape(rows, per_row * block)
-    w = gguf.GGUFWriter(str(tmp_path / "q.gguf"), "llama")
-    w.add_tensor("t", blocks.reshape(rows, -1), raw_dtype=qtype)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    (tensor,) = gguf.GGUFReader(tmp_path / "q.gguf").tensors
-    got = dequantize_tensor(tensor)
+    got = dequantize_tensor(raw_tensor(tmp_path / "q.gguf", blocks.reshape(rows, -1), qtype))
     assert got.shape == (rows, per_row * block) and got.dtype == np.float32
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
 

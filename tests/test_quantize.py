@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from gguf import GGMLQuantizationType as Q
-from test_gguf import random_blocks, write_gguf
+from test_gguf import random_blocks, raw_tensor, write_gguf
 
 import engine
 from chatapp.cli import main
@@ -102,14 +102,7 @@ def gguf_tensor(tmp_path: Path, qtype: Q, rows: int, cols: int) -> object:
     """A GGUF tensor of random blocks (finite scales, random values) of ``qtype``."""
     block, _ = gguf.GGML_QUANT_SIZES[qtype]
     blocks = random_blocks(qtype, rows * cols // block, np.random.default_rng(0))
-    writer = gguf.GGUFWriter(str(tmp_path / "t.gguf"), "llama")
-    writer.add_tensor("t", blocks.reshape(rows, -1), raw_dtype=qtype)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    (tensor,) = gguf.GGUFReader(tmp_path / "t.gguf").tensors
-    return tensor
+    return raw_tensor(tmp_path / "t.gguf", blocks.reshape(rows, -1), qtype)
 
 
 @pytest.mark.parametrize("qtype", [Q.Q4_0, Q.Q4_1, Q.Q4_K], ids=lambda q: q.name)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import engine
+from engine.bench import QUALITY_CHAT
 from engine.formats.gguf import gguf_metadata_summary
 
 pytestmark = pytest.mark.real_model
@@ -109,37 +110,6 @@ def test_chat_stops_at_end_of_turn(ours: engine.Model) -> None:
 
 # ---------------------------------------------------------------- the default (quantized) path
 
-AGREEMENT_CHAT = [
-    {"role": "system", "content": "You are a helpful assistant."},
-    {"role": "user", "content": "What is the capital of France, and what is it famous for?"},
-    {
-        "role": "assistant",
-        "content": "The capital of France is Paris. It is famous for the Eiffel Tower, the "
-        "Louvre museum, its cafés, fashion and its long history as a centre of art and science.",
-    },
-    {"role": "user", "content": "Write a short Python function that returns squares of a list."},
-    {
-        "role": "assistant",
-        "content": "Here is one:\n\n```python\ndef squares(numbers):\n    return [n * n for n "
-        "in numbers]\n```\n\nIt uses a list comprehension to square each number in turn.",
-    },
-    {"role": "user", "content": "Thanks! Now explain in two sentences why the sky is blue."},
-    {
-        "role": "assistant",
-        "content": "Sunlight is scattered by the molecules in the air, and blue light, with its "
-        "shorter wavelength, is scattered much more than red light. So when we look at the sky "
-        "away from the sun, we mostly see this scattered blue light, which is why it looks blue "
-        "on a clear day. At sunset the light crosses more air, and the reds remain.",
-    },
-    {"role": "user", "content": "Give me three tips for learning a new language."},
-    {
-        "role": "assistant",
-        "content": "1. Practise a little every day rather than a lot once a week.\n2. Speak "
-        "with native speakers as early as you can, even with mistakes.\n3. Read and listen to "
-        "things you enjoy, such as songs, films and simple books.",
-    },
-]
-
 
 @pytest.fixture(scope="module")
 def fast(smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> engine.Model:
@@ -159,7 +129,7 @@ def test_default_path_agrees_with_the_float_reference(
 ) -> None:
     """Top-1 of the fast path against the float32 dequantized reference, teacher-forced over
     256 positions of a multi-turn chat (llama.cpp on the same file: 98%)."""
-    ids = ours.tokenizer.encode_chat(AGREEMENT_CHAT)[:257]
+    ids = ours.tokenizer.encode_chat(QUALITY_CHAT)[:257]
     assert len(ids) == 257
     a, b = ours.logits(ids).argmax(-1), fast.logits(ids).argmax(-1)
     assert float((a[:256] == b[:256]).float().mean()) >= 0.97

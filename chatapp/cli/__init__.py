@@ -16,6 +16,16 @@ from collections.abc import Sequence
 SUBCOMMAND_MODULES = ("tui", "models", "ask", "bench", "train")
 
 
+# engine.load's quant values (engine.loader.QUANTS), spelled here so that building the
+# parser does not import torch.
+QUANT_CHOICES = ("auto", "none", "int8", "int4")
+
+
+def add_quant_option(p: argparse.ArgumentParser, help: str) -> None:
+    """``--quant auto|none|int8|int4`` for the commands that load or import a model."""
+    p.add_argument("--quant", choices=QUANT_CHOICES, default="auto", help=help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chatapp", description="Chat with local language models in the terminal."

@@ -8,6 +8,8 @@ import os
 import sys
 from typing import Any
 
+from chatapp.cli import add_quant_option
+
 
 def register(subs: Any, parser: argparse.ArgumentParser) -> None:
     p = subs.add_parser(
@@ -28,11 +30,9 @@ def register(subs: Any, parser: argparse.ArgumentParser) -> None:
     p.add_argument("--repetition-penalty", type=float, help="1 is off (1.0)")
     p.add_argument("--seed", type=int, help="same seed, same reply (random)")
     p.add_argument("--max-tokens", type=int, help="most reply tokens (512)")
-    p.add_argument(
-        "--quant",
-        choices=("auto", "none", "int8", "int4"),
-        default="auto",
-        help="weights as loaded: auto keeps quantized ones quantized; int8 / int4 quantize a "
+    add_quant_option(
+        p,
+        "weights as loaded: auto keeps quantized ones quantized; int8 / int4 quantize a "
         "float model now (import --quant keeps the result); none dequantizes",
     )
     p.add_argument("--json", action="store_true", help='print {"reply", "model", "stats"}')

@@ -9,6 +9,8 @@ import sys
 from contextlib import nullcontext
 from typing import Any
 
+from chatapp.cli import add_quant_option
+
 
 def register(subs: Any, parser: argparse.ArgumentParser) -> None:
     p = subs.add_parser(
@@ -28,11 +30,9 @@ def register(subs: Any, parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="activations (float32 also means every weight dequantized: the reference path)",
     )
-    p.add_argument(
-        "--quant",
-        choices=("auto", "none", "int8", "int4"),
-        default="auto",
-        help="weights: auto keeps quantized weights quantized; none dequantizes; "
+    add_quant_option(
+        p,
+        "weights: auto keeps quantized weights quantized; none dequantizes; "
         "int8 / int4 quantize a float model at load",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")

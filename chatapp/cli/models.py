@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from chatapp.cli import add_quant_option
 from chatapp.units import human_count, human_size
 
 if TYPE_CHECKING:  # rich is imported when a command runs, not for ``chatapp --help``
@@ -19,11 +20,9 @@ def register(subs: Any, parser: argparse.ArgumentParser) -> None:
     p.add_argument("src", metavar="SRC", help="a .gguf file or a Hugging Face model folder")
     p.add_argument("--name", help="name to install it under (default: from SRC)")
     p.add_argument("--force", action="store_true", help="replace a model of the same name")
-    p.add_argument(
-        "--quant",
-        choices=("auto", "none", "int8", "int4"),
-        default="auto",
-        help="weights: auto keeps them as they are (a GGUF's quantized tensors stay "
+    add_quant_option(
+        p,
+        "weights: auto keeps them as they are (a GGUF's quantized tensors stay "
         "quantized); int8 / int4 quantize a float model (smaller, faster on the CPU); "
         "none stores floats",
     )

@@ -32,7 +32,6 @@ from engine.errors import ModelLoadError
 from engine.formats.gguf_config import ARCHITECTURES, hf_config
 from engine.formats.gguf_dequant import SUPPORTED_TYPES, dequantize_tensor, unpermute_rope
 from engine.formats.gguf_file import GGUFFile, GGUFFormatError, Truncated
-from engine.formats.gguf_header import read_header
 from engine.formats.gguf_quant import FLOAT_TYPES, quantized_weight
 from engine.formats.gguf_tokenizer import build_tokenizer, field_value
 from engine.quantize import GROUP, QUANT_METHOD, QuantizedWeight, quantized_tensors
@@ -153,29 +152,23 @@ def open_gguf(path: Path) -> GGUFFile:
 
 def gguf_metadata_summary(path: Path) -> dict[str, Any]:
     """Architecture, name, file type (quantization), context length, tensor types and parameter
-    count of a GGUF file, from its header alone (fast: no vocabulary or weights are read)."""
-    meta, tensors = read_header(Path(path))
-    arch = meta.get("general.architecture")
-    file_type = meta.get("general.file_type")
+    count of a GGUF file, from its metadata (no weights are read)."""
+    reader = open_gguf(Path(path))
+    arch = field_value(reader, "general.architecture")
+    file_type = field_value(reader, "general.file_type")
     try:
         ftype = (
             LlamaFileType(file_type).name.removeprefix("MOSTLY_") if file_type is not None else None
         )
     except ValueError:
         ftype = str(file_type)
-    types = set()
-    for _, t, _ in tensors:
-        try:
-            types.add(GGMLQuantizationType(t).name)
-        except ValueError:
-            types.add(str(t))
     return {
         "architecture": arch,
-        "name": meta.get("general.name"),
+        "name": field_value(reader, "general.name"),
         "file_type": ftype,
-        "context_length": meta.get(f"{arch}.context_length"),
-        "tensor_types": sorted(types),
-        "parameters": sum(n for _, _, n in tensors),
+        "context_length": field_value(reader, f"{arch}.context_length"),
+        "tensor_types": sorted({t.tensor_type.name for t in reader.tensors}),
+        "parameters": sum(t.n_elements for t in reader.tensors),
     }
 
 

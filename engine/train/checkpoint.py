@@ -46,8 +46,7 @@ def save(
     """Write the training state, and the model files too when ``best`` (else keep the
     previous best ones)."""
     out = Path(out)
-    recover(out)
-    with building(out) as tmp:
+    with building(out) as tmp:  # puts back a checkpoint a killed save had moved aside
         if best or not (out / "config.json").is_file():
             dtype = DTYPES[save_dtype]
             export = net if dtype == torch.float32 else copy.deepcopy(net).to(dtype)
