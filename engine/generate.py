@@ -13,6 +13,7 @@ from engine.config import ModelConfig
 from engine.errors import ContextOverflowError, GenerationError
 from engine.kv_cache import KVCache
 from engine.model import Transformer
+from engine.quantize import dequant_workspace
 from engine.sampling import SamplingParams, make_generator, sample_next
 from engine.streaming import IncrementalDetokenizer, StopMatcher
 from engine.threads import ThreadTuner, set_threads
@@ -129,7 +130,8 @@ class Model:
                 f"{len(ids)} tokens exceed the context of {self.context_length}"
             )
         x = torch.tensor([list(ids)], dtype=torch.long, device=self.device)
-        return self.net(x)[0].float()
+        with dequant_workspace():
+            return self.net(x)[0].float()
 
     def _thread_tuner(self, threads: int) -> ThreadTuner | None:
         """The decode-thread chooser for ``threads`` configured threads (see engine.threads),
@@ -172,13 +174,14 @@ class Model:
         self._cached = ids[:common]
         stats.reused_tokens = common
         logits = None
-        for s in range(common, len(ids), PREFILL_CHUNK):
-            if s > common and cancel is not None and cancel.is_set():
-                return None  # Esc during a long prompt: stop within one chunk
-            chunk = ids[s : s + PREFILL_CHUNK]
-            x = torch.tensor([chunk], dtype=torch.long, device=self.device)
-            logits = self.net(x, cache=cache, start=s, last_only=True)
-            self._cached = ids[: s + len(chunk)]
+        with dequant_workspace():
+            for s in range(common, len(ids), PREFILL_CHUNK):
+                if s > common and cancel is not None and cancel.is_set():
+                    return None  # Esc during a long prompt: stop within one chunk
+                chunk = ids[s : s + PREFILL_CHUNK]
+                x = torch.tensor([chunk], dtype=torch.long, device=self.device)
+                logits = self.net(x, cache=cache, start=s, last_only=True)
+                self._cached = ids[: s + len(chunk)]
         assert logits is not None
         return logits[0, -1]
 

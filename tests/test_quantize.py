@@ -24,6 +24,7 @@ from engine.quantize import (
     Int8Linear,
     QuantizedEmbedding,
     QuantizedWeight,
+    dequant_workspace,
     pack_int4,
     quantize_int4,
     quantize_int8,
@@ -68,6 +69,25 @@ def test_int4_linear_computes_with_its_dequantized_weight(rows: int, out_feature
     y = layer(x)
     assert y.shape == (2, rows, out_features) and y.dtype == BF16
     assert rel_err(y, expected) < 1e-2
+
+
+def test_prefill_unpacks_the_kernels_layout_into_the_file_forms_values() -> None:
+    torch.manual_seed(0)
+    qw = quantize_int4(torch.randn(192, 160))
+    layer = Int4Linear(qw)
+    if not layer.unpackable:
+        pytest.skip("this CPU's int4 kernel uses another layout (kernel only)")
+    expected = qw.dequantize().t()
+    outside = layer.dequantize_t().clone()
+    # ``offset = zero - 8 * scale`` and the result are each rounded to bfloat16 once.
+    group = (qw.zeros.float().abs() + 8 * qw.scales.float().abs()).repeat_interleave(32, 1)
+    bound = (group.t() + expected.abs()) * 2**-8
+    assert ((outside.float() - expected).abs() <= bound).all()
+    with dequant_workspace():
+        with dequant_workspace():  # nested blocks share the outer one's buffer
+            inner = layer.dequantize_t().clone()
+        assert torch.equal(layer.dequantize_t(), outside) and torch.equal(inner, outside)
+    assert torch.equal(layer.dequantize_t(), outside)
 
 
 @pytest.mark.parametrize("rows", [1, 100], ids=["decode", "prefill"])
