@@ -1,13 +1,14 @@
-"""One decoder-only Transformer for the GPT-2 and Llama families.
+"""One decoder-only Transformer for the GPT-2, Llama, Qwen, Phi-3 and Gemma 3 families.
 
-The families differ in a few config flags (norm kind, positional scheme, MLP kind, biases),
-not in class trees. Parameter names follow Hugging Face's Llama layout without the ``model.``
+The families differ in config flags (norm kind, positional scheme, MLP kind, biases, query/key
+norms, Gemma's sandwich norms and per-layer sliding windows), not in class trees. Parameter names follow Hugging Face's Llama layout without the ``model.``
 prefix, except that q/k/v and gate/up are fused into ``qkv_proj`` and ``gate_up_proj`` (fewer,
 larger matrix multiplies per token); ``formats/hf.py`` maps checkpoints both ways.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -48,7 +49,7 @@ def activation(name: str, x: torch.Tensor) -> torch.Tensor:
 
 def rope_inv_freq(cfg: ModelConfig) -> torch.Tensor:
     """Inverse frequencies for RoPE, with ``linear`` or ``llama3`` scaling applied."""
-    dim = cfg.head_dim
+    dim = cfg.rotary_dim or cfg.head_dim
     # float32 throughout, as the reference computes it: float64 here shifts long-range angles.
     inv_freq = 1.0 / (cfg.rope_theta ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim))
     scaling = cfg.rope_scaling or {}
@@ -71,13 +72,17 @@ def rope_inv_freq(cfg: ModelConfig) -> torch.Tensor:
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate halves (HF/NeoX layout): x is [1, n, heads, head_dim], cos/sin [n, 1, head_dim].
+    """Rotate halves (HF/NeoX layout): x is [1, n, heads, head_dim], cos/sin [n, 1, rot_dim].
 
     ``sin`` has its first half negated (see ``Transformer.rope``), so the rotation of each
     pair (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin) is ``x * cos + roll(x) * sin``: three
-    kernels per call instead of the six of rotate_half's chunk/neg/cat.
+    kernels per call instead of the six of rotate_half's chunk/neg/cat. With partial rotary
+    (rot_dim < head_dim) only the first rot_dim dims of each head turn.
     """
-    return torch.addcmul(x * cos, x.roll(x.shape[-1] // 2, dims=-1), sin)
+    rot = cos.shape[-1]
+    if rot < x.shape[-1]:
+        return torch.cat((apply_rope(x[..., :rot], cos, sin), x[..., rot:]), dim=-1)
+    return torch.addcmul(x * cos, x.roll(rot // 2, dims=-1), sin)
 
 
 class Attention(nn.Module):
@@ -92,6 +97,10 @@ class Attention(nn.Module):
         qkv = (cfg.num_heads + 2 * cfg.num_kv_heads) * cfg.head_dim
         self.qkv_proj = nn.Linear(cfg.hidden_size, qkv, bias=cfg.qkv_bias)
         self.o_proj = nn.Linear(cfg.num_heads * cfg.head_dim, cfg.hidden_size, bias=cfg.o_bias)
+        self.scale = cfg.attn_scale  # None: SDPA's 1 / sqrt(head_dim)
+        if cfg.qk_norm:
+            self.q_norm = RMSNorm(cfg.head_dim, cfg.norm_eps)
+            self.k_norm = RMSNorm(cfg.head_dim, cfg.norm_eps)
 
     def forward(
         self,
@@ -106,6 +115,8 @@ class Attention(nn.Module):
         heads, kv_heads = self.num_heads, self.num_kv_heads
         qkv = self.qkv_proj(x).view(bsz, n, heads + 2 * kv_heads, self.head_dim)
         qk, v = qkv[:, :, : heads + kv_heads], qkv[:, :, heads + kv_heads :]
+        if hasattr(self, "q_norm"):  # per head, before the rotation
+            qk = torch.cat((self.q_norm(qk[:, :, :heads]), self.k_norm(qk[:, :, heads:])), 2)
         if rope is not None:
             qk = apply_rope(qk, *rope)  # q and k rotated together
         q, k = qk[:, :, :heads].transpose(1, 2), qk[:, :, heads:].transpose(1, 2)
@@ -115,9 +126,13 @@ class Attention(nn.Module):
         gqa = heads != kv_heads
         if mask is None:
             # No cache history (a fresh prefix) -> plain causal; one new token -> sees everything.
-            out = F.scaled_dot_product_attention(q, k, v, is_causal=n > 1, enable_gqa=gqa)
+            out = F.scaled_dot_product_attention(
+                q, k, v, is_causal=n > 1, enable_gqa=gqa, scale=self.scale
+            )
         else:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
+            out = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, enable_gqa=gqa, scale=self.scale
+            )
         return self.o_proj(out.transpose(1, 2).reshape(bsz, n, -1))
 
 
@@ -148,6 +163,10 @@ class Block(nn.Module):
         self.self_attn = Attention(cfg)
         self.post_attention_layernorm = make_norm(cfg)
         self.mlp = MLP(cfg)
+        self.sandwich = cfg.sandwich_norms
+        if self.sandwich:  # Gemma: post_attention_layernorm normalises the attention's output
+            self.pre_feedforward_layernorm = make_norm(cfg)
+            self.post_feedforward_layernorm = make_norm(cfg)
 
     def forward(
         self,
@@ -158,7 +177,12 @@ class Block(nn.Module):
         start: int,
         mask: torch.Tensor | None,
     ) -> torch.Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), rope, cache, layer, start, mask)
+        h = self.self_attn(self.input_layernorm(x), rope, cache, layer, start, mask)
+        if self.sandwich:
+            x = x + self.post_attention_layernorm(h)
+            h = self.mlp(self.pre_feedforward_layernorm(x))
+            return x + self.post_feedforward_layernorm(h)
+        x = x + h
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -183,32 +207,46 @@ class Transformer(nn.Module):
         # moved with the module by .to(); never saved.
         self.register_buffer("rope_cos", None, persistent=False)
         self.register_buffer("rope_sin", None, persistent=False)
+        # Gemma 3's sliding layers: their own base, no scaling (same shape as the above).
+        self.register_buffer("rope_local_cos", None, persistent=False)
+        self.register_buffer("rope_local_sin", None, persistent=False)
+        self.windows = [cfg.layer_window(i) for i in range(cfg.num_layers)]
 
     def tie_weights(self) -> None:
         if self.config.tie_word_embeddings and isinstance(self.embed_tokens, nn.Embedding):
             self.lm_head.weight = self.embed_tokens.weight
 
-    def rope(self, start: int, end: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """cos and sign-folded sin for positions start..end, shaped [n, 1, head_dim]."""
+    def rope(self, start: int, end: int, *, local: bool = False) -> tuple[torch.Tensor, ...]:
+        """cos and sign-folded sin for positions start..end, shaped [n, 1, rot_dim]
+        (``local``: the sliding layers' own tables, where the family has them)."""
         cos = self.rope_cos
         if cos is None or cos.shape[0] < end:
             self._grow_rope(end)
+        if local and self.rope_local_cos is not None:
+            assert self.rope_local_sin is not None
+            return self.rope_local_cos[start:end], self.rope_local_sin[start:end]
         assert self.rope_cos is not None and self.rope_sin is not None
         return self.rope_cos[start:end], self.rope_sin[start:end]
 
     def _grow_rope(self, end: int) -> None:
         have = 0 if self.rope_cos is None else self.rope_cos.shape[0]
         size = min(self.config.context_length, max(end, 2 * have, 256))
+        self.rope_cos, self.rope_sin = self._rope_tables(size, rope_inv_freq(self.config))
+        if self.config.local_rope_theta is not None:
+            local = dataclasses.replace(
+                self.config, rope_theta=self.config.local_rope_theta, rope_scaling=None
+            )
+            self.rope_local_cos, self.rope_local_sin = self._rope_tables(size, rope_inv_freq(local))
+
+    def _rope_tables(self, size: int, inv_freq: torch.Tensor) -> tuple[torch.Tensor, ...]:
         ref: torch.Tensor = self.norm.weight  # type: ignore[assignment]
         device, dtype = ref.device, ref.dtype
-        inv_freq = rope_inv_freq(self.config).to(device)
         t = torch.arange(size, device=device, dtype=torch.float32)
-        freqs = torch.outer(t, inv_freq)
+        freqs = torch.outer(t, inv_freq.to(device))
         emb = torch.cat((freqs, freqs), dim=-1)
         sin = emb.sin()
         sin[:, : sin.shape[1] // 2] *= -1  # see apply_rope
-        self.rope_cos = emb.cos().to(dtype)[:, None, :]
-        self.rope_sin = sin.to(dtype)[:, None, :]
+        return emb.cos().to(dtype)[:, None, :], sin.to(dtype)[:, None, :]
 
     def forward(
         self,
@@ -229,27 +267,48 @@ class Transformer(nn.Module):
             raise ValueError(
                 f"sequence of {end} tokens exceeds context {self.config.context_length}"
             )
+        cfg = self.config
         x = self.embed_tokens(ids)
-        if self.config.positions == "learned":
+        if cfg.embed_scale is not None:  # Gemma: the scale in the activations' dtype, as HF
+            x = x * torch.tensor(cfg.embed_scale, dtype=x.dtype)
+        if cfg.positions == "learned":
             x = x + self.embed_positions.weight[start:end]
-        rope = self.rope(start, end) if self.config.positions == "rope" else None
-        mask = None
-        window = self.config.sliding_window
-        windowed = window is not None and end > window
-        if (start > 0 and n > 1) or windowed:
-            # A chunk after cached history: query i (absolute start+i) sees keys 0..start+i.
-            # SDPA's is_causal aligns top-left for non-square shapes, so build the mask.
-            q_pos = torch.arange(start, end, device=ids.device)[:, None]
-            k_pos = torch.arange(end if cache is not None else n, device=ids.device)[None, :]
-            if cache is None:
-                k_pos = k_pos + start
-            mask = k_pos <= q_pos
-            if window is not None and windowed:
-                mask &= k_pos > q_pos - window
+        rope = self.rope(start, end) if cfg.positions == "rope" else None
+        local_rope = self.rope(start, end, local=True) if cfg.local_rope_theta else rope
+        # One mask per distinct window (Gemma 3 mixes sliding and global layers).
+        masks = {
+            w: self._mask(ids.device, start, end, cache is not None, w) for w in set(self.windows)
+        }
         for i, layer in enumerate(self.layers):
-            x = layer(x, rope, cache, i, start, mask)
+            window = self.windows[i]
+            x = layer(x, local_rope if window else rope, cache, i, start, masks[window])
         if cache is not None:
             cache.length = end
         if last_only:
             x = x[:, -1:]
-        return self.lm_head(self.norm(x))
+        logits = self.lm_head(self.norm(x))
+        if cfg.final_logit_softcapping:
+            cap = cfg.final_logit_softcapping
+            logits = torch.tanh(logits / cap) * cap
+        return logits
+
+    @staticmethod
+    def _mask(
+        device: torch.device, start: int, end: int, cached: bool, window: int | None
+    ) -> torch.Tensor | None:
+        """The attention mask for queries start..end, or None where SDPA's own causal rule (or
+        none, for one new token) is right."""
+        n = end - start
+        windowed = window is not None and end > window
+        if not ((start > 0 and n > 1) or windowed):
+            return None
+        # A chunk after cached history: query i (absolute start+i) sees keys 0..start+i.
+        # SDPA's is_causal aligns top-left for non-square shapes, so build the mask.
+        q_pos = torch.arange(start, end, device=device)[:, None]
+        k_pos = torch.arange(end if cached else n, device=device)[None, :]
+        if not cached:
+            k_pos = k_pos + start
+        mask = k_pos <= q_pos
+        if window is not None and windowed:
+            mask &= k_pos > q_pos - window
+        return mask

@@ -25,7 +25,8 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
     root = tmp_path_factory.mktemp("tiny")
     return {
-        arch: _save(make_hf_model, arch, root) for arch in ("gpt2", "llama", "mistral", "qwen2")
+        arch: _save(make_hf_model, arch, root)
+        for arch in ("gpt2", "llama", "mistral", "qwen2", "qwen3", "gemma3", "phi3")
     }
 
 

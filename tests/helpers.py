@@ -49,8 +49,28 @@ def hf_config(arch: str, vocab: int, **over: Any) -> Any:
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
         bos_token_id=0, eos_token_id=eos, initializer_range=0.3,
     )  # fmt: skip
+    if arch == "gemma3":  # 6 layers: the 6th is global, the others slide (window 8)
+        common |= dict(
+            num_hidden_layers=6, head_dim=16, sliding_window=8, query_pre_attn_scalar=24,
+            hidden_activation="gelu_pytorch_tanh", pad_token_id=1, initializer_range=0.05,
+        )  # fmt: skip
+        common["rope_parameters"] = {
+            "full_attention": {"rope_type": "default", "rope_theta": 1_000_000.0},
+            "sliding_attention": {"rope_type": "default", "rope_theta": 10_000.0},
+        }
+    if arch == "qwen3":
+        common |= dict(head_dim=24)  # not hidden / heads: Qwen 3 states it
+    if arch == "phi3":
+        common |= dict(pad_token_id=1, partial_rotary_factor=0.5)
     common.update(over)
-    cls = {"llama": tf.LlamaConfig, "mistral": tf.MistralConfig, "qwen2": tf.Qwen2Config}[arch]
+    cls = {
+        "llama": tf.LlamaConfig,
+        "mistral": tf.MistralConfig,
+        "qwen2": tf.Qwen2Config,
+        "qwen3": tf.Qwen3Config,
+        "gemma3": tf.Gemma3TextConfig,
+        "phi3": tf.Phi3Config,
+    }[arch]
     return cls(**common)
 
 
@@ -66,12 +86,17 @@ def make_hf_model(arch: str, folder: Path, *, seed: int = 0, **over: Any) -> Any
         "llama": tf.LlamaForCausalLM,
         "mistral": tf.MistralForCausalLM,
         "qwen2": tf.Qwen2ForCausalLM,
+        "qwen3": tf.Qwen3ForCausalLM,
+        "gemma3": tf.Gemma3ForCausalLM,
+        "phi3": tf.Phi3ForCausalLM,
     }[arch]
     model = cls(cfg).eval()
     with torch.no_grad():  # random biases, so the bias code paths are really exercised
         for name, p in model.named_parameters():
             if name.endswith("bias"):
                 p.normal_(0, 0.02)
+            elif name.endswith("norm.weight") and arch in ("gemma3", "qwen3", "phi3"):
+                p.add_(torch.randn_like(p) * 0.2)  # not all ones (or zeros: Gemma's 1 + w)
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder, safe_serialization=True)
     tok.save(str(folder / "tokenizer.json"))

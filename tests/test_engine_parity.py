@@ -10,7 +10,7 @@ from helpers import make_hf_model
 
 import engine
 
-ARCHS = ("gpt2", "llama", "mistral", "qwen2")
+ARCHS = ("gpt2", "llama", "mistral", "qwen2", "qwen3", "gemma3", "phi3")
 TEXT = "Hello world! 你好，世界 😀 The KV cache keeps keys."
 
 
@@ -66,7 +66,7 @@ def test_llama3_rope_scaling_and_tied_embeddings(tmp_path: Path) -> None:
     assert (model.logits(ids) - expected).abs().max().item() < 1e-4
 
 
-@pytest.mark.parametrize("arch", ("gpt2", "qwen2"))
+@pytest.mark.parametrize("arch", ("gpt2", "qwen2", "gemma3", "phi3"))
 def test_saved_checkpoint_loads_in_transformers(
     arch: str, tiny_models: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -94,3 +94,36 @@ def test_mistral_sliding_window_matches_transformers(tmp_path: Path) -> None:
     assert (model.logits(ids) - expected).abs().max().item() < 1e-4
     params = engine.SamplingParams(temperature=0, max_new_tokens=12)
     assert list(model.generate(ids, params, ignore_eos=True)) == _ref_greedy(ref, ids, 12)
+
+
+def test_gemma3_interleaves_sliding_and_global_layers_with_their_own_rope(
+    tiny_models: dict[str, Path],
+) -> None:
+    model = engine.load(tiny_models["gemma3"], dtype="float32")
+    cfg = model.config
+    assert cfg.layer_types == ["sliding_attention"] * 5 + ["full_attention"]
+    assert cfg.local_rope_theta == 10_000.0 and cfg.rope_theta == 1_000_000.0
+    ids = model.tokenizer.encode(TEXT * 2)
+    assert len(ids) > 4 * cfg.sliding_window  # the window is crossed many times
+    ref = _reference(tiny_models["gemma3"])
+    with torch.no_grad():
+        expected = ref(torch.tensor([ids])).logits[0]
+    assert (model.logits(ids) - expected).abs().max().item() < 1e-4
+    # prefill in two pieces (a chunk after cached history) then decode: the same as one pass
+    first = list(model.generate(ids[:50], engine.SamplingParams(max_new_tokens=1)))
+    assert first
+    params = engine.SamplingParams(temperature=0, max_new_tokens=8)
+    assert list(model.generate(ids, params, ignore_eos=True)) == _ref_greedy(ref, ids, 8)
+    assert model.last_stats.reused_tokens == 50
+
+
+def test_qwen2_slides_only_from_max_window_layers_on(tmp_path: Path) -> None:
+    ref = make_hf_model(
+        "qwen2", tmp_path / "m", use_sliding_window=True, sliding_window=8, max_window_layers=1
+    )
+    model = engine.load(tmp_path / "m", dtype="float32")
+    assert [model.config.layer_window(i) for i in range(2)] == [None, 8]
+    ids = model.tokenizer.encode(TEXT)
+    with torch.no_grad():
+        expected = ref(torch.tensor([ids])).logits[0]
+    assert (model.logits(ids) - expected).abs().max().item() < 1e-4

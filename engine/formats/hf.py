@@ -42,13 +42,23 @@ def from_hf(cfg: ModelConfig, tensors: dict[str, Weight]) -> dict[str, Weight]:
     """HF state dict -> ours, with fused projections still in parts (``layers.0.self_attn.
     q_proj.weight``...)."""
     out: dict[str, Weight] = {}
+    offset = cfg.norm_weight_offset
     for name, t in tensors.items():
         if IGNORED.search(name):
             continue
-        if cfg.family == "llama":
-            out[name.removeprefix("model.")] = t
+        if cfg.family == "gpt2":
+            out.update(_gpt2_tensor(cfg, name.removeprefix("transformer."), t))
             continue
-        out.update(_gpt2_tensor(cfg, name.removeprefix("transformer."), t))
+        name = name.removeprefix("model.")
+        if offset and name.endswith("norm.weight"):
+            t = t.float() + offset  # Gemma's RMSNorm multiplies by (1 + weight)
+        m = re.match(
+            r"(layers\.\d+\.)(self_attn\.qkv_proj|mlp\.gate_up_proj)\.(weight|bias)$", name
+        )
+        if m:  # Phi-3 ships these fused: parts here (errors name them), joined by ``fuse``
+            out |= unfuse(cfg, {name: t})
+            continue
+        out[name] = t
     if cfg.tie_word_embeddings:
         out.pop("lm_head.weight", None)
     return out
@@ -162,6 +172,11 @@ def to_hf(cfg: ModelConfig, state: dict[str, Weight]) -> dict[str, Weight]:
     if cfg.tie_word_embeddings:
         state.pop("lm_head.weight", None)
     if cfg.family == "llama":
+        offset = cfg.norm_weight_offset
+        if offset:
+            state = {k: v - offset if k.endswith("norm.weight") else v for k, v in state.items()}
+        if cfg.architecture == "Phi3ForCausalLM":
+            state = fuse(cfg, state)
         return {
             (k if k.startswith("lm_head.") else "model." + k): _contiguous(v)
             for k, v in state.items()
