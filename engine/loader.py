@@ -103,7 +103,18 @@ def load(
     trim_heap()
     model = Model(net, tokenizer, name=name, path=str(path))
     model.warnings = read_warnings(path)
+    if not tokenizer.has_own_template:
+        model.warnings.append(base_model_note(name, tokenizer.template_name))
     return model
+
+
+def base_model_note(name: str, template: str) -> str:
+    """What the user is told about a model without a chat template (most likely a base
+    model: chatting with one is a common surprise)."""
+    return (
+        f"{name} has no chat template, so it is probably a base model: it continues text "
+        f"rather than answering; the chat uses {template} as a fallback"
+    )
 
 
 def read_warnings(path: Path) -> list[str]:

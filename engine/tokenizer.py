@@ -22,6 +22,22 @@ CHATML_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 
+# Gemma's turn format, for Gemma files that ship no template (base models): the tokens are in
+# its vocabulary, and a format the model has seen beats ChatML, which it has not. A system
+# message goes into the first user turn, as Gemma's own template does.
+GEMMA_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% if messages and messages[0]['role'] == 'system' %}"
+    "{% set first = messages[0]['content'] + '\n\n' %}{% set turns = messages[1:] %}"
+    "{% else %}{% set first = '' %}{% set turns = messages %}{% endif %}"
+    "{% for message in turns %}"
+    "{% set role = 'model' if message['role'] == 'assistant' else 'user' %}"
+    "{{ '<start_of_turn>' + role + '\n' + (first if loop.first else '') "
+    "+ message['content'] | trim + '<end_of_turn>\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"
+)
+
 # Tokens that end an assistant turn in the common chat formats.
 END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>")
 
@@ -67,7 +83,13 @@ class Tokenizer:
         self.special_ids: frozenset[int] = frozenset(
             tid for tid, tok in tokenizer.get_added_tokens_decoder().items() if tok.special
         )
-        self._template = _compile(chat_template or CHATML_TEMPLATE)
+        fallback = CHATML_TEMPLATE
+        self.template_name = "the model's own"
+        if chat_template is None:
+            gemma = tokenizer.token_to_id("<start_of_turn>") is not None
+            fallback = GEMMA_TEMPLATE if gemma else CHATML_TEMPLATE
+            self.template_name = "Gemma's turn format" if gemma else "ChatML"
+        self._template = _compile(chat_template or fallback)
 
     @classmethod
     def from_dir(cls, path: Path, eos_ids: Sequence[int] = ()) -> Tokenizer:

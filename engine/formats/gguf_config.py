@@ -13,8 +13,14 @@ from engine.formats.gguf_tokenizer import field_value
 ARCHITECTURES = {
     "llama": "LlamaForCausalLM",
     "qwen2": "Qwen2ForCausalLM",
+    "qwen3": "Qwen3ForCausalLM",
+    "gemma3": "Gemma3ForCausalLM",
+    "phi3": "Phi3ForCausalLM",
     "gpt2": "GPT2LMHeadModel",
 }
+# What llama.cpp hard-codes for Gemma 3 rather than storing in the file.
+GEMMA3_SLIDING_PATTERN = 6  # every 6th layer attends globally
+GEMMA3_LOCAL_ROPE_THETA = 10000.0
 
 
 def hf_config(reader: Any, arch: str, tensors: dict[str, Any], name: str) -> dict[str, Any]:
@@ -37,7 +43,7 @@ def hf_config(reader: Any, arch: str, tensors: dict[str, Any], name: str) -> dic
     )
     common: dict[str, Any] = {
         "architectures": [ARCHITECTURES[arch]],
-        "model_type": arch,
+        "model_type": "gemma3_text" if arch == "gemma3" else arch,
         "vocab_size": vocab,
         "tie_word_embeddings": "output.weight" not in tensors,
         "torch_dtype": "float32",
@@ -70,6 +76,25 @@ def hf_config(reader: Any, arch: str, tensors: dict[str, Any], name: str) -> dic
     }
     if arch == "llama":
         out["attention_bias"] = "blk.0.attn_q.bias" in tensors
+    window = field_value(reader, f"{arch}.attention.sliding_window")
+    if arch == "gemma3":
+        # llama.cpp scales queries by 1/sqrt(head_dim), except for the 27B (62 layers).
+        scalar = hidden // heads if layers == 62 else head_dim
+        pattern = int(get("attention.sliding_window_pattern", GEMMA3_SLIDING_PATTERN))
+        out |= {
+            "hidden_activation": "gelu_pytorch_tanh",
+            "query_pre_attn_scalar": scalar,
+            "sliding_window": int(window or 512),
+            "layer_types": [
+                "sliding_attention" if (i + 1) % pattern else "full_attention"
+                for i in range(layers)
+            ],
+            "rope_local_base_freq": GEMMA3_LOCAL_ROPE_THETA,
+        }
+        del out["hidden_act"]
+    elif arch == "phi3":
+        rotary = int(get("rope.dimension_count", head_dim))
+        out |= {"partial_rotary_factor": rotary / head_dim, "sliding_window": window}
     return out
 
 
@@ -78,6 +103,10 @@ def _rope_scaling(
 ) -> dict[str, Any] | None:
     kind = field_value(reader, f"{arch}.rope.scaling.type")
     factor = field_value(reader, f"{arch}.rope.scaling.factor")
+    if "rope_factors_long.weight" in tensors or kind == "longrope":
+        raise ModelLoadError(
+            f"{name}: unsupported rope scaling 'longrope' (Phi-3 128k); supported: linear, llama3"
+        )
     if "rope_freqs.weight" in tensors:
         # Llama 3.1+: llama.cpp stores the per-frequency divisors, not the HF parameters.
         # Recover them (every Llama 3.x uses these three) and check that they reproduce the table.
