@@ -26,12 +26,13 @@ from chatapp.session import (
     Loader,
     ModelUnavailable,
     ReplyBuffer,
+    ReplyRequest,
     ReplyResult,
     one_line,
 )
 from chatapp.settings import Settings, load_settings
 from chatapp.store import Store, StoreError
-from chatapp.widgets.chat_view import AssistantMessage, ChatView, format_stats
+from chatapp.widgets.chat_view import AssistantMessage, ChatView
 from chatapp.widgets.dialogs import ConfirmScreen, HelpScreen, TextInputScreen
 from chatapp.widgets.history_search import HistorySearch
 from chatapp.widgets.model_picker import ModelPicker
@@ -53,10 +54,10 @@ QUIT_SIGNALS = tuple(
 class ReplyFinished(Message):
     """The reply worker is done (complete, stopped or failed)."""
 
-    def __init__(self, view: AssistantMessage, buffer: ReplyBuffer, result: ReplyResult) -> None:
+    def __init__(self, view: AssistantMessage, request: ReplyRequest, result: ReplyResult) -> None:
         super().__init__()
         self.view = view
-        self.buffer = buffer
+        self.request = request
         self.result = result
 
 
@@ -298,18 +299,25 @@ class ChatApp(App[None]):
         self.refresh_bindings()  # shows Esc "Stop" in the footer
         self.refresh_status()
         self.refresh_sidebar()
-        self._reply(self._cancel, view, self._buffer)
+        self._reply(self.session.begin_reply(), self._cancel, view, self._buffer)
 
     @work(thread=True, exclusive=True, group="reply", exit_on_error=False)
-    def _reply(self, cancel: threading.Event, view: AssistantMessage, buffer: ReplyBuffer) -> None:
+    def _reply(
+        self,
+        request: ReplyRequest,
+        cancel: threading.Event,
+        view: AssistantMessage,
+        buffer: ReplyBuffer,
+    ) -> None:
         self._replies_running.acquire()
         try:
-            result = self.session.run_reply(cancel, buffer.append)
+            result = self.session.run_reply(request, cancel, buffer.append)
         except Exception as e:  # noqa: BLE001 - e.g. the database vanished: one line
             result = ReplyResult("", stopped=False, error=str(e))
         finally:
             self._replies_running.release()
-        self.post_message(ReplyFinished(view, buffer, result))
+        # The session's state is the UI thread's: the result is applied there.
+        self.post_message(ReplyFinished(view, request, result))
 
     async def _flush_tick(self) -> None:
         await self._flush_reply()
@@ -329,6 +337,7 @@ class ChatApp(App[None]):
             await view.append(text)
 
     async def on_reply_finished(self, message: ReplyFinished) -> None:
+        self.session.apply_reply(message.request, message.result)
         if message.view is not self._reply_view:
             return  # a reply of a chat the user has left
         await self._flush_reply()
@@ -418,7 +427,9 @@ class ChatApp(App[None]):
                 await view.add_user(m.content)
             elif m.role == "assistant":
                 meta = " · ".join(
-                    p for p in ("■ stopped" if m.stopped else "", format_stats(m.stats)) if p
+                    p
+                    for p in ("■ stopped" if m.stopped else "", m.stats and m.stats.summary())
+                    if p
                 )
                 widget = await view.add_assistant(m.content, meta)
                 widget.set_class(m.stopped, "stopped")

@@ -12,10 +12,14 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from chatapp.reply_stats import ReplyStats
 from chatapp.settings import SAMPLING_KEYS, Settings, parse_value, sampling_params
 from chatapp.store import Store, StoredMessage, StoreError
+
+if TYPE_CHECKING:
+    from engine.generate import GenerationStats
 
 TITLE_LENGTH = 48
 LAST_MODEL_KEY = "last_model"
@@ -24,7 +28,7 @@ LAST_MODEL_KEY = "last_model"
 class ModelLike(Protocol):
     name: str
     tokenizer: Any
-    last_stats: Any
+    last_stats: GenerationStats
     warnings: list[str]  # one-line notes from loading, shown to the user
 
     @property
@@ -89,22 +93,6 @@ def title_for(prompt: str) -> str:
     return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1] + "…"
 
 
-def stats_dict(model: ModelLike) -> dict[str, Any] | None:
-    """The engine's ``last_stats`` as stored per message (tolerates partial fakes)."""
-    s = getattr(model, "last_stats", None)
-    if s is None:
-        return None
-    return {
-        "model": getattr(model, "name", ""),
-        "prompt_tokens": int(getattr(s, "prompt_tokens", 0)),
-        "reused_tokens": int(getattr(s, "reused_tokens", 0)),
-        "new_tokens": int(getattr(s, "new_tokens", 0)),
-        "time_to_first_token": float(getattr(s, "time_to_first_token", 0.0)),
-        "tokens_per_second": float(getattr(s, "decode_tokens_per_second", 0.0)),
-        "stop_reason": str(getattr(s, "stop_reason", "")),
-    }
-
-
 class ReplyBuffer:
     """Text deltas from the engine thread, taken in batches by the UI's timer: the engine
     never waits for the UI, and the UI gets one update per tick, not one per token."""
@@ -124,11 +112,22 @@ class ReplyBuffer:
         return text
 
 
+@dataclass(frozen=True)
+class ReplyRequest:
+    """What one reply is asked for, taken on the UI thread when the prompt is sent: the
+    worker reads this, the model and the store, never the session's changing state."""
+
+    conversation_id: int | None
+    parent_id: int | None  # the prompt's message id: the reply's parent
+    messages: list[dict[str, str]]
+    sampling: dict[str, Any]
+
+
 @dataclass
 class ReplyResult:
     text: str
     stopped: bool
-    stats: dict[str, Any] | None = None
+    stats: ReplyStats | None = None
     error: str | None = None
     message_id: int | None = None
 
@@ -152,7 +151,7 @@ class ChatSession:
         self.system = settings.system
         self.sampling: dict[str, Any] = dict(settings.sampling)
         self.context_used = 0
-        self.last_stats: dict[str, Any] | None = None
+        self.last_stats: ReplyStats | None = None
 
     # The model -------------------------------------------------------------------------------
 
@@ -272,11 +271,7 @@ class ChatSession:
         self.messages = [{"role": m.role, "content": m.content} for m in stored if m.content]
         self._last_message_id = stored[-1].id if stored else None
         self.last_stats = next((m.stats for m in reversed(stored) if m.stats), None)
-        self.context_used = (
-            self.last_stats["prompt_tokens"] + self.last_stats["new_tokens"]
-            if self.last_stats
-            else 0
-        )
+        self.context_used = self.last_stats.context_used if self.last_stats else 0
         return stored
 
     def add_user_message(self, text: str) -> None:
@@ -306,55 +301,69 @@ class ChatSession:
         system = [{"role": "system", "content": self.system}] if self.system else []
         return system + kept
 
-    def run_reply(self, cancel: threading.Event, emit: Callable[[str], object]) -> ReplyResult:
-        """Stream a reply to the conversation (blocking: call it from a worker thread).
+    def begin_reply(self) -> ReplyRequest:
+        """The request for a reply to the conversation as it is now (UI thread)."""
+        return ReplyRequest(
+            self.conversation_id, self._last_message_id, self.engine_messages(), dict(self.sampling)
+        )
+
+    def run_reply(
+        self, request: ReplyRequest, cancel: threading.Event, emit: Callable[[str], object]
+    ) -> ReplyResult:
+        """Stream the reply to ``request`` (blocking: call it from a worker thread).
 
         Each text delta goes to ``emit`` (e.g. ``ReplyBuffer.append``); the finished reply,
-        complete or stopped, is stored with its stats in one transaction.
+        complete or stopped, is stored with its stats in one transaction. The session's own
+        state is left alone: the UI thread applies the result with ``apply_reply``.
         """
-        conversation_id, messages = self.conversation_id, self.engine_messages()
-        parent_id = self._last_message_id
         model = self.wait_for_model(cancel)
         if model is None:
             if cancel.is_set():
                 return ReplyResult("", stopped=True)
             return ReplyResult("", stopped=False, error=self.model_error or "no model is loaded")
         try:
-            params = self.sampling_params()
+            params = sampling_params(request.sampling)
         except ValueError as e:
             return ReplyResult("", stopped=False, error=str(e))
         parts: list[str] = []
         error = None
         try:
-            for delta in model.chat(messages, params, cancel=cancel):
+            for delta in model.chat(request.messages, params, cancel=cancel):
                 parts.append(delta)
                 emit(delta)
         except Exception as e:  # noqa: BLE001 - context overflow, template errors: one line
             error = one_line(e)
         text = "".join(parts)
-        stats = stats_dict(model)
-        stopped = cancel.is_set() or (stats is not None and stats["stop_reason"] == "cancelled")
+        stats = ReplyStats.from_generation(model.name, model.last_stats)
+        stopped = cancel.is_set() or stats.stop_reason == "cancelled"
         result = ReplyResult(text, stopped=stopped, stats=stats, error=error)
-        if error is not None and not text:
+        if (error is not None and not text) or request.conversation_id is None:
             return result
-        if conversation_id is None:
-            return result
-        current = conversation_id == self.conversation_id
         try:
             result.message_id = self.store.add_message(
-                conversation_id, "assistant", text, parent_id=parent_id, stopped=stopped,
-                stats=stats,
+                request.conversation_id, "assistant", text, parent_id=request.parent_id,
+                stopped=stopped, stats=stats,
             )  # fmt: skip
         except (sqlite3.Error, StoreError) as e:  # e.g. the disk is full: keep the reply shown
             result.error = f"the reply could not be saved ({one_line(e)})"
-            return result
-        if current:  # the user may have moved to another chat meanwhile
-            self._last_message_id = result.message_id
-            self.messages.append({"role": "assistant", "content": text})
-            if stats is not None:
-                self.last_stats = stats
-                self.context_used = stats["prompt_tokens"] + stats["new_tokens"]
         return result
+
+    def apply_reply(self, request: ReplyRequest, result: ReplyResult) -> bool:
+        """Add a stored reply to the conversation (UI thread). Only when the conversation is
+        still where the request left it: the user may have moved to another chat meanwhile,
+        and a reply belongs to the chat it was asked in. True when applied."""
+        if (
+            result.message_id is None
+            or request.conversation_id != self.conversation_id
+            or request.parent_id != self._last_message_id
+        ):
+            return False
+        self._last_message_id = result.message_id
+        self.messages.append({"role": "assistant", "content": result.text})
+        if result.stats is not None:
+            self.last_stats = result.stats
+            self.context_used = result.stats.context_used
+        return True
 
 
 def one_line(e: BaseException) -> str:

@@ -13,10 +13,11 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from chatapp.reply_stats import ReplyStats
 from engine.paths import data_dir
 
 MIGRATIONS: list[str] = [
@@ -89,18 +90,11 @@ class StoredMessage:
     role: str
     content: str
     stopped: bool
-    stats: dict[str, Any] | None = None
+    stats: ReplyStats | None = None
 
 
-STATS_FIELDS = (
-    "model",
-    "prompt_tokens",
-    "reused_tokens",
-    "new_tokens",
-    "time_to_first_token",
-    "tokens_per_second",
-    "stop_reason",
-)
+# The message_stats columns: ReplyStats' fields, by the same names.
+STATS_FIELDS = tuple(f.name for f in fields(ReplyStats))
 
 
 class Store:
@@ -258,7 +252,7 @@ class Store:
         *,
         parent_id: int | None = None,
         stopped: bool = False,
-        stats: dict[str, Any] | None = None,
+        stats: ReplyStats | None = None,
     ) -> int:
         """Append one complete message (and its stats) in one transaction."""
         now = time.time()
@@ -270,9 +264,7 @@ class Store:
             )
             message_id = int(cur.lastrowid or 0)
             if stats is not None:
-                values = [
-                    stats.get(k, "" if k in ("model", "stop_reason") else 0) for k in STATS_FIELDS
-                ]
+                values = astuple(stats)
                 db.execute(
                     f"INSERT INTO message_stats (message_id, {', '.join(STATS_FIELDS)})"
                     f" VALUES (?, {', '.join('?' * len(STATS_FIELDS))})",
@@ -295,7 +287,11 @@ class Store:
             ).fetchall()
         out = []
         for r in rows:
-            stats = {k: r[f"s_{k}"] for k in STATS_FIELDS} if r["has_stats"] is not None else None
+            stats = (
+                ReplyStats.from_row({k: r[f"s_{k}"] for k in STATS_FIELDS})
+                if r["has_stats"] is not None
+                else None
+            )
             out.append(
                 StoredMessage(
                     id=r["id"],

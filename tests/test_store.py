@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from chatapp.reply_stats import ReplyStats
 from chatapp.store import SCHEMA_VERSION, Store, StoreError, db_path
 
 
@@ -44,13 +45,13 @@ def test_messages_keep_order_parents_and_stats(tmp_path: Path) -> None:
     cid = store.create_conversation("hi", "smollm2", "be nice", {"temperature": 0.5})
     u = store.add_message(cid, "user", "hi")
     a = store.add_message(
-        cid, "assistant", "hello", parent_id=u, stats={"new_tokens": 3, "stop_reason": "eos"}
+        cid, "assistant", "hello", parent_id=u, stats=ReplyStats(new_tokens=3, stop_reason="eos")
     )
     msgs = store.messages(cid)
     assert [(m.id, m.parent_id, m.role) for m in msgs] == [(u, None, "user"), (a, u, "assistant")]
     assert msgs[0].stats is None
     assert msgs[1].stats is not None
-    assert (msgs[1].stats["new_tokens"], msgs[1].stats["stop_reason"]) == (3, "eos")
+    assert (msgs[1].stats.new_tokens, msgs[1].stats.stop_reason) == (3, "eos")
     conv = store.get_conversation(cid)
     assert conv is not None and conv.params == {"temperature": 0.5} and conv.system == "be nice"
     store.delete_conversation(cid)

@@ -63,8 +63,9 @@ async def test_reply_streams_into_the_chat_and_is_stored_with_stats(chatapp_home
         view = await reply_done(pilot, app)
         assert view.text == "Use [bold]x[/] and **y**."  # Rich markup is kept as text
         assert [str(u.render()) for u in app.query(UserMessage)] == ["hello there"]
-        assert "42.0 tok/s" in status(app) and "3 tok " in status(app)
+        assert "42.0 tok/s" in status(app) and "3 tokens " in status(app)
         assert "TTFT 125 ms" in status(app)
+        assert str(view.meta.render()) == "3 tokens · 42.0 tok/s · TTFT 125 ms"  # one wording
         assert model.calls[-1] == [{"role": "user", "content": "hello there"}]
         assert app.prompt.text == ""
     store = Store(chatapp_home / "chatapp.db")
@@ -76,7 +77,7 @@ async def test_reply_streams_into_the_chat_and_is_stored_with_stats(chatapp_home
         ("assistant", "Use [bold]x[/] and **y**."),
     ]
     assert msgs[1].parent_id == msgs[0].id
-    assert msgs[1].stats is not None and msgs[1].stats["new_tokens"] == 3
+    assert msgs[1].stats is not None and msgs[1].stats.new_tokens == 3
 
 
 @async_test
@@ -455,9 +456,9 @@ async def test_a_tiny_real_model_streams_a_reply_with_stats(tiny_models: dict[st
         view = await reply_done(pilot, app)
         assert app.session.model is not None and app.session.model.name == "llama"
         stats = app.session.last_stats
-        assert stats is not None and 0 < stats["new_tokens"] <= 24
+        assert stats is not None and 0 < stats.new_tokens <= 24
         assert view.text  # random weights: gibberish, but streamed text
-        assert f"{stats['new_tokens']} tok " in status(app)
+        assert f"{stats.new_tokens} tokens " in status(app)
         assert f"/{app.session.model.context_length}" in status(app)
     (conv,) = Store().list_conversations()
     assert Store().messages(conv.id)[-1].content == view.text
@@ -626,3 +627,46 @@ async def test_the_context_gauge_never_shows_more_than_the_context() -> None:
         app.session.context_used = 17  # a reply that ran into the end of the context
         app.refresh_status()
         assert "ctx 16/16" in status(app)
+
+
+@async_test
+async def test_a_reply_finishing_after_the_user_switched_chats_stays_in_its_own_chat() -> None:
+    """The reply is stored in the chat it was asked in; the chat the user switched to meanwhile
+    gets neither the reply nor a parent link into the other chat."""
+    app, model = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await send(pilot, app, "chat b")
+        await reply_done(pilot, app)
+        chat_b = app.session.conversation_id
+        assert chat_b is not None
+        await pilot.press("ctrl+n")
+        await wait_until(pilot, lambda: not app.query(UserMessage))
+
+        storing, release = threading.Event(), threading.Event()
+        real = app.store.add_message
+
+        def slow(conversation_id: int, role: str, content: str, **kw: object) -> int:
+            if role == "assistant":  # the reply is done: hold it until the user has moved on
+                storing.set()
+                release.wait(10)
+            return real(conversation_id, role, content, **kw)  # type: ignore[arg-type]
+
+        app.store.add_message = slow  # type: ignore[method-assign]
+        await send(pilot, app, "chat a")
+        await wait_until(pilot, storing.is_set)
+        chat_a = app.session.conversation_id
+        await app.open_conversation(chat_b)
+        release.set()
+        await wait_until(pilot, lambda: len(Store().messages(chat_a)) == 2)  # type: ignore[arg-type]
+        app.store.add_message = real  # type: ignore[method-assign]
+        await send(pilot, app, "next")
+        await reply_done(pilot, app, 2)
+        assert model.calls[-1] == [
+            {"role": "user", "content": "chat b"},
+            {"role": "assistant", "content": "Hello, world!"},
+            {"role": "user", "content": "next"},
+        ]
+    stored = Store().messages(chat_b)
+    assert [m.content for m in stored] == ["chat b", "Hello, world!", "next", "Hello, world!"]
+    assert [m.parent_id for m in stored[1:]] == [m.id for m in stored[:-1]]

@@ -11,15 +11,7 @@ from typing import Any
 
 from textual.pilot import Pilot
 
-
-@dataclass
-class FakeStats:
-    prompt_tokens: int = 0
-    reused_tokens: int = 0
-    new_tokens: int = 0
-    time_to_first_token: float = 0.0
-    decode_tokens_per_second: float = 0.0
-    stop_reason: str = ""
+from engine.generate import GenerationStats
 
 
 @dataclass
@@ -36,7 +28,7 @@ class FakeModel:
     gate: threading.Event | None = None
     pause_after: int = 0
     tokenizer: Any = None
-    last_stats: FakeStats = field(default_factory=FakeStats)
+    last_stats: GenerationStats = field(default_factory=GenerationStats)
     calls: list[list[dict[str, str]]] = field(default_factory=list)
     params: list[Any] = field(default_factory=list)
 
@@ -45,7 +37,7 @@ class FakeModel:
     ) -> Iterator[str]:
         self.calls.append([dict(m) for m in messages])
         self.params.append(params)
-        stats = FakeStats(prompt_tokens=10 * len(messages), stop_reason="eos")
+        stats = GenerationStats(prompt_tokens=10 * len(messages), stop_reason="eos")
         self.last_stats = stats
         for i, chunk in enumerate(self.chunks):
             if self.gate is not None and i == self.pause_after:
@@ -60,7 +52,7 @@ class FakeModel:
             stats.new_tokens += 1
             if i == 0:
                 stats.time_to_first_token = 0.125
-            stats.decode_tokens_per_second = 42.0
+            stats.decode_seconds = (stats.new_tokens - 1) / 42.0  # 42 tok/s
             yield chunk
 
 
