@@ -33,7 +33,13 @@ from chatapp.session import (
 from chatapp.settings import Settings, load_settings
 from chatapp.store import Store, StoreError
 from chatapp.widgets.chat_view import AssistantMessage, ChatView
-from chatapp.widgets.dialogs import ConfirmScreen, HelpScreen, TextInputScreen
+from chatapp.widgets.dialogs import (
+    ConfirmScreen,
+    HelpScreen,
+    KeySection,
+    TextInputScreen,
+    key_rows,
+)
 from chatapp.widgets.history_search import HistorySearch
 from chatapp.widgets.model_picker import ModelPicker
 from chatapp.widgets.prompt import PromptInput
@@ -73,15 +79,21 @@ class ChatApp(App[None]):
     CSS_PATH = "chatapp.tcss"
     TITLE = "chatapp"
     COMMANDS = App.COMMANDS | {ChatCommands}
+    # The footer shows the descriptions; F1's help shows the tooltips (see ``key_help``).
     BINDINGS = [
-        Binding("ctrl+c", "stop_reply", "Stop", show=False, priority=True),
-        Binding("escape", "stop_reply", "Stop"),
-        Binding("ctrl+n", "new_chat", "New chat"),
-        Binding("ctrl+b", "toggle_sidebar", "Chats"),
-        Binding("ctrl+o", "pick_model", "Model"),
-        Binding("ctrl+r", "search_history", "History", priority=True),
-        Binding("f1", "show_help", "Help"),
-        Binding("question_mark", "show_help", "Help", show=False),
+        Binding("escape", "stop_reply", "Stop", tooltip="stop the reply"),
+        Binding(
+            "ctrl+c", "stop_reply", "Stop", show=False, priority=True, tooltip="stop the reply"
+        ),
+        Binding("ctrl+n", "new_chat", "New chat", tooltip="new conversation"),
+        Binding("ctrl+b", "toggle_sidebar", "Chats", tooltip="show / hide the conversations"),
+        Binding("ctrl+o", "pick_model", "Model", tooltip="pick a model"),
+        Binding(
+            "ctrl+r", "search_history", "History", priority=True, tooltip="search past prompts"
+        ),  # fmt: skip
+        Binding("f1", "show_help", "Help", tooltip="this help"),
+        Binding("question_mark", "show_help", "Help", show=False, tooltip="this help"),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True, tooltip="quit"),
     ]
 
     def __init__(
@@ -219,25 +231,24 @@ class ChatApp(App[None]):
         else:
             state = ""
         model = session.model
-        name = getattr(model, "name", "") if model is not None else ""
+        name = model.name if model is not None else ""
         self.query_one(StatusBar).show(
             model=name or Path(session.model_source).name or session.model_source,
             state=state,
             settings=session.describe_settings() if model is not None else dict(session.sampling),
             context_used=session.context_used,
-            context_size=getattr(model, "context_length", None) if model is not None else None,
+            context_size=model.context_length if model is not None else None,
             stats=session.last_stats,
         )
 
     def describe(self) -> str:
         s = self.session
         model = s.model
-        parts = [f"model: {getattr(model, 'name', '') or s.model_source or 'none'}"]
+        parts = [f"model: {(model.name if model else '') or s.model_source or 'none'}"]
         if model is not None:
             parts.append(f"context {s.context_used}/{model.context_length}")
-            path = getattr(model, "path", "")
-            if path:
-                parts.append(f"from {path}")
+            if model.path:
+                parts.append(f"from {model.path}")
         settings = s.describe_settings() if model is not None else s.sampling
         parts.append(" ".join(f"{k}={v}" for k, v in settings.items()) or "engine defaults")
         parts.append(f"system: {s.system!r}" if s.system else "no system prompt")
@@ -477,7 +488,16 @@ class ChatApp(App[None]):
     def action_show_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             return
-        self.push_screen(HelpScreen([(c.usage, c.help) for c in COMMANDS]))
+        self.push_screen(HelpScreen(self.key_help(), [(c.usage, c.help) for c in COMMANDS]))
+
+    def key_help(self) -> list[KeySection]:
+        """F1's key table, read from the bindings of the app, the prompt and the chat list."""
+        palette = Binding(self.COMMAND_PALETTE_BINDING, "command_palette", "command palette")
+        return [
+            ("Keys", key_rows([*self.BINDINGS, palette])),
+            ("In the prompt", key_rows([*PromptInput.OWN_KEYS, *PromptInput.BINDINGS])),
+            ("In the chat list (Ctrl+B)", key_rows(ConversationList.BINDINGS)),
+        ]
 
     def on_prompt_input_help_requested(self) -> None:
         self.action_show_help()
@@ -489,7 +509,8 @@ class ChatApp(App[None]):
                 self.switch_model(name)
             self.prompt.focus()
 
-        current = getattr(self.session.model, "name", "") or self.session.model_source
+        model = self.session.model
+        current = (model.name if model is not None else "") or self.session.model_source
         self.push_screen(ModelPicker(self._list_models, current), chosen)
 
     def action_search_history(self) -> None:

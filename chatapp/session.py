@@ -14,9 +14,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from chatapp.model_choice import resolve_model_source
 from chatapp.reply_stats import ReplyStats
 from chatapp.settings import SAMPLING_KEYS, Settings, parse_value, sampling_params
 from chatapp.store import Store, StoredMessage, StoreError
+from engine.errors import ModelLoadError
 
 if TYPE_CHECKING:
     from engine.generate import GenerationStats
@@ -26,7 +28,10 @@ LAST_MODEL_KEY = "last_model"
 
 
 class ModelLike(Protocol):
+    """The part of ``engine.Model`` the chat uses."""
+
     name: str
+    path: str  # where it was loaded from ("" when not from disk)
     tokenizer: Any
     last_stats: GenerationStats
     warnings: list[str]  # one-line notes from loading, shown to the user
@@ -54,38 +59,6 @@ def engine_loader(source: str) -> ModelLike:
     import engine
 
     return engine.load(source)
-
-
-def resolve_model_source(
-    explicit: str | None, configured: str | None, last_used: str | None
-) -> str:
-    """Which model to load: ``--model``, else config.toml's ``model``, else the last one used
-    (if it still exists), else the embedded default, else any installed model."""
-    if explicit:
-        return explicit
-    if configured:
-        return configured
-    from engine.errors import ModelLoadError
-    from engine.registry import list_models, resolve_source
-
-    if last_used:
-        try:
-            resolve_source(last_used)
-            return last_used
-        except ModelLoadError:
-            pass
-    from chatapp.assets import default_model_path
-
-    default = default_model_path()
-    if default is not None:
-        return str(default)
-    installed = list_models()
-    if installed:
-        return installed[0].name
-    raise ModelUnavailable(
-        "no model installed yet: run `chatapp pull smollm2` or `chatapp import FILE`, "
-        "or type /model PATH"
-    )
 
 
 def title_for(prompt: str) -> str:
@@ -179,9 +152,12 @@ class ChatSession:
         ModelUnavailable with a one-line reason.
         """
         try:
-            source = resolve_model_source(
-                explicit, self.settings.model, self.store.get_state(LAST_MODEL_KEY)
-            )
+            try:
+                source = resolve_model_source(
+                    explicit, self.settings.model, self.store.get_state(LAST_MODEL_KEY)
+                )
+            except ModelLoadError as e:  # nothing to load at all: say how to get a model
+                raise ModelUnavailable(f"{e}, or type /model PATH") from None
             if serial == self._load_serial:
                 self.model_source = source
             model = self._loader(source)
@@ -190,7 +166,7 @@ class ChatSession:
             raise
         except Exception as e:  # noqa: BLE001 - engine.ModelLoadError and anything unexpected
             message = one_line(e)
-            if type(e).__name__ != "ModelLoadError":
+            if not isinstance(e, ModelLoadError):
                 message = f"could not load {explicit or self.model_source}: {message}"
             self._finish_load(serial, None, message)
             raise ModelUnavailable(message) from None

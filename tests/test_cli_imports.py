@@ -76,3 +76,18 @@ def test_the_chat_without_a_terminal_says_to_use_ask(tmp_path: Path) -> None:
     assert out.stdout == ""
     assert "needs a terminal" in out.stderr and "chatapp ask" in out.stderr
     assert out.stderr.count("\n") == 1
+
+
+def test_a_training_module_imports_only_what_it_uses() -> None:
+    """``engine.train``'s modules import each other by path, not through the package: loading
+    the data module loads neither the trainer nor the pipeline."""
+    mods = modules_after("import engine.train.data")
+    assert {"engine.train", "engine.train.data"} <= mods
+    assert not {"engine.train.pipeline", "engine.train.trainer"} & mods
+
+
+def test_every_public_training_name_resolves() -> None:
+    import engine.train
+
+    for name in engine.train.__all__:
+        assert getattr(engine.train, name) is not None

@@ -670,3 +670,14 @@ async def test_a_reply_finishing_after_the_user_switched_chats_stays_in_its_own_
     stored = Store().messages(chat_b)
     assert [m.content for m in stored] == ["chat b", "Hello, world!", "next", "Hello, world!"]
     assert [m.parent_id for m in stored[1:]] == [m.id for m in stored[:-1]]
+
+
+def test_the_help_table_is_read_from_the_bindings() -> None:
+    app, _ = make_app()
+    rows = dict(row for _, section in app.key_help() for row in section)
+    assert rows["Esc / Ctrl+C"] == "stop the reply"
+    assert rows["F1 / ?"] == "this help"
+    assert rows["Up / Down"].startswith("earlier prompts")
+    assert rows["Del / D"] == "delete it"
+    for binding in ChatApp.BINDINGS:  # a new binding is in the help without a second table
+        assert binding.tooltip in rows.values()  # type: ignore[union-attr]

@@ -22,6 +22,7 @@ class FakeModel:
     chunks: Sequence[str] = ("Hello", ", ", "world", "!")
     delay: float = 0.0
     name: str = "fake"
+    path: str = ""
     weight_format: str = "fake"
     warnings: list[str] = field(default_factory=list)
     context_length: int = 2048

@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any
 
-from chatapp.cli import add_quant_option
+from chatapp.cli import add_quant_option, error
 
 
 def register(subs: Any, parser: argparse.ArgumentParser) -> None:
@@ -37,11 +37,6 @@ def register(subs: Any, parser: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--json", action="store_true", help='print {"reply", "model", "stats"}')
     p.set_defaults(func=cmd_ask)
-
-
-def error(message: str) -> int:
-    print(f"chatapp: error: {message}", file=sys.stderr)
-    return 1
 
 
 def read_prompt(prompt: str) -> str:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chatapp.cli import add_quant_option
+from chatapp.cli import add_quant_option, error
 from chatapp.units import human_count, human_size
 
 if TYPE_CHECKING:  # rich is imported when a command runs, not for ``chatapp --help``
@@ -49,13 +49,6 @@ def register(subs: Any, parser: argparse.ArgumentParser) -> None:
 
 
 SHORT_DTYPES = {"float32": "f32", "bfloat16": "bf16", "float16": "f16"}
-
-
-def error(message: str) -> int:
-    from chatapp.console_text import printable
-
-    print(f"chatapp: error: {printable(message)}", file=sys.stderr)
-    return 1
 
 
 def _text(value: object) -> Any:

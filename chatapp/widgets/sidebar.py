@@ -16,8 +16,9 @@ from chatapp.store import Conversation
 
 class ConversationList(OptionList):
     BINDINGS = [
-        Binding("r", "rename", "Rename"),
-        Binding("delete,d", "delete", "Delete"),
+        Binding("enter", "select", "Open", show=False, tooltip="open the chat"),
+        Binding("r", "rename", "Rename", tooltip="rename it"),
+        Binding("delete,d", "delete", "Delete", tooltip="delete it"),
     ]
 
     class Action(Message):
