@@ -35,9 +35,9 @@ def engine_alone(model: str, tokens: int) -> float:
 
 def through_tui(model: str, tokens: int) -> float:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from chatapp.app import ChatApp
-    from chatapp.settings import Settings
-    from chatapp.widgets.chat_view import AssistantMessage
+    from chatapp.core.settings import Settings
+    from chatapp.tui.app import ChatApp
+    from chatapp.tui.widgets.chat_view import AssistantMessage
 
     settings = Settings(sampling={"temperature": 0.0, "max_tokens": tokens})
 

@@ -171,9 +171,9 @@ def test_a_turn_without_a_reply_does_not_break_role_alternation(
     reply; the next turn must still render with a template that enforces alternation."""
     import threading
 
-    from chatapp.session import ChatSession
-    from chatapp.settings import Settings
-    from chatapp.store import Store
+    from chatapp.core.session import ChatSession
+    from chatapp.core.settings import Settings
+    from chatapp.core.store import Store
 
     d = shutil.copytree(tiny_models["llama"], tmp_path / "m")
     (d / "chat_template.jinja").write_text(ALTERNATING)

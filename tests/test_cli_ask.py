@@ -14,8 +14,8 @@ import engine
 from chatapp.cli import ask as ask_mod
 from chatapp.cli import main
 from chatapp.console_text import strip_control
-from chatapp.model_choice import resolve_model_source
-from chatapp.model_import import import_model
+from chatapp.models.choice import resolve_model_source
+from chatapp.models.importer import import_model
 
 
 class TtyInput(io.StringIO):
@@ -175,7 +175,7 @@ def test_sampling_options_reach_the_model(monkeypatch: pytest.MonkeyPatch) -> No
 def test_config_toml_gives_the_defaults_and_flags_override_them(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from chatapp.settings import config_path
+    from chatapp.core.settings import config_path
 
     config_path().parent.mkdir(parents=True, exist_ok=True)
     config_path().write_text(
@@ -204,7 +204,7 @@ def test_config_toml_gives_the_defaults_and_flags_override_them(
 def test_a_broken_config_toml_is_one_warning_line_and_defaults(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from chatapp.settings import config_path
+    from chatapp.core.settings import config_path
 
     config_path().parent.mkdir(parents=True, exist_ok=True)
     config_path().write_text("model = [unclosed\n")
@@ -217,7 +217,7 @@ def test_a_broken_config_toml_is_one_warning_line_and_defaults(
 
 
 def test_a_bad_value_in_config_toml_names_the_file(capsys: pytest.CaptureFixture[str]) -> None:
-    from chatapp.settings import config_path
+    from chatapp.core.settings import config_path
 
     config_path().parent.mkdir(parents=True, exist_ok=True)
     config_path().write_text("[sampling]\ntemperature = -1\n")

@@ -28,7 +28,7 @@ def modules_after(code: str) -> set[str]:
     [
         "import chatapp.cli; chatapp.cli.build_parser()",
         "import engine.paths, engine.errors",
-        "import chatapp.store, chatapp.settings; chatapp.store.db_path(); chatapp.settings.config_path()",
+        "import chatapp.core.store, chatapp.core.settings; chatapp.core.store.db_path(); chatapp.core.settings.config_path()",
     ],
 )
 def test_the_command_line_and_paths_do_not_import_torch(code: str) -> None:

@@ -10,13 +10,13 @@ from textual.widgets import Label, TextArea
 from textual.widgets.text_area import Selection
 from tui_fakes import FakeModel, async_test, fake_loader, wait_until
 
-from chatapp.app import ChatApp
-from chatapp.store import Store
-from chatapp.widgets.chat_view import AssistantMessage, Notice, UserMessage
-from chatapp.widgets.dialogs import ConfirmScreen, HelpScreen
-from chatapp.widgets.history_search import HistorySearch
-from chatapp.widgets.prompt import PromptInput
-from chatapp.widgets.status_bar import StatusBar
+from chatapp.core.store import Store
+from chatapp.tui.app import ChatApp
+from chatapp.tui.screens.dialogs import ConfirmScreen, HelpScreen
+from chatapp.tui.screens.history_search import HistorySearch
+from chatapp.tui.widgets.chat_view import AssistantMessage, Notice, UserMessage
+from chatapp.tui.widgets.prompt import PromptInput
+from chatapp.tui.widgets.status_bar import StatusBar
 
 SIZE = (100, 32)
 
@@ -195,7 +195,7 @@ async def test_a_model_load_error_is_one_readable_line() -> None:
 async def test_without_any_model_the_app_says_how_to_get_one() -> None:
     app = ChatApp(None)  # the real resolution: nothing configured, used, embedded or installed
     app.session._loader = fake_loader(FakeModel())
-    import chatapp.assets as assets
+    import chatapp.models.assets as assets
 
     original = assets.default_model_path
     assets.default_model_path = lambda: None  # type: ignore[assignment]

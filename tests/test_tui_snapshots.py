@@ -9,9 +9,9 @@ from typing import Any
 
 from tui_fakes import FakeModel, fake_loader, wait_until
 
-from chatapp.app import ChatApp
-from chatapp.settings import Settings
-from chatapp.widgets.chat_view import AssistantMessage
+from chatapp.core.settings import Settings
+from chatapp.tui.app import ChatApp
+from chatapp.tui.widgets.chat_view import AssistantMessage
 
 SIZE = (100, 30)
 REPLY = [

@@ -75,7 +75,7 @@ def _utf8(text: str, what: str) -> str:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from chatapp.settings import SAMPLING_KEYS, config_path, load_settings, sampling_params
+    from chatapp.core.settings import SAMPLING_KEYS, config_path, load_settings, sampling_params
 
     settings, warning = load_settings()
     if warning:
@@ -113,7 +113,7 @@ def _answer(
     """Load the model and stream the reply to stdout; the exit code."""
     import engine
     from chatapp.console_text import strip_control
-    from chatapp.model_choice import resolve_model_source
+    from chatapp.models.choice import resolve_model_source
 
     out = sys.stdout
     parts: list[str] = []

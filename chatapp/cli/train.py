@@ -184,7 +184,7 @@ def _train(args: argparse.Namespace) -> int:
         summary["eval"] = run_eval(out, Path(eval_file), recipe.get("eval", {}), quiet=args.json)
     export = args.export or (base_dir / recipe["export"] if "export" in recipe else None)
     if export is not None:
-        from chatapp.model_card import export_model
+        from chatapp.models.card import export_model
 
         export_model(out, Path(export), summary, recipe_path=args.recipe)
         summary["exported"] = str(export)

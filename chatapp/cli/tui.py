@@ -27,8 +27,8 @@ def run_tui(args: argparse.Namespace) -> int:
             'the chat needs a terminal (stdin and stdout); for scripts use `chatapp ask "PROMPT"`',
             code=2,
         )
-    from chatapp.app import ChatApp
-    from chatapp.store import StoreError
+    from chatapp.core.store import StoreError
+    from chatapp.tui.app import ChatApp
 
     try:
         app = ChatApp(model=getattr(args, "model", None))

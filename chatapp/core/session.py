@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from chatapp.model_choice import resolve_model_source
-from chatapp.reply_stats import ReplyStats
-from chatapp.settings import SAMPLING_KEYS, Settings, parse_value, sampling_params
-from chatapp.store import Store, StoredMessage, StoreError
+from chatapp.core.reply_stats import ReplyStats
+from chatapp.core.settings import SAMPLING_KEYS, Settings, parse_value, sampling_params
+from chatapp.core.store import Store, StoredMessage, StoreError
+from chatapp.models.choice import resolve_model_source
 from engine.errors import ModelLoadError
 
 if TYPE_CHECKING:

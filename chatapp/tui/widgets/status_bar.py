@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from chatapp.console_text import printable
-from chatapp.reply_stats import ReplyStats
+from chatapp.core.reply_stats import ReplyStats
 
 SHORT = {"temperature": "temp", "repetition_penalty": "rep", "max_tokens": "max"}
 OFF: dict[str, Any] = {"min_p": 0.0, "repetition_penalty": 1.0, "seed": None}  # hidden when off

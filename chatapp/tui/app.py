@@ -19,9 +19,8 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Footer, OptionList
 
-from chatapp.commands import COMMANDS, ChatCommands, CommandError
 from chatapp.console_text import printable, strip_control
-from chatapp.session import (
+from chatapp.core.session import (
     ChatSession,
     Loader,
     ModelUnavailable,
@@ -30,21 +29,22 @@ from chatapp.session import (
     ReplyResult,
     one_line,
 )
-from chatapp.settings import Settings, load_settings
-from chatapp.store import Store, StoreError
-from chatapp.widgets.chat_view import AssistantMessage, ChatView
-from chatapp.widgets.dialogs import (
+from chatapp.core.settings import Settings, load_settings
+from chatapp.core.store import Store, StoreError
+from chatapp.tui.commands import COMMANDS, ChatCommands, CommandError
+from chatapp.tui.screens.dialogs import (
     ConfirmScreen,
     HelpScreen,
     KeySection,
     TextInputScreen,
     key_rows,
 )
-from chatapp.widgets.history_search import HistorySearch
-from chatapp.widgets.model_picker import ModelPicker
-from chatapp.widgets.prompt import PromptInput
-from chatapp.widgets.sidebar import ConversationList, Sidebar
-from chatapp.widgets.status_bar import StatusBar
+from chatapp.tui.screens.history_search import HistorySearch
+from chatapp.tui.screens.model_picker import ModelPicker
+from chatapp.tui.widgets.chat_view import AssistantMessage, ChatView
+from chatapp.tui.widgets.prompt import PromptInput
+from chatapp.tui.widgets.sidebar import ConversationList, Sidebar
+from chatapp.tui.widgets.status_bar import StatusBar
 
 # Streamed text reaches the screen in batches: at least FLUSH_SECONDS apart, and further apart
 # when the Markdown view gets costly (long replies), so that rendering never takes more than

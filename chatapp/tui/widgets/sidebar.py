@@ -11,7 +11,7 @@ from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
 from chatapp.console_text import printable
-from chatapp.store import Conversation
+from chatapp.core.store import Conversation
 
 
 class ConversationList(OptionList):

@@ -31,7 +31,7 @@ def resolve_model_source(
             return last_used
         except ModelLoadError:
             pass
-    from chatapp.assets import default_model_path
+    from chatapp.models.assets import default_model_path
 
     default = default_model_path()
     if default is not None:

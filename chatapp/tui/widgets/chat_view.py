@@ -8,7 +8,7 @@ from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
 from chatapp.console_text import printable
-from chatapp.session import ReplyResult
+from chatapp.core.session import ReplyResult
 
 
 class UserMessage(Static):

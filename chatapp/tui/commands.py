@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from chatapp.settings import SAMPLING_KEYS
+from chatapp.core.settings import SAMPLING_KEYS
 
 if TYPE_CHECKING:
-    from chatapp.app import ChatApp
+    from chatapp.tui.app import ChatApp
 
 Handler = Callable[["ChatApp", str], "Awaitable[None] | None"]
 Completer = Callable[["ChatApp", str], list[str]]
