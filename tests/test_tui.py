@@ -6,12 +6,14 @@ import threading
 from pathlib import Path
 
 import pytest
+from textual.command import CommandList
 from textual.widgets import Label, TextArea
 from textual.widgets.text_area import Selection
 from tui_fakes import FakeModel, async_test, fake_loader, wait_until
 
 from chatapp.core.store import Store
 from chatapp.tui.app import ChatApp
+from chatapp.tui.reply_stream import FLUSH_MAX_SECONDS, FLUSH_SECONDS, ReplyStream, next_delay
 from chatapp.tui.screens.dialogs import ConfirmScreen, HelpScreen
 from chatapp.tui.screens.history_search import HistorySearch
 from chatapp.tui.widgets.chat_view import AssistantMessage, Notice, UserMessage
@@ -81,27 +83,44 @@ async def test_reply_streams_into_the_chat_and_is_stored_with_stats(chatapp_home
 
 
 @async_test
-async def test_updates_are_batched_not_one_ui_update_per_token() -> None:
-    model = FakeModel(chunks=["a"] * 300, delay=0.001)
+async def test_a_long_reply_shows_as_it_streams_and_ends_whole() -> None:
+    gate = threading.Event()
+    model = FakeModel(chunks=["a"] * 300, gate=gate, pause_after=150)
     app, _ = make_app(model)
-    appended: list[str] = []
-    original = AssistantMessage.append
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await send(pilot, app, "go")
+        view = app.query(AssistantMessage).first()
+        # The model is paused half-way: the half it wrote is on screen before the reply ends.
+        await wait_until(pilot, lambda: view.text == "a" * 150)
+        assert app.streaming and view.has_class("streaming")
+        gate.set()
+        view = await reply_done(pilot, app)
+        assert view.text == "a" * 300 and not view.has_class("streaming")
 
-    async def spy(self: AssistantMessage, text: str) -> None:
-        appended.append(text)
-        await original(self, text)
 
-    AssistantMessage.append = spy  # type: ignore[method-assign]
-    try:
-        async with app.run_test(size=SIZE) as pilot:
-            await ready(pilot, app)
-            await send(pilot, app, "go")
-            view = await reply_done(pilot, app)
-            assert view.text == "a" * 300
-    finally:
-        AssistantMessage.append = original  # type: ignore[method-assign]
-    assert "".join(appended) == "a" * 300
-    assert 1 < len(appended) < 100  # streamed in several batches, far fewer than tokens
+@async_test
+async def test_the_deltas_between_two_ticks_reach_the_view_as_one_update() -> None:
+    class View:
+        def __init__(self) -> None:
+            self.updates: list[str] = []
+
+        async def append(self, text: str) -> None:
+            self.updates.append(text)
+
+    view = View()
+    stream = ReplyStream(view)  # type: ignore[arg-type]
+    for _ in range(300):  # the engine thread, between two ticks
+        stream.buffer.append("a")
+    await stream.flush()
+    await stream.flush()  # nothing new: no update
+    assert view.updates == ["a" * 300]
+
+
+def test_ticks_slow_down_when_showing_the_text_gets_costly() -> None:
+    assert next_delay(0.0) == FLUSH_SECONDS
+    assert FLUSH_SECONDS < next_delay(0.01) < FLUSH_MAX_SECONDS
+    assert next_delay(1.0) == FLUSH_MAX_SECONDS
 
 
 @async_test
@@ -409,8 +428,15 @@ async def test_the_command_palette_runs_the_same_commands() -> None:
         await ready(pilot, app)
         await pilot.press("ctrl+p")
         await pilot.press(*"/set temperature 0.3")
-        await wait_until(pilot, lambda: bool(app.screen.query("CommandList Option")) or True)
-        await pilot.pause(0.3)
+
+        def offered() -> bool:  # the palette lists the typed command as a hit to run
+            lists = app.screen.query(CommandList)
+            return bool(lists) and any(
+                "Run /set temperature 0.3" in str(lists.first().get_option_at_index(i).prompt)
+                for i in range(lists.first().option_count)
+            )
+
+        await wait_until(pilot, offered)
         await pilot.press("enter")
         await wait_until(pilot, lambda: app.session.sampling.get("temperature") == 0.3)
 

@@ -66,25 +66,6 @@ def title_for(prompt: str) -> str:
     return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1] + "…"
 
 
-class ReplyBuffer:
-    """Text deltas from the engine thread, taken in batches by the UI's timer: the engine
-    never waits for the UI, and the UI gets one update per tick, not one per token."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._parts: list[str] = []
-
-    def append(self, text: str) -> None:
-        with self._lock:
-            self._parts.append(text)
-
-    def take(self) -> str:
-        with self._lock:
-            text = "".join(self._parts)
-            self._parts.clear()
-        return text
-
-
 @dataclass(frozen=True)
 class ReplyRequest:
     """What one reply is asked for, taken on the UI thread when the prompt is sent: the
@@ -288,7 +269,7 @@ class ChatSession:
     ) -> ReplyResult:
         """Stream the reply to ``request`` (blocking: call it from a worker thread).
 
-        Each text delta goes to ``emit`` (e.g. ``ReplyBuffer.append``); the finished reply,
+        Each text delta goes to ``emit`` (the UI's batch buffer); the finished reply,
         complete or stopped, is stored with its stats in one transaction. The session's own
         state is left alone: the UI thread applies the result with ``apply_reply``.
         """
