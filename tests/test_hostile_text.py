@@ -8,8 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from fakes import FakeModel, async_test, fake_loader, wait_until
 from textual.app import App
-from tui_fakes import FakeModel, async_test, fake_loader, wait_until
 
 from chatapp.cli import main
 from chatapp.console_text import printable, strip_control

@@ -6,10 +6,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from fakes import FakeModel, async_test, fake_loader, wait_until
 from textual.command import CommandList
 from textual.widgets import Label, TextArea
 from textual.widgets.text_area import Selection
-from tui_fakes import FakeModel, async_test, fake_loader, wait_until
 
 from chatapp.core.store import Store
 from chatapp.tui.app import ChatApp
@@ -211,19 +211,17 @@ async def test_a_model_load_error_is_one_readable_line() -> None:
 
 
 @async_test
-async def test_without_any_model_the_app_says_how_to_get_one() -> None:
-    app = ChatApp(None)  # the real resolution: nothing configured, used, embedded or installed
-    app.session._loader = fake_loader(FakeModel())
-    import chatapp.models.assets as assets
-
-    original = assets.default_model_path
-    assets.default_model_path = lambda: None  # type: ignore[assignment]
-    try:
-        async with app.run_test(size=SIZE) as pilot:
-            await wait_until(pilot, lambda: bool(app.query(Notice)))
-            assert "chatapp pull smollm2" in notices(app)[0]
-    finally:
-        assets.default_model_path = original  # type: ignore[assignment]
+async def test_without_any_model_the_app_says_how_to_get_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The real resolution: nothing configured, used, embedded (no assets here) or installed.
+    monkeypatch.setenv("CHATAPP_ASSETS", str(tmp_path / "no-assets"))
+    monkeypatch.delenv("CHATAPP_MODEL", raising=False)
+    app = ChatApp(None, loader=fake_loader(FakeModel()))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: bool(app.query(Notice)))
+        assert "chatapp pull smollm2" in notices(app)[0]
+        assert "/model PATH" in notices(app)[0]
 
 
 @async_test
@@ -707,3 +705,17 @@ def test_the_help_table_is_read_from_the_bindings() -> None:
     assert rows["Del / D"] == "delete it"
     for binding in ChatApp.BINDINGS:  # a new binding is in the help without a second table
         assert binding.tooltip in rows.values()  # type: ignore[union-attr]
+
+
+def test_the_fake_model_has_the_engine_interface() -> None:
+    """The tests' fake is an ``engine.Model`` whose ``chat`` takes the same arguments."""
+    import inspect
+
+    import engine
+
+    def shape(fn: object) -> list[tuple[str, object, object]]:
+        params = inspect.signature(fn).parameters.values()  # type: ignore[arg-type]
+        return [(p.name, p.kind, p.default) for p in params]
+
+    assert isinstance(FakeModel(), engine.Model)
+    assert shape(FakeModel.chat) == shape(engine.Model.chat)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tui_fakes import FakeModel, fake_loader, wait_until
+from fakes import FakeModel, fake_loader, wait_until
 
 from chatapp.core.settings import Settings
 from chatapp.tui.app import ChatApp
