@@ -20,7 +20,7 @@ _MODEL_TYPE_TO_ARCH = {
 }
 _ARCH_TO_MODEL_TYPE = {v: k for k, v in _MODEL_TYPE_TO_ARCH.items()}
 
-# The family flags (see ModelConfig); the values are written to our config.json.
+# The family flags of ModelConfig (derived from the architecture; as_dict() shows them).
 Norm = Literal["rmsnorm", "layernorm"]
 Positions = Literal["rope", "learned"]  # rotary, or a learned position embedding
 MLPKind = Literal["gated", "plain"]  # SwiGLU, or GPT-2's GELU MLP
