@@ -35,9 +35,9 @@ def engine_alone(model: str, tokens: int) -> float:
 
 def through_tui(model: str, tokens: int) -> float:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from chatapp.app import ChatApp
-    from chatapp.settings import Settings
-    from chatapp.widgets.chat_view import AssistantMessage
+    from chatapp.core.settings import Settings
+    from chatapp.tui.app import ChatApp
+    from chatapp.tui.widgets.chat_view import AssistantMessage
 
     settings = Settings(sampling={"temperature": 0.0, "max_tokens": tokens})
 
@@ -53,8 +53,8 @@ def through_tui(model: str, tokens: int) -> float:
                 not app.query(AssistantMessage) or app.streaming
             ) and time.monotonic() < deadline:
                 await pilot.pause(0.05)
-            stats = app.session.last_stats or {}
-            return float(stats.get("tokens_per_second", 0.0))  # the decode speed, as stored
+            stats = app.session.last_stats
+            return stats.tokens_per_second if stats else 0.0  # the decode speed, as stored
 
     return asyncio.run(run())
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from engine.errors import ModelLoadError
 
@@ -31,6 +31,11 @@ _MODEL_TYPE_TO_ARCH = {
 _ARCH_TO_MODEL_TYPE = {v: k for k, v in _MODEL_TYPE_TO_ARCH.items()}
 SLIDING, FULL = "sliding_attention", "full_attention"  # HF's layer_types values
 
+# The family flags of ModelConfig (derived from the architecture; as_dict() shows them).
+Norm = Literal["rmsnorm", "layernorm"]
+Positions = Literal["rope", "learned"]  # rotary, or a learned position embedding
+MLPKind = Literal["gated", "plain"]  # SwiGLU, or GPT-2's GELU MLP
+
 SUPPORTED_ROPE_TYPES = ("default", "linear", "llama3")
 SUPPORTED_ACTIVATIONS = ("silu", "gelu", "gelu_new", "gelu_pytorch_tanh", "relu")
 
@@ -51,9 +56,9 @@ class ModelConfig:
     norm_eps: float = 1e-5
     hidden_act: str = "silu"
     # Family flags: these, not class trees, make GPT-2 and Llama one model.
-    norm: str = "rmsnorm"  # "rmsnorm" | "layernorm"
-    positions: str = "rope"  # "rope" | "learned"
-    mlp: str = "gated"  # "gated" (SwiGLU) | "plain" (GELU MLP)
+    norm: Norm = "rmsnorm"
+    positions: Positions = "rope"
+    mlp: MLPKind = "gated"
     qkv_bias: bool = False
     o_bias: bool = False
     mlp_bias: bool = False

@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 
@@ -21,6 +22,9 @@ from engine.tokenizer import Message, Tokenizer
 
 PREFILL_CHUNK = 512  # bounds the attention mask and activations of a long prompt
 
+# Why a generation ended ("" before the first call); stored with each reply in chatapp's DB.
+StopReason = Literal["", "eos", "stop", "length", "cancelled", "context"]
+
 
 @dataclass
 class GenerationStats:
@@ -32,7 +36,7 @@ class GenerationStats:
     time_to_first_token: float = 0.0  # seconds from the call to the first new token
     prefill_seconds: float = 0.0
     decode_seconds: float = 0.0
-    stop_reason: str = ""  # eos | stop | length | cancelled | context
+    stop_reason: StopReason = ""
     dropped_messages: int = 0  # whole turns dropped to fit the context window
     messages: list[Message] = field(default_factory=list, repr=False)
 

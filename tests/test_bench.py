@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from chatapp.cli import main
-from chatapp.model_import import import_model
+from chatapp.models.importer import import_model
 from engine.bench import Summary, prompt_ids, run_bench
 
 

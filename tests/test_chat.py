@@ -171,9 +171,9 @@ def test_a_turn_without_a_reply_does_not_break_role_alternation(
     reply; the next turn must still render with a template that enforces alternation."""
     import threading
 
-    from chatapp.session import ChatSession
-    from chatapp.settings import Settings
-    from chatapp.store import Store
+    from chatapp.core.session import ChatSession
+    from chatapp.core.settings import Settings
+    from chatapp.core.store import Store
 
     d = shutil.copytree(tiny_models["llama"], tmp_path / "m")
     (d / "chat_template.jinja").write_text(ALTERNATING)
@@ -182,10 +182,12 @@ def test_a_turn_without_a_reply_does_not_break_role_alternation(
     session.add_user_message("first")
     stopped = threading.Event()
     stopped.set()  # Esc at once: an empty, stopped reply
-    assert session.run_reply(stopped, lambda _t: None).stopped
+    first = session.begin_reply()
+    result = session.run_reply(first, stopped, lambda _t: None)
+    assert result.stopped and session.apply_reply(first, result)
     session.add_user_message("second")
     conversation = session.conversation_id
-    result = session.run_reply(threading.Event(), lambda _t: None)
+    result = session.run_reply(session.begin_reply(), threading.Event(), lambda _t: None)
     assert result.error is None, result.error  # the template did not refuse the turn
     assert conversation is not None
     session.open_conversation(conversation)  # reopened: the same view of it

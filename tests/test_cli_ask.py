@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import FakeModel
 
 import engine
 from chatapp.cli import ask as ask_mod
 from chatapp.cli import main
 from chatapp.console_text import strip_control
-from chatapp.model_choice import resolve_model_source
-from chatapp.model_import import import_model
+from chatapp.models.choice import resolve_model_source
+from chatapp.models.importer import import_model
 
 
 class TtyInput(io.StringIO):
@@ -29,35 +29,6 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("CHATAPP_ASSETS", str(tmp_path / "no-assets"))
     monkeypatch.delenv("CHATAPP_MODEL", raising=False)
     monkeypatch.setattr("sys.stdin", TtyInput(""))
-
-
-class FakeModel:
-    """Streams scripted chunks and records the messages it was given."""
-
-    name = "fake"
-    weight_format = "fake"
-    warnings: list[str] = []
-
-    def __init__(self, chunks: list[str], interrupt_after: int | None = None) -> None:
-        self.chunks = chunks
-        self.interrupt_after = interrupt_after
-        self.messages: list[dict[str, str]] = []
-        self.params: engine.SamplingParams | None = None
-        self.closed = False
-        self.last_stats = engine.GenerationStats(new_tokens=len(chunks))
-
-    def chat(self, messages: list[dict[str, str]], params: engine.SamplingParams) -> Iterator[str]:
-        self.messages, self.params = messages, params
-        return self._stream()
-
-    def _stream(self) -> Iterator[str]:
-        try:
-            for i, c in enumerate(self.chunks):
-                if i == self.interrupt_after:
-                    raise KeyboardInterrupt
-                yield c
-        finally:
-            self.closed = True
 
 
 def use_fake(monkeypatch: pytest.MonkeyPatch, model: FakeModel) -> list[str]:
@@ -114,7 +85,7 @@ def test_piped_stdin_is_appended_to_the_prompt(monkeypatch: pytest.MonkeyPatch) 
     use_fake(monkeypatch, fake)
     monkeypatch.setattr("sys.stdin", io.StringIO("diff --git a b\n+x\n"))
     assert main(["ask", "review this", "--system", "be brief", "--model", "m"]) == 0
-    assert fake.messages == [
+    assert fake.calls[-1] == [
         {"role": "system", "content": "be brief"},
         {"role": "user", "content": "review this\n\ndiff --git a b\n+x\n"},
     ]
@@ -128,7 +99,7 @@ def test_stdin_that_is_not_utf8_is_read_with_a_warning(
     latin1 = io.TextIOWrapper(io.BytesIO("café crème\n".encode("latin-1")), encoding="utf-8")
     monkeypatch.setattr("sys.stdin", latin1)
     assert main(["ask", "-", "--model", "m"]) == 0
-    assert fake.messages == [{"role": "user", "content": "caf\ufffd cr\ufffdme\n"}]
+    assert fake.calls[-1] == [{"role": "user", "content": "caf\ufffd cr\ufffdme\n"}]
     err = capsys.readouterr().err
     assert "not valid UTF-8" in err and err.count("\n") == 1 and "Traceback" not in err
 
@@ -157,7 +128,7 @@ def test_dash_reads_the_whole_prompt_from_stdin(monkeypatch: pytest.MonkeyPatch)
     use_fake(monkeypatch, fake)
     monkeypatch.setattr("sys.stdin", TtyInput("from stdin"))
     assert main(["ask", "-", "--model", "m"]) == 0
-    assert fake.messages == [{"role": "user", "content": "from stdin"}]
+    assert fake.calls[-1] == [{"role": "user", "content": "from stdin"}]
 
 
 def test_sampling_options_reach_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -166,7 +137,7 @@ def test_sampling_options_reach_the_model(monkeypatch: pytest.MonkeyPatch) -> No
     argv = ["ask", "q", "--model", "m", "--temperature", "0.5", "--top-k", "7", "--top-p", "0.9",
             "--min-p", "0.05", "--repetition-penalty", "1.2", "--seed", "3", "--max-tokens", "9"]  # fmt: skip
     assert main(argv) == 0
-    assert fake.params == engine.SamplingParams(
+    assert fake.params[-1] == engine.SamplingParams(
         temperature=0.5, top_k=7, top_p=0.9, min_p=0.05, repetition_penalty=1.2, seed=3,
         max_new_tokens=9,
     )  # fmt: skip
@@ -175,7 +146,7 @@ def test_sampling_options_reach_the_model(monkeypatch: pytest.MonkeyPatch) -> No
 def test_config_toml_gives_the_defaults_and_flags_override_them(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from chatapp.settings import config_path
+    from chatapp.core.settings import config_path
 
     config_path().parent.mkdir(parents=True, exist_ok=True)
     config_path().write_text(
@@ -186,15 +157,15 @@ def test_config_toml_gives_the_defaults_and_flags_override_them(
     loaded = use_fake(monkeypatch, fake)
     assert main(["ask", "q"]) == 0
     assert loaded == ["from-config"]
-    assert fake.messages[0] == {"role": "system", "content": "Be brief."}
-    assert fake.params == engine.SamplingParams(temperature=0.2, top_k=5, max_new_tokens=40)
+    assert fake.calls[-1][0] == {"role": "system", "content": "Be brief."}
+    assert fake.params[-1] == engine.SamplingParams(temperature=0.2, top_k=5, max_new_tokens=40)
     assert (
         main(["ask", "q", "--model", "m", "--system", "", "--temperature", "0", "--top-k", "9"])
         == 0
     )
     assert loaded[-1] == "m"
-    assert [m["role"] for m in fake.messages] == ["user"]  # --system "" drops config's
-    assert fake.params == engine.SamplingParams(temperature=0.0, top_k=9, max_new_tokens=40)
+    assert [m["role"] for m in fake.calls[-1]] == ["user"]  # --system "" drops config's
+    assert fake.params[-1] == engine.SamplingParams(temperature=0.0, top_k=9, max_new_tokens=40)
     monkeypatch.setenv("CHATAPP_MODEL", "from-env")  # the environment beats the file
     assert main(["ask", "q"]) == 0
     assert loaded[-1] == "from-env"
@@ -204,7 +175,7 @@ def test_config_toml_gives_the_defaults_and_flags_override_them(
 def test_a_broken_config_toml_is_one_warning_line_and_defaults(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from chatapp.settings import config_path
+    from chatapp.core.settings import config_path
 
     config_path().parent.mkdir(parents=True, exist_ok=True)
     config_path().write_text("model = [unclosed\n")
@@ -213,11 +184,11 @@ def test_a_broken_config_toml_is_one_warning_line_and_defaults(
     assert main(["ask", "q", "--model", "m"]) == 0
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not valid TOML" in err
-    assert fake.params == engine.SamplingParams()
+    assert fake.params[-1] == engine.SamplingParams()
 
 
 def test_a_bad_value_in_config_toml_names_the_file(capsys: pytest.CaptureFixture[str]) -> None:
-    from chatapp.settings import config_path
+    from chatapp.core.settings import config_path
 
     config_path().parent.mkdir(parents=True, exist_ok=True)
     config_path().write_text("[sampling]\ntemperature = -1\n")
@@ -305,6 +276,9 @@ def test_model_choice_order(
     (guide / "config.json").write_text("{}")
     assert resolve_model_source(None) == str(guide)
     assert resolve_model_source(None, "b-model") == "b-model"  # config.toml's model
+    assert resolve_model_source(None, None, "b-model") == "b-model"  # the chat's last model
+    assert resolve_model_source(None, None, "gone") == str(guide)  # ... while it exists
+    assert resolve_model_source(None, "a-model", "b-model") == "a-model"
     monkeypatch.setenv("CHATAPP_MODEL", "b-model")
     assert resolve_model_source(None, "a-model") == "b-model"
     assert resolve_model_source("explicit") == "explicit"

@@ -28,7 +28,7 @@ def modules_after(code: str) -> set[str]:
     [
         "import chatapp.cli; chatapp.cli.build_parser()",
         "import engine.paths, engine.errors",
-        "import chatapp.store, chatapp.settings; chatapp.store.db_path(); chatapp.settings.config_path()",
+        "import chatapp.core.store, chatapp.core.settings; chatapp.core.store.db_path(); chatapp.core.settings.config_path()",
     ],
 )
 def test_the_command_line_and_paths_do_not_import_torch(code: str) -> None:
@@ -76,3 +76,18 @@ def test_the_chat_without_a_terminal_says_to_use_ask(tmp_path: Path) -> None:
     assert out.stdout == ""
     assert "needs a terminal" in out.stderr and "chatapp ask" in out.stderr
     assert out.stderr.count("\n") == 1
+
+
+def test_a_training_module_imports_only_what_it_uses() -> None:
+    """``engine.train``'s modules import each other by path, not through the package: loading
+    the data module loads neither the trainer nor the pipeline."""
+    mods = modules_after("import engine.train.data")
+    assert {"engine.train", "engine.train.data"} <= mods
+    assert not {"engine.train.pipeline", "engine.train.trainer"} & mods
+
+
+def test_every_public_training_name_resolves() -> None:
+    import engine.train
+
+    for name in engine.train.__all__:
+        assert getattr(engine.train, name) is not None

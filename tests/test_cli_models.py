@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 import engine
-from chatapp import pull as pull_mod
 from chatapp.cli import main
-from chatapp.model_import import ModelImportError, default_name, import_model, validate_name
+from chatapp.models import pull as pull_mod
+from chatapp.models.importer import ModelImportError, default_name, import_model, validate_name
 
 
 class TtyInput(io.StringIO):

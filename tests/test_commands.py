@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatapp.commands import COMMANDS, ChatCommands, CommandError
+from chatapp.tui.commands import COMMANDS, ChatCommands, CommandError
 
 
 def test_every_command_of_the_issue_is_registered() -> None:
@@ -37,6 +37,6 @@ def test_completion_of_names_and_setting_keys() -> None:
 
 
 def test_the_palette_provider_is_built_on_the_same_registry() -> None:
-    from chatapp.app import ChatApp
+    from chatapp.tui.app import ChatApp
 
     assert ChatCommands in ChatApp.COMMANDS

@@ -196,8 +196,8 @@ PROSE = {
 
 
 def test_slash_commands_exist() -> None:
-    from chatapp.commands import COMMANDS
-    from chatapp.settings import SAMPLING_KEYS
+    from chatapp.core.settings import SAMPLING_KEYS
+    from chatapp.tui.commands import COMMANDS
 
     names = {c.name for c in COMMANDS}
     seen = set()
@@ -226,7 +226,7 @@ def _pending(name: str) -> bool:
 
 
 def test_subcommands_and_options_exist() -> None:
-    from chatapp.pull import SOURCES
+    from chatapp.models.pull import SOURCES
 
     parser, subs = _parsers()
 
@@ -269,9 +269,9 @@ def _bindings(cls: type) -> dict[str, str]:
 def test_keys_match_the_app_bindings() -> None:
     from textual.app import App
 
-    from chatapp.app import ChatApp
-    from chatapp.widgets.prompt import NEWLINE_KEYS, PromptInput
-    from chatapp.widgets.sidebar import ConversationList
+    from chatapp.tui.app import ChatApp
+    from chatapp.tui.widgets.prompt import NEWLINE_KEYS, PromptInput
+    from chatapp.tui.widgets.sidebar import ConversationList
 
     for _lang, t, answer in ALL_ANSWERS:
         for key in KEY.findall(answer):
@@ -322,13 +322,13 @@ def test_stated_defaults_match_the_engine() -> None:
 
 
 def test_files_and_settings_facts() -> None:
-    from chatapp.settings import SAMPLING_KEYS, Settings
-    from chatapp.store import db_path
+    from chatapp.core.settings import SAMPLING_KEYS, Settings
+    from chatapp.core.store import db_path
 
     assert db_path().name == "chatapp.db"
     paths_src = (ROOT / "engine" / "paths.py").read_text(encoding="utf-8")
     assert "CHATAPP_HOME" in paths_src and '/ "models"' in paths_src
-    settings_src = (ROOT / "chatapp" / "settings.py").read_text(encoding="utf-8")
+    settings_src = (ROOT / "chatapp" / "core" / "settings.py").read_text(encoding="utf-8")
     assert "config.toml" in settings_src and '"history"' in settings_src
     assert Settings().history_enabled is True
     for key in SAMPLING_KEYS:  # every /set key has a topic of its own

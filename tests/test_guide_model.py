@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 import engine
-from chatapp.assets import assets_dir, default_model_path
 from chatapp.cli.train import read_recipe
 from chatapp.guide.corpus import build_corpus
+from chatapp.models.assets import assets_dir, default_model_path
 from engine.train.evaluate import EvalItem, key_fact_eval
 
 RECIPE = assets_dir() / "recipes" / "guide.toml"

@@ -8,16 +8,16 @@ import shutil
 from pathlib import Path
 
 import pytest
+from fakes import FakeModel, async_test, fake_loader, wait_until
 from textual.app import App
-from tui_fakes import FakeModel, async_test, fake_loader, wait_until
 
-from chatapp.app import ChatApp
 from chatapp.cli import main
 from chatapp.console_text import printable, strip_control
-from chatapp.store import Store
-from chatapp.widgets.chat_view import AssistantMessage
-from chatapp.widgets.history_search import HistorySearch
-from chatapp.widgets.model_picker import ModelPicker
+from chatapp.core.store import Store
+from chatapp.tui.app import ChatApp
+from chatapp.tui.screens.history_search import HistorySearch
+from chatapp.tui.screens.model_picker import ModelPicker
+from chatapp.tui.widgets.chat_view import AssistantMessage
 
 # Writes the clipboard (OSC 52), sets the window title (OSC 0), clears the screen (CSI 2J), and
 # a C1 CSI (U+009B) that some terminals honour too.
@@ -120,7 +120,7 @@ async def test_a_paste_with_escape_sequences_enters_the_prompt_as_text() -> None
 
 @async_test
 async def test_a_theme_with_markup_in_config_is_a_warning_not_a_crash(chatapp_home: Path) -> None:
-    from chatapp.settings import config_path
+    from chatapp.core.settings import config_path
 
     config_path().parent.mkdir(parents=True, exist_ok=True)
     config_path().write_text('theme = "[/]\\u001b[2J"\n', encoding="utf-8")

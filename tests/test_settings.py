@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from chatapp.settings import Settings, config_path, load_settings, parse_value
+from chatapp.core.settings import Settings, config_path, load_settings, parse_value
 
 
 def test_a_missing_file_gives_defaults_without_a_warning(tmp_path: Path) -> None:
@@ -94,7 +94,7 @@ def test_unknown_top_level_keys_are_named(tmp_path: Path) -> None:
 
 
 def test_set_refuses_an_absurd_max_tokens() -> None:
-    from chatapp.settings import sampling_params
+    from chatapp.core.settings import sampling_params
 
     value = parse_value("max_tokens", "99999999999999999999")
     with pytest.raises(ValueError, match="max_new_tokens must be an integer in"):

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from chatapp.store import SCHEMA_VERSION, Store, StoreError, db_path
+from chatapp.core.reply_stats import ReplyStats
+from chatapp.core.store import SCHEMA_VERSION, Store, StoreError, db_path
 
 
 def test_an_empty_file_is_migrated_to_the_current_schema(tmp_path: Path) -> None:
@@ -44,13 +45,13 @@ def test_messages_keep_order_parents_and_stats(tmp_path: Path) -> None:
     cid = store.create_conversation("hi", "smollm2", "be nice", {"temperature": 0.5})
     u = store.add_message(cid, "user", "hi")
     a = store.add_message(
-        cid, "assistant", "hello", parent_id=u, stats={"new_tokens": 3, "stop_reason": "eos"}
+        cid, "assistant", "hello", parent_id=u, stats=ReplyStats(new_tokens=3, stop_reason="eos")
     )
     msgs = store.messages(cid)
     assert [(m.id, m.parent_id, m.role) for m in msgs] == [(u, None, "user"), (a, u, "assistant")]
     assert msgs[0].stats is None
     assert msgs[1].stats is not None
-    assert (msgs[1].stats["new_tokens"], msgs[1].stats["stop_reason"]) == (3, "eos")
+    assert (msgs[1].stats.new_tokens, msgs[1].stats.stop_reason) == (3, "eos")
     conv = store.get_conversation(cid)
     assert conv is not None and conv.params == {"temperature": 0.5} and conv.system == "be nice"
     store.delete_conversation(cid)
@@ -113,7 +114,7 @@ def test_two_connections_in_threads_write_at_once(tmp_path: Path) -> None:
 
 KILL_MID_WRITE = """
 import os, sys
-from chatapp.store import Store
+from chatapp.core.store import Store
 store = Store(sys.argv[1])
 cid = store.create_conversation("crash")
 store.add_message(cid, "user", "kept")
@@ -178,3 +179,36 @@ def test_a_killed_build_leaves_nothing_for_long(tmp_path: Path) -> None:
         raise KeyboardInterrupt
     assert sorted(p.name for p in tmp_path.iterdir()) == [".model.xyz", "model"]
     assert (dest / "config.json").exists()  # the old folder is untouched by a failed build
+
+
+def test_a_database_made_by_the_sql_text_migration_still_opens(tmp_path: Path) -> None:
+    """Version 1 as the first chatapp wrote it (one SQL script): the named migrations number
+    the schema the same way, so it opens without migrating again and its rows are kept."""
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE conversations (id INTEGER PRIMARY KEY, title TEXT NOT NULL DEFAULT '',"
+        " model TEXT NOT NULL DEFAULT '', system TEXT NOT NULL DEFAULT '',"
+        " params TEXT NOT NULL DEFAULT '{}', created_at REAL NOT NULL, updated_at REAL NOT NULL);"
+        "CREATE TABLE messages (id INTEGER PRIMARY KEY, conversation_id INTEGER NOT NULL,"
+        " parent_id INTEGER, role TEXT NOT NULL, content TEXT NOT NULL,"
+        " stopped INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL);"
+        "CREATE TABLE message_stats (message_id INTEGER PRIMARY KEY, model TEXT, prompt_tokens"
+        " INTEGER, reused_tokens INTEGER, new_tokens INTEGER, time_to_first_token REAL,"
+        " tokens_per_second REAL, stop_reason TEXT);"
+        "CREATE TABLE prompt_history (id INTEGER PRIMARY KEY, text TEXT NOT NULL,"
+        " created_at REAL NOT NULL);"
+        "CREATE TABLE app_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "INSERT INTO conversations VALUES (1, 'kept', 'guide', '', '{}', 0, 0);"
+        "INSERT INTO messages VALUES (1, 1, NULL, 'user', 'hi', 0, 0);"
+        "INSERT INTO messages VALUES (2, 1, 1, 'assistant', 'hello', 0, 0);"
+        "INSERT INTO message_stats VALUES (2, 'guide', 5, 0, 3, 0.1, 40.0, 'eos');"
+        "PRAGMA user_version = 1;"
+    )
+    old.close()
+    store = Store(path)
+    assert store.schema_version() == SCHEMA_VERSION
+    (conv,) = store.list_conversations()
+    assert conv.title == "kept"
+    reply = store.messages(conv.id)[-1]
+    assert reply.stats == ReplyStats("guide", 5, 0, 3, 0.1, 40.0, "eos")

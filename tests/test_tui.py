@@ -6,17 +6,19 @@ import threading
 from pathlib import Path
 
 import pytest
+from fakes import FakeModel, async_test, fake_loader, wait_until
+from textual.command import CommandList
 from textual.widgets import Label, TextArea
 from textual.widgets.text_area import Selection
-from tui_fakes import FakeModel, async_test, fake_loader, wait_until
 
-from chatapp.app import ChatApp
-from chatapp.store import Store
-from chatapp.widgets.chat_view import AssistantMessage, Notice, UserMessage
-from chatapp.widgets.dialogs import ConfirmScreen, HelpScreen
-from chatapp.widgets.history_search import HistorySearch
-from chatapp.widgets.prompt import PromptInput
-from chatapp.widgets.status_bar import StatusBar
+from chatapp.core.store import Store
+from chatapp.tui.app import ChatApp
+from chatapp.tui.reply_stream import FLUSH_MAX_SECONDS, FLUSH_SECONDS, ReplyStream, next_delay
+from chatapp.tui.screens.dialogs import ConfirmScreen, HelpScreen
+from chatapp.tui.screens.history_search import HistorySearch
+from chatapp.tui.widgets.chat_view import AssistantMessage, Notice, UserMessage
+from chatapp.tui.widgets.prompt import PromptInput
+from chatapp.tui.widgets.status_bar import StatusBar
 
 SIZE = (100, 32)
 
@@ -63,8 +65,9 @@ async def test_reply_streams_into_the_chat_and_is_stored_with_stats(chatapp_home
         view = await reply_done(pilot, app)
         assert view.text == "Use [bold]x[/] and **y**."  # Rich markup is kept as text
         assert [str(u.render()) for u in app.query(UserMessage)] == ["hello there"]
-        assert "42.0 tok/s" in status(app) and "3 tok " in status(app)
+        assert "42.0 tok/s" in status(app) and "3 tokens " in status(app)
         assert "TTFT 125 ms" in status(app)
+        assert str(view.meta.render()) == "3 tokens · 42.0 tok/s · TTFT 125 ms"  # one wording
         assert model.calls[-1] == [{"role": "user", "content": "hello there"}]
         assert app.prompt.text == ""
     store = Store(chatapp_home / "chatapp.db")
@@ -76,31 +79,48 @@ async def test_reply_streams_into_the_chat_and_is_stored_with_stats(chatapp_home
         ("assistant", "Use [bold]x[/] and **y**."),
     ]
     assert msgs[1].parent_id == msgs[0].id
-    assert msgs[1].stats is not None and msgs[1].stats["new_tokens"] == 3
+    assert msgs[1].stats is not None and msgs[1].stats.new_tokens == 3
 
 
 @async_test
-async def test_updates_are_batched_not_one_ui_update_per_token() -> None:
-    model = FakeModel(chunks=["a"] * 300, delay=0.001)
+async def test_a_long_reply_shows_as_it_streams_and_ends_whole() -> None:
+    gate = threading.Event()
+    model = FakeModel(chunks=["a"] * 300, gate=gate, pause_after=150)
     app, _ = make_app(model)
-    appended: list[str] = []
-    original = AssistantMessage.append
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await send(pilot, app, "go")
+        view = app.query(AssistantMessage).first()
+        # The model is paused half-way: the half it wrote is on screen before the reply ends.
+        await wait_until(pilot, lambda: view.text == "a" * 150)
+        assert app.streaming and view.has_class("streaming")
+        gate.set()
+        view = await reply_done(pilot, app)
+        assert view.text == "a" * 300 and not view.has_class("streaming")
 
-    async def spy(self: AssistantMessage, text: str) -> None:
-        appended.append(text)
-        await original(self, text)
 
-    AssistantMessage.append = spy  # type: ignore[method-assign]
-    try:
-        async with app.run_test(size=SIZE) as pilot:
-            await ready(pilot, app)
-            await send(pilot, app, "go")
-            view = await reply_done(pilot, app)
-            assert view.text == "a" * 300
-    finally:
-        AssistantMessage.append = original  # type: ignore[method-assign]
-    assert "".join(appended) == "a" * 300
-    assert 1 < len(appended) < 100  # streamed in several batches, far fewer than tokens
+@async_test
+async def test_the_deltas_between_two_ticks_reach_the_view_as_one_update() -> None:
+    class View:
+        def __init__(self) -> None:
+            self.updates: list[str] = []
+
+        async def append(self, text: str) -> None:
+            self.updates.append(text)
+
+    view = View()
+    stream = ReplyStream(view)  # type: ignore[arg-type]
+    for _ in range(300):  # the engine thread, between two ticks
+        stream.buffer.append("a")
+    await stream.flush()
+    await stream.flush()  # nothing new: no update
+    assert view.updates == ["a" * 300]
+
+
+def test_ticks_slow_down_when_showing_the_text_gets_costly() -> None:
+    assert next_delay(0.0) == FLUSH_SECONDS
+    assert FLUSH_SECONDS < next_delay(0.01) < FLUSH_MAX_SECONDS
+    assert next_delay(1.0) == FLUSH_MAX_SECONDS
 
 
 @async_test
@@ -191,19 +211,17 @@ async def test_a_model_load_error_is_one_readable_line() -> None:
 
 
 @async_test
-async def test_without_any_model_the_app_says_how_to_get_one() -> None:
-    app = ChatApp(None)  # the real resolution: nothing configured, used, embedded or installed
-    app.session._loader = fake_loader(FakeModel())
-    import chatapp.assets as assets
-
-    original = assets.default_model_path
-    assets.default_model_path = lambda: None  # type: ignore[assignment]
-    try:
-        async with app.run_test(size=SIZE) as pilot:
-            await wait_until(pilot, lambda: bool(app.query(Notice)))
-            assert "chatapp pull smollm2" in notices(app)[0]
-    finally:
-        assets.default_model_path = original  # type: ignore[assignment]
+async def test_without_any_model_the_app_says_how_to_get_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The real resolution: nothing configured, used, embedded (no assets here) or installed.
+    monkeypatch.setenv("CHATAPP_ASSETS", str(tmp_path / "no-assets"))
+    monkeypatch.delenv("CHATAPP_MODEL", raising=False)
+    app = ChatApp(None, loader=fake_loader(FakeModel()))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: bool(app.query(Notice)))
+        assert "chatapp pull smollm2" in notices(app)[0]
+        assert "/model PATH" in notices(app)[0]
 
 
 @async_test
@@ -408,8 +426,15 @@ async def test_the_command_palette_runs_the_same_commands() -> None:
         await ready(pilot, app)
         await pilot.press("ctrl+p")
         await pilot.press(*"/set temperature 0.3")
-        await wait_until(pilot, lambda: bool(app.screen.query("CommandList Option")) or True)
-        await pilot.pause(0.3)
+
+        def offered() -> bool:  # the palette lists the typed command as a hit to run
+            lists = app.screen.query(CommandList)
+            return bool(lists) and any(
+                "Run /set temperature 0.3" in str(lists.first().get_option_at_index(i).prompt)
+                for i in range(lists.first().option_count)
+            )
+
+        await wait_until(pilot, offered)
         await pilot.press("enter")
         await wait_until(pilot, lambda: app.session.sampling.get("temperature") == 0.3)
 
@@ -455,9 +480,9 @@ async def test_a_tiny_real_model_streams_a_reply_with_stats(tiny_models: dict[st
         view = await reply_done(pilot, app)
         assert app.session.model is not None and app.session.model.name == "llama"
         stats = app.session.last_stats
-        assert stats is not None and 0 < stats["new_tokens"] <= 24
+        assert stats is not None and 0 < stats.new_tokens <= 24
         assert view.text  # random weights: gibberish, but streamed text
-        assert f"{stats['new_tokens']} tok " in status(app)
+        assert f"{stats.new_tokens} tokens " in status(app)
         assert f"/{app.session.model.context_length}" in status(app)
     (conv,) = Store().list_conversations()
     assert Store().messages(conv.id)[-1].content == view.text
@@ -626,3 +651,71 @@ async def test_the_context_gauge_never_shows_more_than_the_context() -> None:
         app.session.context_used = 17  # a reply that ran into the end of the context
         app.refresh_status()
         assert "ctx 16/16" in status(app)
+
+
+@async_test
+async def test_a_reply_finishing_after_the_user_switched_chats_stays_in_its_own_chat() -> None:
+    """The reply is stored in the chat it was asked in; the chat the user switched to meanwhile
+    gets neither the reply nor a parent link into the other chat."""
+    app, model = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await send(pilot, app, "chat b")
+        await reply_done(pilot, app)
+        chat_b = app.session.conversation_id
+        assert chat_b is not None
+        await pilot.press("ctrl+n")
+        await wait_until(pilot, lambda: not app.query(UserMessage))
+
+        storing, release = threading.Event(), threading.Event()
+        real = app.store.add_message
+
+        def slow(conversation_id: int, role: str, content: str, **kw: object) -> int:
+            if role == "assistant":  # the reply is done: hold it until the user has moved on
+                storing.set()
+                release.wait(10)
+            return real(conversation_id, role, content, **kw)  # type: ignore[arg-type]
+
+        app.store.add_message = slow  # type: ignore[method-assign]
+        await send(pilot, app, "chat a")
+        await wait_until(pilot, storing.is_set)
+        chat_a = app.session.conversation_id
+        await app.open_conversation(chat_b)
+        release.set()
+        await wait_until(pilot, lambda: len(Store().messages(chat_a)) == 2)  # type: ignore[arg-type]
+        app.store.add_message = real  # type: ignore[method-assign]
+        await send(pilot, app, "next")
+        await reply_done(pilot, app, 2)
+        assert model.calls[-1] == [
+            {"role": "user", "content": "chat b"},
+            {"role": "assistant", "content": "Hello, world!"},
+            {"role": "user", "content": "next"},
+        ]
+    stored = Store().messages(chat_b)
+    assert [m.content for m in stored] == ["chat b", "Hello, world!", "next", "Hello, world!"]
+    assert [m.parent_id for m in stored[1:]] == [m.id for m in stored[:-1]]
+
+
+def test_the_help_table_is_read_from_the_bindings() -> None:
+    app, _ = make_app()
+    rows = dict(row for _, section in app.key_help() for row in section)
+    assert rows["Esc / Ctrl+C"] == "stop the reply"
+    assert rows["F1 / ?"] == "this help"
+    assert rows["Up / Down"].startswith("earlier prompts")
+    assert rows["Del / D"] == "delete it"
+    for binding in ChatApp.BINDINGS:  # a new binding is in the help without a second table
+        assert binding.tooltip in rows.values()  # type: ignore[union-attr]
+
+
+def test_the_fake_model_has_the_engine_interface() -> None:
+    """The tests' fake is an ``engine.Model`` whose ``chat`` takes the same arguments."""
+    import inspect
+
+    import engine
+
+    def shape(fn: object) -> list[tuple[str, object, object]]:
+        params = inspect.signature(fn).parameters.values()  # type: ignore[arg-type]
+        return [(p.name, p.kind, p.default) for p in params]
+
+    assert isinstance(FakeModel(), engine.Model)
+    assert shape(FakeModel.chat) == shape(engine.Model.chat)

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tui_fakes import FakeModel, fake_loader, wait_until
+from fakes import FakeModel, fake_loader, wait_until
 
-from chatapp.app import ChatApp
-from chatapp.settings import Settings
-from chatapp.widgets.chat_view import AssistantMessage
+from chatapp.core.settings import Settings
+from chatapp.tui.app import ChatApp
+from chatapp.tui.screens.dialogs import HelpScreen
+from chatapp.tui.widgets.chat_view import AssistantMessage
 
 SIZE = (100, 30)
 REPLY = [
@@ -67,8 +68,9 @@ def test_chat_mid_reply(snap_compare: Any) -> None:
 
     async def run_before(pilot: Any) -> None:
         await _send(pilot)
-        await wait_until(pilot, lambda: app.query(AssistantMessage).first().text.endswith("item\n"))
-        await pilot.pause(0.1)
+        view = app.query(AssistantMessage).first()
+        await wait_until(pilot, lambda: view.text.endswith("item\n"))
+        await wait_until(pilot, lambda: len(view.body.query("MarkdownBullet")) == 1)
 
     try:
         assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
@@ -82,7 +84,10 @@ def test_chat_after_reply(snap_compare: Any) -> None:
     async def run_before(pilot: Any) -> None:
         await _send(pilot)
         await wait_until(pilot, lambda: app.query(AssistantMessage) and not app.streaming)
-        await pilot.pause(0.1)
+        view = app.query(AssistantMessage).first()  # rendered whole: the list and the code
+        await wait_until(
+            pilot, lambda: bool(view.body.query("MarkdownFence")) and view.meta.display
+        )
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 
@@ -95,7 +100,7 @@ def test_model_picker(snap_compare: Any) -> None:
         await pilot.press("ctrl+o")
         await wait_until(pilot, lambda: bool(app.screen.query("DataTable")))
         await wait_until(pilot, lambda: app.screen.query_one("DataTable").row_count == 2)
-        await pilot.pause(0.1)
+        await wait_until(pilot, lambda: app.screen.query_one("DataTable").has_focus)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 
@@ -106,6 +111,7 @@ def test_help_screen(snap_compare: Any) -> None:
     async def run_before(pilot: Any) -> None:
         await _ready(pilot)
         await pilot.press("f1")
-        await pilot.pause(0.1)
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await wait_until(pilot, lambda: bool(app.screen.query("#help Static")))
 
     assert snap_compare(app, terminal_size=(100, 40), run_before=run_before)

@@ -26,6 +26,15 @@ def add_quant_option(p: argparse.ArgumentParser, help: str) -> None:
     p.add_argument("--quant", choices=QUANT_CHOICES, default="auto", help=help)
 
 
+def error(message: str, code: int = 1) -> int:
+    """``chatapp: error: MESSAGE``, one line on stderr (controls shown, never sent to the
+    terminal); returns the exit code, so a command ends with ``return error(...)``."""
+    from chatapp.console_text import printable
+
+    print(f"chatapp: error: {printable(message)}", file=sys.stderr)
+    return code
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chatapp", description="Chat with local language models in the terminal."

@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any
 
-from chatapp.cli import add_quant_option
+from chatapp.cli import add_quant_option, error
 
 
 def register(subs: Any, parser: argparse.ArgumentParser) -> None:
@@ -37,11 +37,6 @@ def register(subs: Any, parser: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--json", action="store_true", help='print {"reply", "model", "stats"}')
     p.set_defaults(func=cmd_ask)
-
-
-def error(message: str) -> int:
-    print(f"chatapp: error: {message}", file=sys.stderr)
-    return 1
 
 
 def read_prompt(prompt: str) -> str:
@@ -80,7 +75,7 @@ def _utf8(text: str, what: str) -> str:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from chatapp.settings import SAMPLING_KEYS, config_path, load_settings, sampling_params
+    from chatapp.core.settings import SAMPLING_KEYS, config_path, load_settings, sampling_params
 
     settings, warning = load_settings()
     if warning:
@@ -118,7 +113,7 @@ def _answer(
     """Load the model and stream the reply to stdout; the exit code."""
     import engine
     from chatapp.console_text import strip_control
-    from chatapp.model_choice import resolve_model_source
+    from chatapp.models.choice import resolve_model_source
 
     out = sys.stdout
     parts: list[str] = []

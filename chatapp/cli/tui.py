@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from chatapp.cli import error
+
 
 def register(subs: Any, parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -21,19 +23,16 @@ def run_tui(args: argparse.Namespace) -> int:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         # Without a terminal (a script, a service manager, output to a file) the TUI would
         # draw into the pipe forever at full speed.
-        print(
-            "chatapp: error: the chat needs a terminal (stdin and stdout); for scripts use "
-            '`chatapp ask "PROMPT"`',
-            file=sys.stderr,
+        return error(
+            'the chat needs a terminal (stdin and stdout); for scripts use `chatapp ask "PROMPT"`',
+            code=2,
         )
-        return 2
-    from chatapp.app import ChatApp
-    from chatapp.store import StoreError
+    from chatapp.core.store import StoreError
+    from chatapp.tui.app import ChatApp
 
     try:
         app = ChatApp(model=getattr(args, "model", None))
     except StoreError as e:
-        print(f"chatapp: error: {e}", file=sys.stderr)
-        return 1
+        return error(str(e))
     app.run()
     return app.return_code or 0  # an unexpected error in the app exits non-zero

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import torch
 
+import engine.train.checkpoint as checkpoint
 from engine.model import Transformer
 from engine.tokenizer import Message, Tokenizer
-from engine.train import checkpoint
 from engine.train.data import (
     DataError,
     Rows,

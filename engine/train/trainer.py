@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import engine.train.checkpoint as checkpoint
 from engine.model import Transformer
 from engine.tokenizer import Tokenizer
-from engine.train import checkpoint
 from engine.train.data import Rows, batches
 from engine.train.distributed import Dist
 

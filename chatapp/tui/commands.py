@@ -6,17 +6,48 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from chatapp.settings import SAMPLING_KEYS
+from chatapp.core.settings import SAMPLING_KEYS
 
 if TYPE_CHECKING:
-    from chatapp.app import ChatApp
+    from chatapp.core.session import ChatSession
 
-Handler = Callable[["ChatApp", str], "Awaitable[None] | None"]
-Completer = Callable[["ChatApp", str], list[str]]
+
+class ChatControls(Protocol):
+    """What a command may do to the chat it runs in: the narrow face of the app that commands
+    are written against (``ChatApp`` has it; a test can pass anything that does)."""
+
+    @property
+    def session(self) -> ChatSession: ...
+
+    def show_notice(self, text: str, error: bool = False) -> None: ...
+
+    def refresh_status(self) -> None: ...
+
+    def describe(self) -> str: ...
+
+    def known_model_names(self) -> list[str]: ...
+
+    def switch_model(self, source: str) -> None: ...
+
+    def fill_prompt(self, text: str) -> None: ...
+
+    async def run_command(self, text: str) -> None: ...
+
+    def action_show_help(self) -> None: ...
+
+    def action_new_chat(self, keep_settings: bool = False) -> None: ...
+
+    def action_pick_model(self) -> None: ...
+
+    def exit(self) -> None: ...
+
+
+Handler = Callable[[ChatControls, str], "Awaitable[None] | None"]
+Completer = Callable[[ChatControls, str], list[str]]
 
 
 class CommandError(ValueError):
@@ -65,7 +96,7 @@ class CommandRegistry:
             raise CommandError(f"usage: {command.usage}")
         return command, arg.strip()
 
-    def completions(self, app: ChatApp | None, text: str) -> list[str]:
+    def completions(self, app: ChatControls | None, text: str) -> list[str]:
         """Full prompt texts that complete ``text`` (a single-line /command)."""
         if not text.startswith("/") or "\n" in text:
             return []
@@ -79,7 +110,7 @@ class CommandRegistry:
             return []
         return [f"/{command.name} {c}" for c in command.complete(app, arg)]
 
-    async def run(self, app: ChatApp, text: str) -> None:
+    async def run(self, app: ChatControls, text: str) -> None:
         command, arg = self.parse(text)
         result = command.handler(app, arg)
         if result is not None:
@@ -89,30 +120,30 @@ class CommandRegistry:
 COMMANDS = CommandRegistry()
 
 
-def _complete_set(app: ChatApp, arg: str) -> list[str]:
+def _complete_set(app: ChatControls, arg: str) -> list[str]:
     key, space, _ = arg.partition(" ")
     if space:
         return []
     return [f"{k} " for k in SAMPLING_KEYS if k.startswith(key)]
 
 
-def _complete_model(app: ChatApp, arg: str) -> list[str]:
+def _complete_model(app: ChatControls, arg: str) -> list[str]:
     return [n for n in app.known_model_names() if n.startswith(arg)]
 
 
 @COMMANDS.command("help", "Show the commands and key bindings")
-def _help(app: ChatApp, arg: str) -> None:
+def _help(app: ChatControls, arg: str) -> None:
     app.action_show_help()
 
 
 @COMMANDS.command("new", "Start a new conversation")
-def _new(app: ChatApp, arg: str) -> None:
+def _new(app: ChatControls, arg: str) -> None:
     app.action_new_chat()
 
 
 @COMMANDS.command("model", "Switch the model of this chat (no name: open the picker)", "[NAME]",
                   _complete_model)  # fmt: skip
-def _model(app: ChatApp, arg: str) -> None:
+def _model(app: ChatControls, arg: str) -> None:
     if arg:
         app.switch_model(arg)
     else:
@@ -120,7 +151,7 @@ def _model(app: ChatApp, arg: str) -> None:
 
 
 @COMMANDS.command("system", "Set the system prompt of this chat (no text: clear it)", "[TEXT]")
-def _system(app: ChatApp, arg: str) -> None:
+def _system(app: ChatControls, arg: str) -> None:
     app.session.set_system(arg)
     app.show_notice(f"system prompt: {arg}" if arg else "system prompt cleared")
     app.refresh_status()
@@ -128,7 +159,7 @@ def _system(app: ChatApp, arg: str) -> None:
 
 @COMMANDS.command("set", "Set a sampling value: " + ", ".join(SAMPLING_KEYS), "KEY VALUE",
                   _complete_set)  # fmt: skip
-def _set(app: ChatApp, arg: str) -> None:
+def _set(app: ChatControls, arg: str) -> None:
     key, _, value = arg.partition(" ")
     if not value.strip():
         raise CommandError(f"usage: /set KEY VALUE, with KEY one of {', '.join(SAMPLING_KEYS)}")
@@ -141,17 +172,17 @@ def _set(app: ChatApp, arg: str) -> None:
 
 
 @COMMANDS.command("show", "Show the current settings and model")
-def _show(app: ChatApp, arg: str) -> None:
+def _show(app: ChatControls, arg: str) -> None:
     app.show_notice(app.describe())
 
 
 @COMMANDS.command("clear", "Start a fresh chat that keeps this one's model and settings")
-def _clear(app: ChatApp, arg: str) -> None:
+def _clear(app: ChatControls, arg: str) -> None:
     app.action_new_chat(keep_settings=True)
 
 
 @COMMANDS.command("quit", "Quit chatapp")
-def _quit(app: ChatApp, arg: str) -> None:
+def _quit(app: ChatControls, arg: str) -> None:
     app.exit()
 
 
@@ -160,8 +191,8 @@ class ChatCommands(Provider):
     ``/name `` in the prompt; a full ``/set temperature 0.5`` typed here runs as is."""
 
     @property
-    def chat_app(self) -> ChatApp:
-        return self.app  # type: ignore[return-value]
+    def chat_app(self) -> ChatControls:
+        return self.app  # type: ignore[return-value]  # the palette of a ChatApp
 
     def _action(self, command: Command) -> Callable[[], Any]:
         if command.args and not command.args.startswith("["):

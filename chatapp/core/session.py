@@ -12,19 +12,28 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from chatapp.settings import SAMPLING_KEYS, Settings, parse_value, sampling_params
-from chatapp.store import Store, StoredMessage, StoreError
+from chatapp.core.reply_stats import ReplyStats
+from chatapp.core.settings import SAMPLING_KEYS, Settings, parse_value, sampling_params
+from chatapp.core.store import Store, StoredMessage, StoreError
+from chatapp.models.choice import resolve_model_source
+from engine.errors import ModelLoadError
+
+if TYPE_CHECKING:
+    from engine.generate import GenerationStats
 
 TITLE_LENGTH = 48
 LAST_MODEL_KEY = "last_model"
 
 
 class ModelLike(Protocol):
+    """The part of ``engine.Model`` the chat uses."""
+
     name: str
+    path: str  # where it was loaded from ("" when not from disk)
     tokenizer: Any
-    last_stats: Any
+    last_stats: GenerationStats
     warnings: list[str]  # one-line notes from loading, shown to the user
 
     @property
@@ -52,83 +61,27 @@ def engine_loader(source: str) -> ModelLike:
     return engine.load(source)
 
 
-def resolve_model_source(
-    explicit: str | None, configured: str | None, last_used: str | None
-) -> str:
-    """Which model to load: ``--model``, else config.toml's ``model``, else the last one used
-    (if it still exists), else the embedded default, else any installed model."""
-    if explicit:
-        return explicit
-    if configured:
-        return configured
-    from engine.errors import ModelLoadError
-    from engine.registry import list_models, resolve_source
-
-    if last_used:
-        try:
-            resolve_source(last_used)
-            return last_used
-        except ModelLoadError:
-            pass
-    from chatapp.assets import default_model_path
-
-    default = default_model_path()
-    if default is not None:
-        return str(default)
-    installed = list_models()
-    if installed:
-        return installed[0].name
-    raise ModelUnavailable(
-        "no model installed yet: run `chatapp pull smollm2` or `chatapp import FILE`, "
-        "or type /model PATH"
-    )
-
-
 def title_for(prompt: str) -> str:
     line = " ".join(prompt.split())
     return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1] + "…"
 
 
-def stats_dict(model: ModelLike) -> dict[str, Any] | None:
-    """The engine's ``last_stats`` as stored per message (tolerates partial fakes)."""
-    s = getattr(model, "last_stats", None)
-    if s is None:
-        return None
-    return {
-        "model": getattr(model, "name", ""),
-        "prompt_tokens": int(getattr(s, "prompt_tokens", 0)),
-        "reused_tokens": int(getattr(s, "reused_tokens", 0)),
-        "new_tokens": int(getattr(s, "new_tokens", 0)),
-        "time_to_first_token": float(getattr(s, "time_to_first_token", 0.0)),
-        "tokens_per_second": float(getattr(s, "decode_tokens_per_second", 0.0)),
-        "stop_reason": str(getattr(s, "stop_reason", "")),
-    }
+@dataclass(frozen=True)
+class ReplyRequest:
+    """What one reply is asked for, taken on the UI thread when the prompt is sent: the
+    worker reads this, the model and the store, never the session's changing state."""
 
-
-class ReplyBuffer:
-    """Text deltas from the engine thread, taken in batches by the UI's timer: the engine
-    never waits for the UI, and the UI gets one update per tick, not one per token."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._parts: list[str] = []
-
-    def append(self, text: str) -> None:
-        with self._lock:
-            self._parts.append(text)
-
-    def take(self) -> str:
-        with self._lock:
-            text = "".join(self._parts)
-            self._parts.clear()
-        return text
+    conversation_id: int | None
+    parent_id: int | None  # the prompt's message id: the reply's parent
+    messages: list[dict[str, str]]
+    sampling: dict[str, Any]
 
 
 @dataclass
 class ReplyResult:
     text: str
     stopped: bool
-    stats: dict[str, Any] | None = None
+    stats: ReplyStats | None = None
     error: str | None = None
     message_id: int | None = None
 
@@ -152,7 +105,7 @@ class ChatSession:
         self.system = settings.system
         self.sampling: dict[str, Any] = dict(settings.sampling)
         self.context_used = 0
-        self.last_stats: dict[str, Any] | None = None
+        self.last_stats: ReplyStats | None = None
 
     # The model -------------------------------------------------------------------------------
 
@@ -180,9 +133,12 @@ class ChatSession:
         ModelUnavailable with a one-line reason.
         """
         try:
-            source = resolve_model_source(
-                explicit, self.settings.model, self.store.get_state(LAST_MODEL_KEY)
-            )
+            try:
+                source = resolve_model_source(
+                    explicit, self.settings.model, self.store.get_state(LAST_MODEL_KEY)
+                )
+            except ModelLoadError as e:  # nothing to load at all: say how to get a model
+                raise ModelUnavailable(f"{e}, or type /model PATH") from None
             if serial == self._load_serial:
                 self.model_source = source
             model = self._loader(source)
@@ -191,7 +147,7 @@ class ChatSession:
             raise
         except Exception as e:  # noqa: BLE001 - engine.ModelLoadError and anything unexpected
             message = one_line(e)
-            if type(e).__name__ != "ModelLoadError":
+            if not isinstance(e, ModelLoadError):
                 message = f"could not load {explicit or self.model_source}: {message}"
             self._finish_load(serial, None, message)
             raise ModelUnavailable(message) from None
@@ -272,11 +228,7 @@ class ChatSession:
         self.messages = [{"role": m.role, "content": m.content} for m in stored if m.content]
         self._last_message_id = stored[-1].id if stored else None
         self.last_stats = next((m.stats for m in reversed(stored) if m.stats), None)
-        self.context_used = (
-            self.last_stats["prompt_tokens"] + self.last_stats["new_tokens"]
-            if self.last_stats
-            else 0
-        )
+        self.context_used = self.last_stats.context_used if self.last_stats else 0
         return stored
 
     def add_user_message(self, text: str) -> None:
@@ -306,55 +258,69 @@ class ChatSession:
         system = [{"role": "system", "content": self.system}] if self.system else []
         return system + kept
 
-    def run_reply(self, cancel: threading.Event, emit: Callable[[str], object]) -> ReplyResult:
-        """Stream a reply to the conversation (blocking: call it from a worker thread).
+    def begin_reply(self) -> ReplyRequest:
+        """The request for a reply to the conversation as it is now (UI thread)."""
+        return ReplyRequest(
+            self.conversation_id, self._last_message_id, self.engine_messages(), dict(self.sampling)
+        )
 
-        Each text delta goes to ``emit`` (e.g. ``ReplyBuffer.append``); the finished reply,
-        complete or stopped, is stored with its stats in one transaction.
+    def run_reply(
+        self, request: ReplyRequest, cancel: threading.Event, emit: Callable[[str], object]
+    ) -> ReplyResult:
+        """Stream the reply to ``request`` (blocking: call it from a worker thread).
+
+        Each text delta goes to ``emit`` (the UI's batch buffer); the finished reply,
+        complete or stopped, is stored with its stats in one transaction. The session's own
+        state is left alone: the UI thread applies the result with ``apply_reply``.
         """
-        conversation_id, messages = self.conversation_id, self.engine_messages()
-        parent_id = self._last_message_id
         model = self.wait_for_model(cancel)
         if model is None:
             if cancel.is_set():
                 return ReplyResult("", stopped=True)
             return ReplyResult("", stopped=False, error=self.model_error or "no model is loaded")
         try:
-            params = self.sampling_params()
+            params = sampling_params(request.sampling)
         except ValueError as e:
             return ReplyResult("", stopped=False, error=str(e))
         parts: list[str] = []
         error = None
         try:
-            for delta in model.chat(messages, params, cancel=cancel):
+            for delta in model.chat(request.messages, params, cancel=cancel):
                 parts.append(delta)
                 emit(delta)
         except Exception as e:  # noqa: BLE001 - context overflow, template errors: one line
             error = one_line(e)
         text = "".join(parts)
-        stats = stats_dict(model)
-        stopped = cancel.is_set() or (stats is not None and stats["stop_reason"] == "cancelled")
+        stats = ReplyStats.from_generation(model.name, model.last_stats)
+        stopped = cancel.is_set() or stats.stop_reason == "cancelled"
         result = ReplyResult(text, stopped=stopped, stats=stats, error=error)
-        if error is not None and not text:
+        if (error is not None and not text) or request.conversation_id is None:
             return result
-        if conversation_id is None:
-            return result
-        current = conversation_id == self.conversation_id
         try:
             result.message_id = self.store.add_message(
-                conversation_id, "assistant", text, parent_id=parent_id, stopped=stopped,
-                stats=stats,
+                request.conversation_id, "assistant", text, parent_id=request.parent_id,
+                stopped=stopped, stats=stats,
             )  # fmt: skip
         except (sqlite3.Error, StoreError) as e:  # e.g. the disk is full: keep the reply shown
             result.error = f"the reply could not be saved ({one_line(e)})"
-            return result
-        if current:  # the user may have moved to another chat meanwhile
-            self._last_message_id = result.message_id
-            self.messages.append({"role": "assistant", "content": text})
-            if stats is not None:
-                self.last_stats = stats
-                self.context_used = stats["prompt_tokens"] + stats["new_tokens"]
         return result
+
+    def apply_reply(self, request: ReplyRequest, result: ReplyResult) -> bool:
+        """Add a stored reply to the conversation (UI thread). Only when the conversation is
+        still where the request left it: the user may have moved to another chat meanwhile,
+        and a reply belongs to the chat it was asked in. True when applied."""
+        if (
+            result.message_id is None
+            or request.conversation_id != self.conversation_id
+            or request.parent_id != self._last_message_id
+        ):
+            return False
+        self._last_message_id = result.message_id
+        self.messages.append({"role": "assistant", "content": result.text})
+        if result.stats is not None:
+            self.last_stats = result.stats
+            self.context_used = result.stats.context_used
+        return True
 
 
 def one_line(e: BaseException) -> str:

@@ -21,9 +21,16 @@ class PromptInput(TextArea):
     written is kept as a draft and comes back after the newest prompt.
     """
 
+    EARLIER = "earlier prompts (on the first / last line)"
     BINDINGS = [
-        Binding("up", "history_previous", "Previous prompt", show=False),
-        Binding("down", "history_next", "Next prompt", show=False),
+        Binding("up", "history_previous", "Previous prompt", show=False, tooltip=EARLIER),
+        Binding("down", "history_next", "Next prompt", show=False, tooltip=EARLIER),
+    ]
+    # Keys ``_on_key`` handles itself (before TextArea sees them), for the help.
+    OWN_KEYS = [
+        Binding("enter", "", "send the prompt"),
+        Binding("shift+enter,ctrl+j", "", "new line in the prompt"),
+        Binding("tab", "", "complete a /command"),
     ]
 
     class Submitted(Message):

@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from chatapp.console_text import printable
+from chatapp.core.reply_stats import ReplyStats
 
 SHORT = {"temperature": "temp", "repetition_penalty": "rep", "max_tokens": "max"}
 OFF: dict[str, Any] = {"min_p": 0.0, "repetition_penalty": 1.0, "seed": None}  # hidden when off
@@ -22,7 +23,7 @@ class StatusBar(Static):
         settings: dict[str, Any],
         context_used: int,
         context_size: int | None,
-        stats: dict[str, Any] | None,
+        stats: ReplyStats | None,
     ) -> None:
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(printable(model) or "no model", style="bold")
@@ -36,10 +37,7 @@ class StatusBar(Static):
             # The last token of a reply that filled the context is never in the cache.
             text.append(f"  ctx {min(context_used, context_size)}/{context_size}")
         if stats:
-            text.append(
-                f"  │ {stats['new_tokens']} tok · {stats['tokens_per_second']:.1f} tok/s · "
-                f"TTFT {stats['time_to_first_token'] * 1000:.0f} ms"
-            )
+            text.append(f"  │ {stats.summary()}")
         self.update(text)
 
 

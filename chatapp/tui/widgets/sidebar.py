@@ -11,13 +11,14 @@ from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
 from chatapp.console_text import printable
-from chatapp.store import Conversation
+from chatapp.core.store import Conversation
 
 
 class ConversationList(OptionList):
     BINDINGS = [
-        Binding("r", "rename", "Rename"),
-        Binding("delete,d", "delete", "Delete"),
+        Binding("enter", "select", "Open", show=False, tooltip="open the chat"),
+        Binding("r", "rename", "Rename", tooltip="rename it"),
+        Binding("delete,d", "delete", "Delete", tooltip="delete it"),
     ]
 
     class Action(Message):

@@ -14,7 +14,7 @@ def assets_dir() -> Path:
     env = os.environ.get("CHATAPP_ASSETS")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "assets"
+    return Path(__file__).resolve().parents[2] / "assets"
 
 
 def default_model_path() -> Path | None:

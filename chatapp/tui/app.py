@@ -6,7 +6,6 @@ import asyncio
 import signal
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,35 +15,35 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.timer import Timer
 from textual.widgets import Footer, OptionList
 
-from chatapp.commands import COMMANDS, ChatCommands, CommandError
 from chatapp.console_text import printable, strip_control
-from chatapp.session import (
+from chatapp.core.session import (
     ChatSession,
     Loader,
     ModelUnavailable,
-    ReplyBuffer,
+    ReplyRequest,
     ReplyResult,
     one_line,
 )
-from chatapp.settings import Settings, load_settings
-from chatapp.store import Store, StoreError
-from chatapp.widgets.chat_view import AssistantMessage, ChatView, format_stats
-from chatapp.widgets.dialogs import ConfirmScreen, HelpScreen, TextInputScreen
-from chatapp.widgets.history_search import HistorySearch
-from chatapp.widgets.model_picker import ModelPicker
-from chatapp.widgets.prompt import PromptInput
-from chatapp.widgets.sidebar import ConversationList, Sidebar
-from chatapp.widgets.status_bar import StatusBar
+from chatapp.core.settings import Settings, load_settings
+from chatapp.core.store import Store, StoreError
+from chatapp.tui.commands import COMMANDS, ChatCommands, CommandError
+from chatapp.tui.reply_stream import ReplyStream
+from chatapp.tui.screens.dialogs import (
+    ConfirmScreen,
+    HelpScreen,
+    KeySection,
+    TextInputScreen,
+    key_rows,
+)
+from chatapp.tui.screens.history_search import HistorySearch
+from chatapp.tui.screens.model_picker import ModelPicker
+from chatapp.tui.widgets.chat_view import ChatView
+from chatapp.tui.widgets.prompt import PromptInput
+from chatapp.tui.widgets.sidebar import ConversationList, Sidebar
+from chatapp.tui.widgets.status_bar import StatusBar
 
-# Streamed text reaches the screen in batches: at least FLUSH_SECONDS apart, and further apart
-# when the Markdown view gets costly (long replies), so that rendering never takes more than
-# about 1/FLUSH_COST_RATIO of the time and the engine thread keeps the CPU.
-FLUSH_SECONDS = 0.05
-FLUSH_MAX_SECONDS = 0.5
-FLUSH_COST_RATIO = 20
 QUIT_SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
 )
@@ -53,10 +52,10 @@ QUIT_SIGNALS = tuple(
 class ReplyFinished(Message):
     """The reply worker is done (complete, stopped or failed)."""
 
-    def __init__(self, view: AssistantMessage, buffer: ReplyBuffer, result: ReplyResult) -> None:
+    def __init__(self, stream: ReplyStream, request: ReplyRequest, result: ReplyResult) -> None:
         super().__init__()
-        self.view = view
-        self.buffer = buffer
+        self.stream = stream
+        self.request = request
         self.result = result
 
 
@@ -72,15 +71,21 @@ class ChatApp(App[None]):
     CSS_PATH = "chatapp.tcss"
     TITLE = "chatapp"
     COMMANDS = App.COMMANDS | {ChatCommands}
+    # The footer shows the descriptions; F1's help shows the tooltips (see ``key_help``).
     BINDINGS = [
-        Binding("ctrl+c", "stop_reply", "Stop", show=False, priority=True),
-        Binding("escape", "stop_reply", "Stop"),
-        Binding("ctrl+n", "new_chat", "New chat"),
-        Binding("ctrl+b", "toggle_sidebar", "Chats"),
-        Binding("ctrl+o", "pick_model", "Model"),
-        Binding("ctrl+r", "search_history", "History", priority=True),
-        Binding("f1", "show_help", "Help"),
-        Binding("question_mark", "show_help", "Help", show=False),
+        Binding("escape", "stop_reply", "Stop", tooltip="stop the reply"),
+        Binding(
+            "ctrl+c", "stop_reply", "Stop", show=False, priority=True, tooltip="stop the reply"
+        ),
+        Binding("ctrl+n", "new_chat", "New chat", tooltip="new conversation"),
+        Binding("ctrl+b", "toggle_sidebar", "Chats", tooltip="show / hide the conversations"),
+        Binding("ctrl+o", "pick_model", "Model", tooltip="pick a model"),
+        Binding(
+            "ctrl+r", "search_history", "History", priority=True, tooltip="search past prompts"
+        ),  # fmt: skip
+        Binding("f1", "show_help", "Help", tooltip="this help"),
+        Binding("question_mark", "show_help", "Help", show=False, tooltip="this help"),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True, tooltip="quit"),
     ]
 
     def __init__(
@@ -103,11 +108,7 @@ class ChatApp(App[None]):
         self.session = ChatSession(self.store, settings, loader)
         self._list_models = list_models or engine_list_models
         self._model_names: list[str] = []
-        self._cancel: threading.Event | None = None
-        self._reply_view: AssistantMessage | None = None
-        self._buffer: ReplyBuffer | None = None
-        self._flush_timer: Timer | None = None
-        self._flush_cpu = 0.0
+        self._stream: ReplyStream | None = None  # the reply streaming now
         self._replies_running = threading.Semaphore(1)  # held while a reply worker runs
         self._signals: list[signal.Signals] = []
         if settings.theme and settings.theme in self.available_themes:
@@ -160,7 +161,7 @@ class ChatApp(App[None]):
 
     @property
     def streaming(self) -> bool:
-        return self._cancel is not None
+        return self._stream is not None
 
     # The model -------------------------------------------------------------------------------
 
@@ -218,25 +219,24 @@ class ChatApp(App[None]):
         else:
             state = ""
         model = session.model
-        name = getattr(model, "name", "") if model is not None else ""
+        name = model.name if model is not None else ""
         self.query_one(StatusBar).show(
             model=name or Path(session.model_source).name or session.model_source,
             state=state,
             settings=session.describe_settings() if model is not None else dict(session.sampling),
             context_used=session.context_used,
-            context_size=getattr(model, "context_length", None) if model is not None else None,
+            context_size=model.context_length if model is not None else None,
             stats=session.last_stats,
         )
 
     def describe(self) -> str:
         s = self.session
         model = s.model
-        parts = [f"model: {getattr(model, 'name', '') or s.model_source or 'none'}"]
+        parts = [f"model: {(model.name if model else '') or s.model_source or 'none'}"]
         if model is not None:
             parts.append(f"context {s.context_used}/{model.context_length}")
-            path = getattr(model, "path", "")
-            if path:
-                parts.append(f"from {path}")
+            if model.path:
+                parts.append(f"from {model.path}")
         settings = s.describe_settings() if model is not None else s.sampling
         parts.append(" ".join(f"{k}={v}" for k, v in settings.items()) or "engine defaults")
         parts.append(f"system: {s.system!r}" if s.system else "no system prompt")
@@ -290,66 +290,46 @@ class ChatApp(App[None]):
         view = await self.chat_view.add_assistant(meta=waiting)
         self.chat_view.anchor()
         view.start_stream(waiting)
-        self._cancel = threading.Event()
-        self._reply_view = view
-        self._buffer = ReplyBuffer()
-        self._flush_cpu = time.thread_time()
-        self._flush_timer = self.set_timer(FLUSH_SECONDS, self._flush_tick)
+        self._stream = stream = ReplyStream(view)
+        stream.start(self)
         self.refresh_bindings()  # shows Esc "Stop" in the footer
         self.refresh_status()
         self.refresh_sidebar()
-        self._reply(self._cancel, view, self._buffer)
+        self._reply(self.session.begin_reply(), stream)
 
     @work(thread=True, exclusive=True, group="reply", exit_on_error=False)
-    def _reply(self, cancel: threading.Event, view: AssistantMessage, buffer: ReplyBuffer) -> None:
+    def _reply(self, request: ReplyRequest, stream: ReplyStream) -> None:
         self._replies_running.acquire()
         try:
-            result = self.session.run_reply(cancel, buffer.append)
+            result = self.session.run_reply(request, stream.cancel, stream.buffer.append)
         except Exception as e:  # noqa: BLE001 - e.g. the database vanished: one line
             result = ReplyResult("", stopped=False, error=str(e))
         finally:
             self._replies_running.release()
-        self.post_message(ReplyFinished(view, buffer, result))
-
-    async def _flush_tick(self) -> None:
-        await self._flush_reply()
-        if self._reply_view is None:
-            return
-        # The UI thread's CPU time since the last tick is what showing the text cost (Markdown
-        # parsing, layout, rendering); space the ticks so it stays a small share of the time.
-        now = time.thread_time()
-        cost, self._flush_cpu = now - self._flush_cpu, now
-        delay = min(FLUSH_MAX_SECONDS, max(FLUSH_SECONDS, FLUSH_COST_RATIO * cost))
-        self._flush_timer = self.set_timer(delay, self._flush_tick)
-
-    async def _flush_reply(self) -> None:
-        """The UI's batch tick: move what the engine produced since the last tick to the view."""
-        view, buffer = self._reply_view, self._buffer
-        if view is not None and buffer is not None and (text := buffer.take()):
-            await view.append(text)
+        # The session's state is the UI thread's: the result is applied there.
+        self.post_message(ReplyFinished(stream, request, result))
 
     async def on_reply_finished(self, message: ReplyFinished) -> None:
-        if message.view is not self._reply_view:
+        self.session.apply_reply(message.request, message.result)
+        stream = message.stream
+        if stream is not self._stream:
             return  # a reply of a chat the user has left
-        await self._flush_reply()
-        await message.view.finish(message.result)
+        await stream.flush()
+        await stream.view.finish(message.result)
         self._end_stream()
         self.refresh_status()
         if message.result.stopped:
             self.prompt.focus()
 
     def _end_stream(self) -> None:
-        if self._flush_timer is not None:
-            self._flush_timer.stop()
-            self._flush_timer = None
-        self._cancel = None
-        self._reply_view = None
-        self._buffer = None
+        if self._stream is not None:
+            self._stream.stop()
+            self._stream = None
         self.refresh_bindings()
 
     def action_stop_reply(self) -> None:
-        if self._cancel is not None:
-            self._cancel.set()
+        if self._stream is not None:
+            self._stream.cancel.set()
             self.prompt.focus()
 
     def _detach_reply(self) -> None:
@@ -418,7 +398,9 @@ class ChatApp(App[None]):
                 await view.add_user(m.content)
             elif m.role == "assistant":
                 meta = " · ".join(
-                    p for p in ("■ stopped" if m.stopped else "", format_stats(m.stats)) if p
+                    p
+                    for p in ("■ stopped" if m.stopped else "", m.stats and m.stats.summary())
+                    if p
                 )
                 widget = await view.add_assistant(m.content, meta)
                 widget.set_class(m.stopped, "stopped")
@@ -466,7 +448,16 @@ class ChatApp(App[None]):
     def action_show_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             return
-        self.push_screen(HelpScreen([(c.usage, c.help) for c in COMMANDS]))
+        self.push_screen(HelpScreen(self.key_help(), [(c.usage, c.help) for c in COMMANDS]))
+
+    def key_help(self) -> list[KeySection]:
+        """F1's key table, read from the bindings of the app, the prompt and the chat list."""
+        palette = Binding(self.COMMAND_PALETTE_BINDING, "command_palette", "command palette")
+        return [
+            ("Keys", key_rows([*self.BINDINGS, palette])),
+            ("In the prompt", key_rows([*PromptInput.OWN_KEYS, *PromptInput.BINDINGS])),
+            ("In the chat list (Ctrl+B)", key_rows(ConversationList.BINDINGS)),
+        ]
 
     def on_prompt_input_help_requested(self) -> None:
         self.action_show_help()
@@ -478,7 +469,8 @@ class ChatApp(App[None]):
                 self.switch_model(name)
             self.prompt.focus()
 
-        current = getattr(self.session.model, "name", "") or self.session.model_source
+        model = self.session.model
+        current = (model.name if model is not None else "") or self.session.model_source
         self.push_screen(ModelPicker(self._list_models, current), chosen)
 
     def action_search_history(self) -> None:
@@ -499,8 +491,8 @@ class ChatApp(App[None]):
         for sig in self._signals:
             loop.remove_signal_handler(sig)
         # Quitting mid-reply: stop it and let the worker store the partial reply first.
-        if self._cancel is not None:
-            self._cancel.set()
+        if self._stream is not None:
+            self._stream.cancel.set()
         if self._replies_running.acquire(timeout=3.0):
             self._replies_running.release()
         self.store.close()

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from chatapp.model_import import ModelImportError, import_model, model_path
+from chatapp.models.importer import ModelImportError, import_model, model_path
 
 
 @dataclass(frozen=True)

@@ -2,30 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from chatapp.console_text import printable, strip_control
 
-KEYS = [
-    ("Enter", "send the prompt"),
-    ("Shift+Enter / Ctrl+J", "new line in the prompt"),
-    ("Up / Down", "earlier prompts (on the first / last line)"),
-    ("Ctrl+R", "search past prompts"),
-    ("Esc / Ctrl+C", "stop the reply"),
-    ("Tab", "complete a /command"),
-    ("Ctrl+N", "new conversation"),
-    ("Ctrl+B", "show / hide the conversations"),
-    ("Ctrl+O", "pick a model"),
-    ("Ctrl+P", "command palette"),
-    ("F1 or ?", "this help"),
-    ("Ctrl+Q", "quit"),
-    ("Enter / R / Del", "in the chat list: open / rename / delete"),
-]
+KEY_LABELS = {"escape": "Esc", "question_mark": "?", "delete": "Del"}
+
+# A titled list of (keys, what they do), as the help shows it.
+KeySection = tuple[str, list[tuple[str, str]]]
+
+
+def key_label(key: str) -> str:
+    """A Textual key name as people write it: ``ctrl+n`` → ``Ctrl+N``, ``escape`` → ``Esc``."""
+    *mods, last = key.strip().split("+")
+    name = KEY_LABELS.get(last) or (last.upper() if len(last) == 1 else last.capitalize())
+    return "+".join([*(m.capitalize() for m in mods), name])
+
+
+def key_rows(bindings: Iterable[BindingType]) -> list[tuple[str, str]]:
+    """The help's rows for ``bindings``: one per help text (the binding's tooltip, else its
+    description), with every key that does it, in the order they first appear."""
+    rows: dict[str, list[str]] = {}
+    for binding in Binding.make_bindings(bindings):
+        keys = rows.setdefault(binding.tooltip or binding.description, [])
+        keys.extend(key_label(k) for k in binding.key.split(","))
+    return [(" / ".join(dict.fromkeys(keys)), what) for what, keys in rows.items()]
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -70,22 +78,23 @@ class TextInputScreen(ModalScreen[str | None]):
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,f1,q,question_mark", "dismiss(None)", "Close")]
 
-    def __init__(self, commands: list[tuple[str, str]]) -> None:
+    def __init__(self, keys: list[KeySection], commands: list[tuple[str, str]]) -> None:
         super().__init__(classes="dialog")
+        self.keys = keys
         self.commands = commands
 
     def compose(self) -> ComposeResult:
+        sections = [
+            *self.keys,
+            ("\nCommands (type them in the prompt, or use Ctrl+P)", self.commands),
+        ]
         text = Text()
-        text.append("Keys\n", style="bold underline")
-        width = max(len(k) for k, _ in KEYS)
-        for key, what in KEYS:
-            text.append(f"  {key:<{width}}  ", style="bold")
-            text.append(f"{what}\n")
-        text.append("\nCommands (type them in the prompt, or use Ctrl+P)\n", style="bold underline")
-        width = max(len(u) for u, _ in self.commands)
-        for usage, what in self.commands:
-            text.append(f"  {usage:<{width}}  ", style="bold")
-            text.append(f"{what}\n")
+        for title, rows in sections:
+            width = max(len(k) for k, _ in rows)
+            text.append(f"{title}\n", style="bold underline")
+            for key, what in rows:
+                text.append(f"  {key:<{width}}  ", style="bold")
+                text.append(f"{what}\n")
         text.append("\nEsc closes this help.", style="italic")
         with VerticalScroll(id="help"):
             yield Static(text, markup=False)

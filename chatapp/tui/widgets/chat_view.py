@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.text import Text
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
 from chatapp.console_text import printable
-from chatapp.session import ReplyResult
-
-
-def format_stats(stats: dict[str, Any] | None) -> str:
-    if not stats:
-        return ""
-    return (
-        f"{stats['new_tokens']} tokens · {stats['tokens_per_second']:.1f} tok/s · "
-        f"first token {stats['time_to_first_token'] * 1000:.0f} ms"
-    )
+from chatapp.core.session import ReplyResult
 
 
 class UserMessage(Static):
@@ -80,7 +69,7 @@ class AssistantMessage(Vertical):
         if result.error:
             parts.append(result.error)
         elif result.stats:
-            parts.append(format_stats(result.stats))
+            parts.append(result.stats.summary())
         self.set_meta(" · ".join(parts), error=bool(result.error))
         self.set_class(result.stopped, "stopped")
 

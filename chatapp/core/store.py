@@ -1,8 +1,9 @@
 """The app's SQLite database: conversations, messages, per-message stats, prompt history.
 
 WAL mode, a busy timeout and one short transaction per write let two app instances share the
-file. The schema is versioned with ``PRAGMA user_version``; ``MIGRATIONS[i]`` brings version
-``i`` to ``i + 1`` and runs inside the transaction that bumps the version.
+file. The schema is versioned with ``PRAGMA user_version``: each ``@migration`` function brings
+it one step up (``m001_initial`` makes version 1) and runs inside the transaction that records
+the new version.
 """
 
 from __future__ import annotations
@@ -11,53 +12,82 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from chatapp.core.reply_stats import ReplyStats
 from engine.paths import data_dir
 
-MIGRATIONS: list[str] = [
-    """
-    CREATE TABLE conversations (
-        id INTEGER PRIMARY KEY,
-        title TEXT NOT NULL DEFAULT '',
-        model TEXT NOT NULL DEFAULT '',
-        system TEXT NOT NULL DEFAULT '',
-        params TEXT NOT NULL DEFAULT '{}',
-        created_at REAL NOT NULL,
-        updated_at REAL NOT NULL
-    );
-    CREATE TABLE messages (
-        id INTEGER PRIMARY KEY,
-        conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
-        parent_id INTEGER REFERENCES messages(id) ON DELETE CASCADE,
-        role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
-        content TEXT NOT NULL,
-        stopped INTEGER NOT NULL DEFAULT 0,
-        created_at REAL NOT NULL
-    );
-    CREATE INDEX messages_by_conversation ON messages(conversation_id, id);
-    CREATE TABLE message_stats (
-        message_id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
-        model TEXT NOT NULL DEFAULT '',
-        prompt_tokens INTEGER NOT NULL DEFAULT 0,
-        reused_tokens INTEGER NOT NULL DEFAULT 0,
-        new_tokens INTEGER NOT NULL DEFAULT 0,
-        time_to_first_token REAL NOT NULL DEFAULT 0,
-        tokens_per_second REAL NOT NULL DEFAULT 0,
-        stop_reason TEXT NOT NULL DEFAULT ''
-    );
-    CREATE TABLE prompt_history (
-        id INTEGER PRIMARY KEY,
-        text TEXT NOT NULL,
-        created_at REAL NOT NULL
-    );
-    CREATE TABLE app_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    """,
-]
+Migration = Callable[[sqlite3.Connection], None]
+MIGRATIONS: list[Migration] = []
+
+
+def migration(step: Migration) -> Migration:
+    """Register the next schema step: the n-th function brings ``user_version`` n-1 to n (so
+    never reorder or remove one; add ``m002_...`` below)."""
+    MIGRATIONS.append(step)
+    return step
+
+
+@migration
+def m001_initial(db: sqlite3.Connection) -> None:
+    """Conversations, messages with their stats, prompt history, small app state."""
+    db.execute(
+        """
+        CREATE TABLE conversations (
+            id INTEGER PRIMARY KEY,
+            title TEXT NOT NULL DEFAULT '',
+            model TEXT NOT NULL DEFAULT '',
+            system TEXT NOT NULL DEFAULT '',
+            params TEXT NOT NULL DEFAULT '{}',
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            parent_id INTEGER REFERENCES messages(id) ON DELETE CASCADE,
+            role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+            content TEXT NOT NULL,
+            stopped INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX messages_by_conversation ON messages(conversation_id, id)")
+    db.execute(
+        """
+        CREATE TABLE message_stats (
+            message_id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+            model TEXT NOT NULL DEFAULT '',
+            prompt_tokens INTEGER NOT NULL DEFAULT 0,
+            reused_tokens INTEGER NOT NULL DEFAULT 0,
+            new_tokens INTEGER NOT NULL DEFAULT 0,
+            time_to_first_token REAL NOT NULL DEFAULT 0,
+            tokens_per_second REAL NOT NULL DEFAULT 0,
+            stop_reason TEXT NOT NULL DEFAULT ''
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE prompt_history (
+            id INTEGER PRIMARY KEY,
+            text TEXT NOT NULL,
+            created_at REAL NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE TABLE app_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -89,18 +119,11 @@ class StoredMessage:
     role: str
     content: str
     stopped: bool
-    stats: dict[str, Any] | None = None
+    stats: ReplyStats | None = None
 
 
-STATS_FIELDS = (
-    "model",
-    "prompt_tokens",
-    "reused_tokens",
-    "new_tokens",
-    "time_to_first_token",
-    "tokens_per_second",
-    "stop_reason",
-)
+# The message_stats columns: ReplyStats' fields, by the same names.
+STATS_FIELDS = tuple(f.name for f in fields(ReplyStats))
 
 
 class Store:
@@ -182,11 +205,9 @@ class Store:
                 raise StoreError(
                     f"{self.path} is from a newer chatapp (schema {version}); upgrade chatapp"
                 )
-            for i in range(version, SCHEMA_VERSION):
-                for statement in MIGRATIONS[i].split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute(f"PRAGMA user_version = {i + 1}")
+            for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+                step(db)
+                db.execute(f"PRAGMA user_version = {number}")
 
     # Conversations ---------------------------------------------------------------------------
 
@@ -258,7 +279,7 @@ class Store:
         *,
         parent_id: int | None = None,
         stopped: bool = False,
-        stats: dict[str, Any] | None = None,
+        stats: ReplyStats | None = None,
     ) -> int:
         """Append one complete message (and its stats) in one transaction."""
         now = time.time()
@@ -270,9 +291,7 @@ class Store:
             )
             message_id = int(cur.lastrowid or 0)
             if stats is not None:
-                values = [
-                    stats.get(k, "" if k in ("model", "stop_reason") else 0) for k in STATS_FIELDS
-                ]
+                values = astuple(stats)
                 db.execute(
                     f"INSERT INTO message_stats (message_id, {', '.join(STATS_FIELDS)})"
                     f" VALUES (?, {', '.join('?' * len(STATS_FIELDS))})",
@@ -295,7 +314,11 @@ class Store:
             ).fetchall()
         out = []
         for r in rows:
-            stats = {k: r[f"s_{k}"] for k in STATS_FIELDS} if r["has_stats"] is not None else None
+            stats = (
+                ReplyStats.from_row({k: r[f"s_{k}"] for k in STATS_FIELDS})
+                if r["has_stats"] is not None
+                else None
+            )
             out.append(
                 StoredMessage(
                     id=r["id"],

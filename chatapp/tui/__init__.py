@@ -1,0 +1,1 @@
+"""The Textual chat: the app, its screens, widgets, slash commands and stylesheet."""

@@ -1,1 +1,0 @@
-"""Small widgets of the chat app; the logic lives in ``chatapp.session``."""
