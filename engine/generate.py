@@ -93,6 +93,9 @@ class Model:
         self._cut: tuple[int, Message] | None = None  # where fit_messages last cut a chat
         # One-line notes for the user from loading (e.g. a GGUF's unknown pre-tokenizer).
         self.warnings: list[str] = []
+        # Set (and among the warnings) when the model has no chat template: most likely a
+        # base model, for ``complete`` rather than ``chat``.
+        self.base_model_note: str | None = None
         self.last_stats = GenerationStats()
         # Decode steps pick their thread count by measurement (engine.threads); off: always
         # torch's current count.
@@ -369,6 +372,19 @@ class Model:
         ids, kept, dropped = self.fit_messages(messages, reserve)
         stats = GenerationStats(dropped_messages=dropped, messages=kept)
         return self._chat(ids, params, cancel, stats)
+
+    def complete(
+        self,
+        text: str,
+        params: SamplingParams | None = None,
+        *,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[str]:
+        """Yield text deltas that continue ``text`` as it is, with no chat template: what a
+        base model is made for (it continues documents; it was not taught turns)."""
+        params = params or SamplingParams()
+        ids = self.tokenizer.encode(text)
+        return self._chat(ids, params, cancel, GenerationStats())
 
     def _chat(
         self,

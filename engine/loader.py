@@ -104,7 +104,8 @@ def load(
     model = Model(net, tokenizer, name=name, path=str(path))
     model.warnings = read_warnings(path)
     if not tokenizer.has_own_template:
-        model.warnings.append(base_model_note(name, tokenizer.template_name))
+        model.base_model_note = base_model_note(name, tokenizer.template_name)
+        model.warnings.append(model.base_model_note)
     return model
 
 

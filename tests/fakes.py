@@ -39,6 +39,7 @@ class FakeModel(Model):
         # No network to build: only the attributes the app and ``chatapp ask`` read.
         self.name, self.path, self.tokenizer = name, "", None
         self.warnings = list(warnings or [])
+        self.base_model_note = None
         self.last_stats = GenerationStats()
         self.chunks, self.delay = list(chunks), delay
         self.gate, self.pause_after, self.interrupt_after = gate, pause_after, interrupt_after

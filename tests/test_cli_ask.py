@@ -287,3 +287,26 @@ def test_model_choice_order(
 def test_without_any_model_ask_says_how_to_get_one(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ask", "q"]) == 1
     assert "chatapp pull smollm2" in capsys.readouterr().err
+
+
+def test_raw_continues_the_prompt_without_a_chat_template(
+    tiny_models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = tmp_path / "base"
+    import shutil
+
+    shutil.copytree(tiny_models["llama"], base)
+    (base / "tokenizer_config.json").write_text(json.dumps({"eos_token": "<|im_end|>"}))
+    args = ["ask", "Hello", "--model", str(base), "--temperature", "0", "--max-tokens", "6"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "probably a base model" in captured.err  # chatting with one is a surprise: say so
+    assert main([*args, "--raw"]) == 0
+    raw = capsys.readouterr()
+    assert raw.err == ""  # a completion is what a base model is for
+    model = engine.load(base)
+    params = engine.SamplingParams(temperature=0, max_new_tokens=6)
+    expected = "".join(model.complete("Hello", params))
+    assert raw.out == strip_control(expected) + ("" if expected.endswith("\n") else "\n")
+    assert model.last_stats.prompt_tokens == len(model.tokenizer.encode("Hello"))
+    assert main([*args, "--raw", "--system", "Be brief."]) == 1

