@@ -109,10 +109,12 @@ def _q6_k(data: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
     blocks = data.reshape(nb, 210)
     ql = blocks[:, :128].reshape(nb, 2, 2, 32)  # [block, n, g % 2, l]
     qh = blocks[:, 128:192].reshape(nb, 2, 1, 32)  # [block, n, -, l]
-    nib = torch.stack((ql & 0x0F, ql >> 4), dim=2).reshape(nb, 2, 4, 32)  # g = 2 * hi + g % 2
+    q = torch.stack((ql & 0x0F, ql >> 4), dim=2).reshape(nb, 2, 4, 32)  # g = 2 * hi + g % 2
     shifts = torch.tensor([0, 2, 4, 6], dtype=torch.uint8).view(1, 1, 4, 1)
-    high = (qh >> shifts) & 3
-    q = (nib | (high << 4)).to(torch.int16) - 32
+    q |= ((qh >> shifts) & 3) << 4  # the 6-bit values 0..63
     sc = blocks[:, 192:208].contiguous().view(torch.int8).float().view(nb, 2, 4, 2, 1)
     d = _f16(blocks[:, 208:210]).view(nb, 1, 1, 1, 1)
-    return (q.view(nb, 2, 4, 2, 16).float() * sc * d).reshape(rows, cols)
+    # One float32 tensor, scaled in place: a 100M-value output head makes every full-size
+    # temporary cost (its pages are faulted in one by one).
+    w = q.view(nb, 2, 4, 2, 16).float().sub_(32).mul_(sc * d)
+    return w.reshape(rows, cols)
