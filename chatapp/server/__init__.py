@@ -1,0 +1,1 @@
+"""``chatapp serve``: the engine behind an OpenAI-compatible HTTP API (the ``serve`` extra)."""
