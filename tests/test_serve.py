@@ -17,32 +17,12 @@ import engine
 
 httpx = pytest.importorskip("httpx")
 uvicorn = pytest.importorskip("uvicorn")
+from http_servers import TIMEOUT, Server  # noqa: E402
+
 from chatapp.server.app import EngineHost, create_app  # noqa: E402
 from chatapp.server.openai_api import RequestError, sampling_params  # noqa: E402
 
-TIMEOUT = 30.0
 GREEDY = {"temperature": 0, "max_tokens": 12}
-
-
-class Server:
-    def __init__(self, app: Any) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + TIMEOUT
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the server did not start")
-            time.sleep(0.02)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(TIMEOUT)
 
 
 @pytest.fixture

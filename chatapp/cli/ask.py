@@ -173,12 +173,12 @@ def _answer(
 
 def _load(source: str, quant: str = "auto") -> Any:
     """``engine.load`` with a spinner on stderr when it is a terminal."""
-    import engine
+    from chatapp.models.loading import load_model
 
     if not sys.stderr.isatty():
-        return engine.load(source, quant=quant)
+        return load_model(source, quant=quant)
     from rich.console import Console
     from rich.markup import escape
 
     with Console(stderr=True).status(f"Loading {escape(source)}…"):
-        return engine.load(source, quant=quant)
+        return load_model(source, quant=quant)

@@ -56,9 +56,11 @@ class ModelUnavailable(Exception):
 
 
 def engine_loader(source: str) -> ModelLike:
-    import engine
+    """A remote model when ``source`` names one (``chatapp remote add``), else the engine's."""
+    from chatapp.models.loading import load_model
 
-    return engine.load(source)
+    model: ModelLike = load_model(source)
+    return model
 
 
 def title_for(prompt: str) -> str:

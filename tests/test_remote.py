@@ -1,0 +1,182 @@
+"""Remote models: ``chatapp remote``, the client against ``chatapp serve`` (a real server on
+127.0.0.1) and against a fake endpoint that fails in each of the ways servers fail."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from fakes import FakeModel
+from http_servers import Server
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+import engine
+from chatapp.cli import main
+from chatapp.console_text import strip_control
+from chatapp.models.loading import load_model
+from chatapp.remote.client import RemoteModel, RemoteReplyError
+from chatapp.remote.registry import Remote, find_remote, list_remotes
+from chatapp.server.app import EngineHost, create_app
+
+CHAT = [{"role": "user", "content": "Hello"}]
+GREEDY = engine.SamplingParams(temperature=0, max_new_tokens=12)
+
+
+@pytest.fixture
+def served(tiny_models: dict[str, Path]) -> Iterator[tuple[str, engine.Model]]:
+    model = engine.load(tiny_models["llama"])
+    host = EngineHost(str(tiny_models["llama"]), engine.load, "tiny")
+    host.model, host.source = model, str(tiny_models["llama"])
+    with Server(create_app(host, api_key="k3y")) as base:
+        yield f"{base}/v1", model
+
+
+def test_remote_add_lists_the_servers_models_and_never_stores_the_key(
+    served: tuple[str, engine.Model],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url, _ = served
+    monkeypatch.setenv("MY_KEY", "k3y")
+    assert main(["remote", "add", "box", url, "--api-key-env", "MY_KEY"]) == 0
+    assert find_remote("box") == Remote("box", url, "tiny", "MY_KEY")
+    stored = (engine.data_dir() / "remotes.json").read_text()
+    assert "k3y" not in stored and "MY_KEY" in stored
+    assert main(["remote", "list"]) == 0
+    assert "box" in capsys.readouterr().out
+    # a model the server does not have is refused, naming those it has
+    assert main(["remote", "add", "other", url, "--model", "nope", "--api-key-env", "MY_KEY"]) == 1
+    assert "tiny" in capsys.readouterr().err
+    # a wrong key is one line that says which variable to check
+    monkeypatch.setenv("MY_KEY", "wrong")
+    assert main(["remote", "add", "x", url, "--api-key-env", "MY_KEY"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "API key" in err and "$MY_KEY" in err
+    assert main(["remote", "rm", "box"]) == 0 and list_remotes() == []
+
+
+def test_the_remote_client_streams_the_servers_reply(
+    served: tuple[str, engine.Model], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, local = served
+    monkeypatch.setenv("MY_KEY", "k3y")
+    expected = "".join(local.chat(CHAT, GREEDY))
+    remote = RemoteModel(Remote("box", url, "tiny", "MY_KEY"))
+    assert "".join(remote.chat(CHAT, GREEDY)) == expected
+    stats = remote.last_stats
+    assert stats.new_tokens == local.last_stats.new_tokens and stats.time_to_first_token > 0
+    assert stats.stop_reason in ("eos", "length")
+    assert "".join(remote.complete("Once", GREEDY)) == "".join(local.complete("Once", GREEDY))
+
+
+def test_ask_uses_a_remote_model_by_name(
+    served: tuple[str, engine.Model],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url, local = served
+    monkeypatch.setenv("MY_KEY", "k3y")
+    assert main(["remote", "add", "box", url, "--api-key-env", "MY_KEY"]) == 0
+    capsys.readouterr()
+    assert main(["ask", "Hello", "--model", "box", "--temperature", "0", "--max-tokens", "12"]) == 0
+    expected = strip_control("".join(local.chat(CHAT, GREEDY)))  # ask prints text only
+    assert capsys.readouterr().out.rstrip("\n") == expected.rstrip("\n")
+    assert isinstance(load_model("box"), RemoteModel)
+
+
+def test_cancel_closes_the_stream_and_the_server_stops() -> None:
+    slow = FakeModel(["tok "] * 2000, delay=0.01, name="slow")
+    host = EngineHost("slow", lambda _s: slow, "slow")
+    host.model, host.source = slow, "slow"
+    with Server(create_app(host)) as base:
+        remote = RemoteModel(Remote("slow", f"{base}/v1"))
+        cancel = threading.Event()
+        got = []
+        for delta in remote.chat(CHAT, cancel=cancel):
+            got.append(delta)
+            if len(got) == 3:
+                cancel.set()  # Esc
+        assert len(got) <= 4 and remote.last_stats.stop_reason == "cancelled"
+        for _ in range(250):  # the server saw the disconnect and stopped its generation
+            if slow.last_stats.stop_reason == "cancelled":
+                break
+            threading.Event().wait(0.02)
+        assert slow.last_stats.stop_reason == "cancelled" and slow.last_stats.new_tokens < 500
+
+
+# --- a server that fails --------------------------------------------------------------------
+
+FAULTS = {
+    "401": (401, {"error": {"message": "bad key"}}),
+    "403": (403, {"error": "forbidden"}),
+    "404": (404, {"error": {"message": "model 'x' not found"}}),
+    "429": (429, {"error": {"message": "slow down"}}),
+    "500": (500, {"detail": "boom"}),
+}
+
+
+def faulty_app() -> Starlette:
+    async def chat(request: Request) -> Response:
+        body = json.loads(await request.body())
+        fault = body.get("model", "")
+        if fault in FAULTS:
+            status, payload = FAULTS[fault]
+            return JSONResponse(payload, status_code=status)
+
+        async def events() -> AsyncIterator[str]:
+            for word in ("Hal", "f a ", "reply"):
+                chunk = {"choices": [{"index": 0, "delta": {"content": word}}]}
+                yield f"data: {json.dumps(chunk)}\n\n"
+                await asyncio.sleep(0)
+            if fault == "malformed":
+                yield "data: {not json\n\n"
+            elif fault == "error-event":
+                yield 'data: {"error": {"message": "out of memory"}}\n\n'
+            # "cut": the stream just ends, with no finish_reason and no [DONE]
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+
+
+@pytest.mark.parametrize(
+    ("fault", "words"),
+    [
+        ("401", "refused the API key"),
+        ("403", "refused access"),
+        ("404", "does not have that model"),
+        ("429", "busy"),
+        ("500", "server failed"),
+        ("cut", "cut off mid-reply"),
+        ("malformed", "malformed chunk"),
+        ("error-event", "out of memory"),
+    ],
+)
+def test_each_server_failure_is_one_clear_line_and_the_partial_reply_stays(
+    fault: str, words: str
+) -> None:
+    with Server(faulty_app()) as base:
+        remote = RemoteModel(Remote("flaky", f"{base}/v1", fault))
+        got: list[str] = []
+        with pytest.raises(RemoteReplyError) as info:
+            for delta in remote.chat(CHAT):
+                got.append(delta)
+    message = str(info.value)
+    assert words in message and "\n" not in message and message.startswith("flaky: ")
+    if fault in ("cut", "malformed", "error-event"):
+        assert "".join(got) == "Half a reply"  # what came before the fault was delivered
+
+
+def test_a_server_that_is_down_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    remote = RemoteModel(Remote("gone", "http://127.0.0.1:9/v1"))  # nothing listens there
+    with pytest.raises(RemoteReplyError, match="cannot reach the server"):
+        list(remote.chat(CHAT))
+    assert main(["remote", "add", "gone", "http://127.0.0.1:9"]) == 1
+    assert "cannot reach" in capsys.readouterr().err
