@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from fakes import FakeModel
+from fakes import FakeModel, async_test
 from http_servers import Server
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -180,3 +180,40 @@ def test_a_server_that_is_down_is_one_line(capsys: pytest.CaptureFixture[str]) -
         list(remote.chat(CHAT))
     assert main(["remote", "add", "gone", "http://127.0.0.1:9"]) == 1
     assert "cannot reach" in capsys.readouterr().err
+
+
+@async_test
+async def test_the_chat_streams_a_remote_model_and_esc_stops_it_at_the_server(
+    chatapp_home: Path,
+) -> None:
+    from fakes import wait_until
+
+    from chatapp.core.store import Store
+    from chatapp.remote.registry import add_remote
+    from chatapp.tui.app import ChatApp
+    from chatapp.tui.widgets.chat_view import AssistantMessage
+
+    gate = threading.Event()
+    served = FakeModel(["far ", "away ", "never"], gate=gate, pause_after=2, name="srv")
+    host = EngineHost("srv", lambda _s: served, "srv")
+    host.model, host.source = served, "srv"
+    with Server(create_app(host)) as base:
+        add_remote(Remote("box", f"{base}/v1", "srv"))
+        app = ChatApp("box")  # the real loader: the name is a remote model
+        async with app.run_test(size=(100, 32)) as pilot:
+            await wait_until(pilot, lambda: app.session.model_ready)
+            assert isinstance(app.session.model, RemoteModel)
+            app.prompt.text = "hi"
+            app.prompt.focus()
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: app.query(AssistantMessage).first().text == "far away ")
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: not app.streaming)
+            view = app.query(AssistantMessage).first()
+            assert view.text == "far away " and view.has_class("stopped")
+            # the server saw the disconnect: its generation ended as cancelled
+            await wait_until(pilot, lambda: served.last_stats.stop_reason == "cancelled")
+            assert served.calls[-1][-1] == {"role": "user", "content": "hi"}
+        gate.set()
+    (conv,) = Store(chatapp_home / "chatapp.db").list_conversations()
+    assert conv.model == "box"  # the chat remembers the remote model by name

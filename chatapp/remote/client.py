@@ -6,7 +6,9 @@ closes the connection, which is how these servers learn to stop."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -184,6 +186,7 @@ class RemoteModel:
             headers = _headers(self.remote)
         except RemoteError as e:
             raise RemoteReplyError(str(e)) from None
+        done = threading.Event()
         try:
             with (
                 httpx.Client(timeout=timeout) as client,
@@ -191,6 +194,9 @@ class RemoteModel:
             ):
                 if r.status_code != 200:
                     raise RemoteReplyError(_status_message(self.remote, r))
+                if cancel is not None:
+                    watch = threading.Thread(target=_hang_up, args=(r, cancel, done), daemon=True)
+                    watch.start()
                 for data in _sse_data(r):
                     if data == "[DONE]":
                         finished = True
@@ -218,12 +224,30 @@ class RemoteModel:
                         stats.stop_reason = "cancelled"
                         return  # leaving the block closes the connection: the server stops
         except httpx.HTTPError as e:
+            if cancel is not None and cancel.is_set():  # we hung up (see _hang_up)
+                stats.stop_reason = "cancelled"
+                return
             raise RemoteReplyError(_transport_message(self.remote, e)) from None
         finally:
+            done.set()
             if t_first:
                 stats.decode_seconds = time.perf_counter() - t_first
         if not finished and not reason_seen:
             raise RemoteReplyError(f"{self.remote.name}: the reply stream was cut off mid-reply")
+
+
+def _hang_up(response: httpx.Response, cancel: threading.Event, done: threading.Event) -> None:
+    """When ``cancel`` is set (Esc), shut the connection down at once, even while the read is
+    blocked on a server that sends nothing yet (a long prefill): the server sees the
+    disconnect and stops generating, and the blocked read returns."""
+    while not done.is_set():
+        if cancel.wait(0.05):
+            stream = response.extensions.get("network_stream")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            return
 
 
 def _sse_data(response: httpx.Response) -> Iterator[str]:
