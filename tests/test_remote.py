@@ -217,3 +217,33 @@ async def test_the_chat_streams_a_remote_model_and_esc_stops_it_at_the_server(
         gate.set()
     (conv,) = Store(chatapp_home / "chatapp.db").list_conversations()
     assert conv.model == "box"  # the chat remembers the remote model by name
+
+
+@async_test
+async def test_a_stream_cut_off_mid_reply_is_one_line_and_the_partial_reply_stays(
+    chatapp_home: Path,
+) -> None:
+    from fakes import wait_until
+
+    from chatapp.core.store import Store
+    from chatapp.remote.registry import add_remote
+    from chatapp.tui.app import ChatApp
+    from chatapp.tui.widgets.chat_view import AssistantMessage
+
+    with Server(faulty_app()) as base:
+        add_remote(Remote("flaky", f"{base}/v1", "cut"))
+        app = ChatApp("flaky")
+        async with app.run_test(size=(100, 32)) as pilot:
+            await wait_until(pilot, lambda: app.session.model_ready)
+            app.prompt.text = "hi"
+            app.prompt.focus()
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: not app.streaming and bool(app.query(AssistantMessage)))
+            view = app.query(AssistantMessage).first()
+            await wait_until(pilot, lambda: "cut off" in str(view.meta.render()))
+            assert view.text == "Half a reply" and view.has_class("stopped")
+            meta = str(view.meta.render())
+            assert "■ stopped" in meta and "flaky: the reply stream was cut off mid-reply" in meta
+    (conv,) = Store(chatapp_home / "chatapp.db").list_conversations()
+    last = Store(chatapp_home / "chatapp.db").messages(conv.id)[-1]
+    assert (last.content, last.stopped) == ("Half a reply", True)
