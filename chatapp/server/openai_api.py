@@ -109,8 +109,10 @@ def timings(stats: Any) -> dict[str, float]:
     return {
         "prompt_n": stats.prompt_tokens - stats.reused_tokens,
         "cache_n": stats.reused_tokens,
+        "prompt_ms": round(stats.time_to_first_token * 1000, 2),
         "prompt_per_second": round(stats.prefill_tokens_per_second, 2),
         "predicted_n": stats.new_tokens,
+        "predicted_ms": round(stats.decode_seconds * 1000, 2),
         "predicted_per_second": round(stats.decode_tokens_per_second, 2),
     }
 
