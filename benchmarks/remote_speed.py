@@ -109,8 +109,12 @@ def main() -> None:
         print(f"\nmedians of {a.rounds} rounds, {a.tokens} tokens, {os.path.basename(a.model)}")
         for k, v in med.items():
             print(f"  {k:12} {v:8.3f}")
-        print(f"serve's decode / the engine alone:         {med['server_tps'] / med['alone_tps']:.2f}")
-        print(f"client tokens/s / what the server streams: {med['client_tps'] / med['server_tps']:.2f}")
+        print(
+            f"serve's decode / the engine alone:         {med['server_tps'] / med['alone_tps']:.2f}"
+        )
+        print(
+            f"client tokens/s / what the server streams: {med['client_tps'] / med['server_tps']:.2f}"
+        )
         extra = (med["client_ttft"] - med["server_ttft"]) * 1000
         print(f"client TTFT - server TTFT:                 {extra:+.1f} ms")
     finally:
