@@ -295,7 +295,7 @@ class ChatSession:
         text = "".join(parts)
         stats = ReplyStats.from_generation(model.name, model.last_stats)
         # Cut short by Esc, or by an error mid-reply (a remote stream cut off): marked as such.
-        stopped = cancel.is_set() or stats.stop_reason == "cancelled" or error is not None
+        stopped = cancel.is_set() or stats.stop_reason == "cancelled" or bool(error and text)
         result = ReplyResult(text, stopped=stopped, stats=stats, error=error)
         if (error is not None and not text) or request.conversation_id is None:
             return result
