@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 # Modules under chatapp.cli that add subcommands; a missing one is skipped, so work on one
 # subcommand never blocks the others.
-SUBCOMMAND_MODULES = ("tui", "models", "ask", "bench", "train", "serve", "remote")
+SUBCOMMAND_MODULES = ("tui", "models", "ask", "bench", "train", "serve", "remote", "chats")
 
 
 # engine.load's quant values (engine.loader.QUANTS), spelled here so that building the

@@ -120,6 +120,7 @@ class StoredMessage:
     content: str
     stopped: bool
     stats: ReplyStats | None = None
+    created_at: float = 0.0
 
 
 # The message_stats columns: ReplyStats' fields, by the same names.
@@ -328,9 +329,41 @@ class Store:
                     content=r["content"],
                     stopped=bool(r["stopped"]),
                     stats=stats,
+                    created_at=r["created_at"],
                 )
             )
         return out
+
+    def import_conversation(
+        self, conversation: Conversation, messages: list[tuple[StoredMessage, int | None]]
+    ) -> int:
+        """Write a whole conversation at once (one transaction: a failed import leaves
+        nothing), keeping its timestamps. ``messages`` are in order, each with the index in
+        ``messages`` of its parent (None for a root); ids are assigned here."""
+        c = conversation
+        with self._write() as db:
+            cur = db.execute(
+                "INSERT INTO conversations (title, model, system, params, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (c.title, c.model, c.system, json.dumps(c.params), c.created_at, c.updated_at),
+            )
+            conversation_id = int(cur.lastrowid or 0)
+            ids: list[int] = []
+            for m, parent in messages:
+                parent_id = ids[parent] if parent is not None else None
+                cur = db.execute(
+                    "INSERT INTO messages (conversation_id, parent_id, role, content, stopped,"
+                    " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (conversation_id, parent_id, m.role, m.content, int(m.stopped), m.created_at),
+                )
+                ids.append(int(cur.lastrowid or 0))
+                if m.stats is not None:
+                    db.execute(
+                        f"INSERT INTO message_stats (message_id, {', '.join(STATS_FIELDS)})"
+                        f" VALUES (?, {', '.join('?' * len(STATS_FIELDS))})",
+                        (ids[-1], *astuple(m.stats)),
+                    )
+            return conversation_id
 
     def delete_messages(self, conversation_id: int) -> None:
         with self._write() as db:
