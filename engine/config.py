@@ -36,7 +36,7 @@ Norm = Literal["rmsnorm", "layernorm"]
 Positions = Literal["rope", "learned"]  # rotary, or a learned position embedding
 MLPKind = Literal["gated", "plain"]  # SwiGLU, or GPT-2's GELU MLP
 
-SUPPORTED_ROPE_TYPES = ("default", "linear", "llama3")
+SUPPORTED_ROPE_TYPES = ("default", "linear", "llama3", "longrope")
 SUPPORTED_ACTIVATIONS = ("silu", "gelu", "gelu_new", "gelu_pytorch_tanh", "relu")
 
 
@@ -187,6 +187,10 @@ class ModelConfig:
                 )
             scaling["rope_type"] = kind
             scaling.pop("type", None)
+            if kind == "longrope" and "original_max_position_embeddings" not in scaling:
+                scaling["original_max_position_embeddings"] = hf.get(
+                    "original_max_position_embeddings"
+                ) or hf.get("max_position_embeddings", 2048)
             if kind == "default":
                 scaling = None
         try:
@@ -294,6 +298,10 @@ class ModelConfig:
             out["attention_bias"] = self.qkv_bias
         if self.rotary_dim is not None:
             out["partial_rotary_factor"] = self.rotary_dim / self.head_dim
+        if self.rope_scaling and self.rope_scaling.get("rope_type") == "longrope":
+            out["original_max_position_embeddings"] = self.rope_scaling[
+                "original_max_position_embeddings"
+            ]
         if self.architecture == "Gemma3ForCausalLM":
             out |= {
                 "sliding_window": self.sliding_window,

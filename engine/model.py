@@ -47,14 +47,18 @@ def activation(name: str, x: torch.Tensor) -> torch.Tensor:
     return F.relu(x)
 
 
-def rope_inv_freq(cfg: ModelConfig) -> torch.Tensor:
-    """Inverse frequencies for RoPE, with ``linear`` or ``llama3`` scaling applied."""
+def rope_inv_freq(cfg: ModelConfig, *, long: bool = False) -> torch.Tensor:
+    """Inverse frequencies for RoPE, with ``linear``, ``llama3`` or ``longrope`` scaling
+    applied (``long``: longrope's factors for sequences past the original context)."""
     dim = cfg.rotary_dim or cfg.head_dim
     # float32 throughout, as the reference computes it: float64 here shifts long-range angles.
     inv_freq = 1.0 / (cfg.rope_theta ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim))
     scaling = cfg.rope_scaling or {}
     kind = scaling.get("rope_type", "default")
-    if kind == "linear":
+    if kind == "longrope":  # Phi-3/4: a divisor per frequency, a short and a long set
+        factors = torch.tensor(scaling["long_factor" if long else "short_factor"])
+        inv_freq = 1.0 / (factors.float() * cfg.rope_theta ** (torch.arange(0, dim, 2) / dim))
+    elif kind == "linear":
         inv_freq = inv_freq / float(scaling["factor"])
     elif kind == "llama3":
         # Llama 3.1: keep high frequencies, divide low ones by `factor`, blend in between.
@@ -69,6 +73,20 @@ def rope_inv_freq(cfg: ModelConfig) -> torch.Tensor:
         medium = (wavelen >= old_len / high) & (wavelen <= old_len / low)
         inv_freq = torch.where(medium, blended, scaled)
     return inv_freq.float()
+
+
+def longrope_scales(cfg: ModelConfig) -> tuple[int, float] | None:
+    """For longrope: the original context (past it the long factors apply) and the factor on
+    cos and sin (the LongRoPE paper's attention scaling); None for other kinds."""
+    scaling = cfg.rope_scaling or {}
+    if scaling.get("rope_type") != "longrope":
+        return None
+    original = int(scaling["original_max_position_embeddings"])
+    attention = scaling.get("attention_factor")
+    if attention is None:
+        factor = float(scaling.get("factor") or cfg.context_length / original)
+        attention = 1.0 if factor <= 1.0 else math.sqrt(1 + math.log(factor) / math.log(original))
+    return original, float(attention)
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -210,6 +228,11 @@ class Transformer(nn.Module):
         # Gemma 3's sliding layers: their own base, no scaling (same shape as the above).
         self.register_buffer("rope_local_cos", None, persistent=False)
         self.register_buffer("rope_local_sin", None, persistent=False)
+        # longrope (Phi-3/4): the long factors' tables, for forwards that end past the original
+        # context (as transformers picks per forward; the cache keeps what it has).
+        self.register_buffer("rope_long_cos", None, persistent=False)
+        self.register_buffer("rope_long_sin", None, persistent=False)
+        self.longrope = longrope_scales(cfg)
         self.windows = [cfg.layer_window(i) for i in range(cfg.num_layers)]
 
     def tie_weights(self) -> None:
@@ -225,28 +248,37 @@ class Transformer(nn.Module):
         if local and self.rope_local_cos is not None:
             assert self.rope_local_sin is not None
             return self.rope_local_cos[start:end], self.rope_local_sin[start:end]
+        if self.longrope is not None and end > self.longrope[0]:
+            assert self.rope_long_cos is not None and self.rope_long_sin is not None
+            return self.rope_long_cos[start:end], self.rope_long_sin[start:end]
         assert self.rope_cos is not None and self.rope_sin is not None
         return self.rope_cos[start:end], self.rope_sin[start:end]
 
     def _grow_rope(self, end: int) -> None:
         have = 0 if self.rope_cos is None else self.rope_cos.shape[0]
         size = min(self.config.context_length, max(end, 2 * have, 256))
-        self.rope_cos, self.rope_sin = self._rope_tables(size, rope_inv_freq(self.config))
+        scale = self.longrope[1] if self.longrope is not None else 1.0
+        self.rope_cos, self.rope_sin = self._rope_tables(size, rope_inv_freq(self.config), scale)
+        if self.longrope is not None:
+            long = rope_inv_freq(self.config, long=True)
+            self.rope_long_cos, self.rope_long_sin = self._rope_tables(size, long, scale)
         if self.config.local_rope_theta is not None:
             local = dataclasses.replace(
                 self.config, rope_theta=self.config.local_rope_theta, rope_scaling=None
             )
             self.rope_local_cos, self.rope_local_sin = self._rope_tables(size, rope_inv_freq(local))
 
-    def _rope_tables(self, size: int, inv_freq: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def _rope_tables(
+        self, size: int, inv_freq: torch.Tensor, scale: float = 1.0
+    ) -> tuple[torch.Tensor, ...]:
         ref: torch.Tensor = self.norm.weight  # type: ignore[assignment]
         device, dtype = ref.device, ref.dtype
         t = torch.arange(size, device=device, dtype=torch.float32)
         freqs = torch.outer(t, inv_freq.to(device))
         emb = torch.cat((freqs, freqs), dim=-1)
-        sin = emb.sin()
+        cos, sin = emb.cos() * scale, emb.sin() * scale
         sin[:, : sin.shape[1] // 2] *= -1  # see apply_rope
-        return emb.cos().to(dtype)[:, None, :], sin.to(dtype)[:, None, :]
+        return cos.to(dtype)[:, None, :], sin.to(dtype)[:, None, :]
 
     def forward(
         self,

@@ -127,3 +127,21 @@ def test_qwen2_slides_only_from_max_window_layers_on(tmp_path: Path) -> None:
     with torch.no_grad():
         expected = ref(torch.tensor([ids])).logits[0]
     assert (model.logits(ids) - expected).abs().max().item() < 1e-4
+
+
+def test_phi3_longrope_uses_short_factors_then_long_ones_past_the_original_context(
+    tmp_path: Path,
+) -> None:
+    torch.manual_seed(1)
+    short, long = (1 + torch.rand(4)).tolist(), (2 + 3 * torch.rand(4)).tolist()
+    rope = {"rope_type": "longrope", "rope_theta": 10000.0, "partial_rotary_factor": 0.5,
+            "short_factor": short, "long_factor": long}  # fmt: skip
+    ref = make_hf_model("phi3", tmp_path / "m", rope_parameters=rope,
+                        original_max_position_embeddings=16)  # fmt: skip
+    model = engine.load(tmp_path / "m", dtype="float32")
+    assert model.config.rope_scaling and model.config.rope_scaling["rope_type"] == "longrope"
+    for text in ("Hello world", TEXT):  # 8 tokens (short factors), 41 (long ones)
+        ids = model.tokenizer.encode(text)
+        with torch.no_grad():
+            expected = ref(torch.tensor([ids])).logits[0]
+        assert (model.logits(ids) - expected).abs().max().item() < 1e-4
