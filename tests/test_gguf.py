@@ -47,6 +47,18 @@ LLAMA_LAYER = {
     "mlp.up_proj": "ffn_up",
     "mlp.down_proj": "ffn_down",
 }
+# What llama.cpp's converter names differently per architecture.
+ARCH_LAYER = {
+    "qwen3": {"self_attn.q_norm": "attn_q_norm", "self_attn.k_norm": "attn_k_norm"},
+    "gemma3": {
+        "self_attn.q_norm": "attn_q_norm",
+        "self_attn.k_norm": "attn_k_norm",
+        "post_attention_layernorm": "post_attention_norm",
+        "pre_feedforward_layernorm": "ffn_norm",
+        "post_feedforward_layernorm": "post_ffw_norm",
+    },
+    "phi3": {"self_attn.qkv_proj": "attn_qkv", "mlp.gate_up_proj": "ffn_up"},
+}
 GPT2_LAYER = {
     "ln_1": "attn_norm",
     "ln_2": "ffn_norm",
@@ -88,6 +100,8 @@ def to_gguf_tensors(arch: str, folder: Path) -> dict[str, np.ndarray]:
                 w = w.T.copy()  # Conv1D [in, out] -> [out, in]
             out[f"blk.{layer}.{GPT2_LAYER[part]}.{kind}"] = w
             continue
+        if arch == "gemma3" and name.endswith("norm.weight"):
+            w = w + 1  # llama.cpp stores Gemma's (1 + weight)
         fixed = {"model.embed_tokens.weight": "token_embd.weight"}
         fixed |= {"model.norm.weight": "output_norm.weight", "lm_head.weight": "output.weight"}
         if name in fixed:
@@ -101,7 +115,8 @@ def to_gguf_tensors(arch: str, folder: Path) -> dict[str, np.ndarray]:
             if part == "self_attn.k_proj":
                 heads = cfg["num_key_value_heads"]
             w = llama_cpp_permute(w, heads)
-        out[f"blk.{layer}.{LLAMA_LAYER[part]}.{kind}"] = w
+        names = LLAMA_LAYER | ARCH_LAYER.get(arch, {})
+        out[f"blk.{layer}.{names[part]}.{kind}"] = w
     return out
 
 
@@ -164,7 +179,22 @@ def write_gguf(
         w.add_head_count_kv(cfg["num_key_value_heads"])
         w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
         rope = cfg.get("rope_parameters") or {}
+        rope = rope.get("full_attention", rope)  # Gemma 3: per layer type
         w.add_rope_freq_base(rope.get("rope_theta", cfg.get("rope_theta", 10000.0)))
+        head_dim = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+        w.add_key_length(head_dim)
+        w.add_value_length(head_dim)
+        if cfg.get("sliding_window"):
+            w.add_sliding_window(cfg["sliding_window"])
+        partial = rope.get("partial_rotary_factor", cfg.get("partial_rotary_factor", 1.0))
+        w.add_rope_dimension_count(int(head_dim * partial))
+        if rope.get("rope_type") == "longrope":
+            w.add_uint32(f"{arch}.rope.scaling.original_context_length",
+                         cfg["original_max_position_embeddings"])  # fmt: skip
+            long = np.array(rope["long_factor"], dtype=np.float32)
+            extra = {"rope_factors_long.weight": long,
+                     "rope_factors_short.weight": np.array(rope["short_factor"], np.float32),
+                     **(extra or {})}  # fmt: skip
     add_byte_level_tokenizer(w, folder, pre)
     for name, t in (to_gguf_tensors(arch, folder) | (extra or {})).items():
         add_tensor(w, name, t, qtype)
@@ -688,3 +718,45 @@ def test_control_tokens_outside_the_byte_alphabet_are_specials(
     ids = tok.encode("hi<｜User｜>there").ids
     assert user in ids and ids.count(user) == 1
     assert tok.decode(ids, skip_special_tokens=False) == "hi<｜User｜>there"
+
+
+@pytest.mark.parametrize("arch", ["qwen3", "gemma3", "phi3"])
+def test_new_architectures_from_gguf_match_transformers(
+    arch: str, tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    """llama.cpp's names and layouts for Qwen 3, Gemma 3 (norms stored as 1 + w) and Phi-3
+    (fused projections), read back to the same logits as transformers on the HF folder."""
+    import transformers
+    from helpers import make_hf_model
+
+    folder = tiny_models[arch]
+    if arch == "gemma3":  # llama.cpp scales queries by 1/sqrt(head_dim): no other scalar
+        folder = tmp_path / "hf"
+        make_hf_model("gemma3", folder, query_pre_attn_scalar=16)
+    path = write_gguf(tmp_path / "m.gguf", arch, folder)
+    model = engine.load(path, dtype="float32")
+    ref = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    ids = model.tokenizer.encode("Hello world! The KV cache keeps keys.")
+    with torch.no_grad():
+        expected = ref(torch.tensor([ids])).logits[0]
+    assert (model.logits(ids) - expected).abs().max().item() < 1e-4
+
+
+def test_phi3_longrope_from_gguf(tmp_path: Path) -> None:
+    import transformers
+    from helpers import make_hf_model
+
+    torch.manual_seed(1)
+    rope = {"rope_type": "longrope", "rope_theta": 10000.0, "partial_rotary_factor": 0.5,
+            "short_factor": (1 + torch.rand(4)).tolist(),
+            "long_factor": (2 + 3 * torch.rand(4)).tolist()}  # fmt: skip
+    make_hf_model("phi3", tmp_path / "hf", rope_parameters=rope,
+                  original_max_position_embeddings=16)  # fmt: skip
+    model = engine.load(write_gguf(tmp_path / "m.gguf", "phi3", tmp_path / "hf"), dtype="float32")
+    assert model.config.rope_scaling and model.config.rope_scaling["rope_type"] == "longrope"
+    ref = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "hf", dtype=torch.float32)
+    ids = model.tokenizer.encode("Hello world! 你好，世界 😀 The KV cache keeps keys.")
+    assert len(ids) > 16  # past the original context: the long factors
+    with torch.no_grad():
+        expected = ref.eval()(torch.tensor([ids])).logits[0]
+    assert (model.logits(ids) - expected).abs().max().item() < 1e-4

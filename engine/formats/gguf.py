@@ -302,6 +302,8 @@ def _llama_tensor(gname: str, w: Any, names: dict[str, str]) -> tuple[str, Any] 
         "output_norm.weight": "model.norm.weight",
         "output.weight": "lm_head.weight",
         "rope_freqs.weight": "",  # folded into config.json's rope_scaling
+        "rope_factors_long.weight": "",  # Phi-3/4 longrope: the same
+        "rope_factors_short.weight": "",
     }
     if gname in fixed:
         return fixed[gname], w

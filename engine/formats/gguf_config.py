@@ -103,10 +103,27 @@ def _rope_scaling(
 ) -> dict[str, Any] | None:
     kind = field_value(reader, f"{arch}.rope.scaling.type")
     factor = field_value(reader, f"{arch}.rope.scaling.factor")
-    if "rope_factors_long.weight" in tensors or kind == "longrope":
-        raise ModelLoadError(
-            f"{name}: unsupported rope scaling 'longrope' (Phi-3 128k); supported: linear, llama3"
-        )
+    if "rope_factors_long.weight" in tensors:
+        # Phi-3/4 (longrope): llama.cpp keeps the two factor sets as tensors.
+        original = field_value(reader, f"{arch}.rope.scaling.original_context_length")
+        if "rope_factors_short.weight" not in tensors or not original:
+            raise ModelLoadError(f"{name}: incomplete longrope rope scaling in the file")
+        scaling: dict[str, Any] = {
+            "rope_type": "longrope",
+            "long_factor": dequantize_tensor(tensors["rope_factors_long.weight"])
+            .reshape(-1)
+            .tolist(),
+            "short_factor": dequantize_tensor(tensors["rope_factors_short.weight"])
+            .reshape(-1)
+            .tolist(),
+            "original_max_position_embeddings": int(original),
+        }
+        attn = field_value(reader, f"{arch}.rope.scaling.attn_factor")
+        if attn:
+            scaling["attention_factor"] = float(attn)
+        return scaling
+    if kind == "longrope":
+        raise ModelLoadError(f"{name}: longrope rope scaling without its factor tensors")
     if "rope_freqs.weight" in tensors:
         # Llama 3.1+: llama.cpp stores the per-frequency divisors, not the HF parameters.
         # Recover them (every Llama 3.x uses these three) and check that they reproduce the table.
