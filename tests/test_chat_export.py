@@ -95,3 +95,48 @@ def test_a_bad_chat_file_is_one_line_and_imports_nothing(
         import_json(store, text)
     assert "\n" not in str(info.value)
     assert store.list_conversations() == []
+
+
+def test_search_finds_messages_in_any_language_and_marks_the_match(tmp_path: Path) -> None:
+    from chatapp.core.store import MATCH_END, MATCH_START
+
+    store = Store(tmp_path / "s.db")
+    cid = a_chat_with_two_alternatives(store)
+    other = store.create_conversation("Other", "m")
+    store.add_message(other, "user", "语言模型在终端里运行")
+    (hit,) = store.search("DOUBLE x")  # case-insensitive, several words as one phrase
+    assert (hit.conversation_id, hit.role) == (cid, "user")
+    assert f"{MATCH_START}Double x{MATCH_END}" in hit.snippet
+    assert [h.conversation_id for h in store.search("模型")] == [other]  # two characters
+    assert [h.conversation_id for h in store.search("终端里")] == [other]
+    assert {h.role for h in store.search("return x")} == {"assistant"}  # inside a code block
+    store.delete_conversation(other)
+    assert store.search("终端里") == [] and store.search("模型") == []
+
+
+def test_search_indexes_chats_stored_before_it_existed(tmp_path: Path) -> None:
+    import sqlite3
+
+    from chatapp.core.store import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    MIGRATIONS[0](db)  # the schema as the previous version left it, with a chat in it
+    db.execute("INSERT INTO conversations (title, created_at, updated_at) VALUES ('Old', 1, 1)")
+    db.execute(
+        "INSERT INTO messages (conversation_id, role, content, created_at)"
+        " VALUES (1, 'user', 'a question about the KV cache', 1)"
+    )
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    (hit,) = Store(path).search("KV cache")
+    assert hit.title == "Old"
+
+
+def test_cli_search(chatapp_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a_chat_with_two_alternatives(Store(chatapp_home / "chatapp.db"))
+    assert main(["search", "welcome"]) == 0
+    out = capsys.readouterr().out
+    assert "Doubling" in out and "welcome" in out
+    assert main(["search", "nothing like this"]) == 1

@@ -27,6 +27,11 @@ def register(subs: Any, parser: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", metavar="PATH", help="write to PATH instead of stdout")
     p.set_defaults(func=cmd_export)
 
+    p = subs.add_parser("search", help="find saved chats by the text of their messages")
+    p.add_argument("text", metavar="TEXT", nargs="+", help="what to look for (any language)")
+    p.add_argument("--limit", type=int, default=20, help="how many matches (20)")
+    p.set_defaults(func=cmd_search)
+
     p = subs.add_parser("import-chat", help="add the chats of a JSON export to the saved chats")
     p.add_argument("file", metavar="FILE", help="a file written by chatapp export (- for stdin)")
     p.set_defaults(func=cmd_import_chat)
@@ -104,4 +109,31 @@ def cmd_import_chat(args: argparse.Namespace) -> int:
     print(
         f"Imported {len(ids)} chat{'s' if len(ids) != 1 else ''} (ids {', '.join(map(str, ids))})"
     )
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.text import Text
+
+    from chatapp.console_text import printable
+    from chatapp.core.store import MATCH_END, MATCH_START, StoreError
+
+    try:
+        hits = _store().search(" ".join(args.text), limit=args.limit)
+    except StoreError as e:
+        return error(str(e))
+    console = Console() if sys.stdout.isatty() else Console(width=200)
+    if not hits:
+        console.print(Text(f"No saved message contains {' '.join(args.text)!r}."))
+        return 1
+    for hit in hits:
+        line = Text(f"{hit.conversation_id:>5}  ", style="bold")
+        line.append(printable(hit.title or "Untitled chat"), style="bold")
+        line.append(f"  ({hit.role})", style="dim")
+        console.print(line)
+        snippet = Text("       ")
+        for i, part in enumerate(hit.snippet.replace(MATCH_END, MATCH_START).split(MATCH_START)):
+            snippet.append(printable(part.replace("\n", " ")), style="reverse" if i % 2 else "")
+        console.print(snippet)
     return 0

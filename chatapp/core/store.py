@@ -88,7 +88,46 @@ def m001_initial(db: sqlite3.Connection) -> None:
     db.execute("CREATE TABLE app_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
 
 
+@migration
+def m002_search(db: sqlite3.Connection) -> None:
+    """Full-text search over every message (SQLite FTS5, trigrams: substrings of three or more
+    characters match in any language, Chinese included), kept in step by triggers; the
+    messages already stored are indexed here."""
+    db.execute(
+        "CREATE VIRTUAL TABLE message_search USING fts5("
+        "content, content='messages', content_rowid='id', tokenize='trigram')"
+    )
+    db.execute(
+        "CREATE TRIGGER message_search_insert AFTER INSERT ON messages BEGIN "
+        "INSERT INTO message_search(rowid, content) VALUES (new.id, new.content); END"
+    )
+    db.execute(
+        "CREATE TRIGGER message_search_delete AFTER DELETE ON messages BEGIN "
+        "INSERT INTO message_search(message_search, rowid, content) "
+        "VALUES ('delete', old.id, old.content); END"
+    )
+    db.execute(
+        "CREATE TRIGGER message_search_update AFTER UPDATE OF content ON messages BEGIN "
+        "INSERT INTO message_search(message_search, rowid, content) "
+        "VALUES ('delete', old.id, old.content); "
+        "INSERT INTO message_search(rowid, content) VALUES (new.id, new.content); END"
+    )
+    db.execute("INSERT INTO message_search(message_search) VALUES ('rebuild')")
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
+
+# Marks around the matching text in a search hit's snippet (the UI styles them).
+MATCH_START, MATCH_END = "\x02", "\x03"
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    conversation_id: int
+    message_id: int
+    title: str
+    role: str
+    snippet: str  # the match between MATCH_START and MATCH_END, with some context
 
 
 def db_path() -> Path:
@@ -369,6 +408,35 @@ class Store:
         with self._write() as db:
             db.execute("DELETE FROM messages WHERE conversation_id = ?", (conversation_id,))
 
+    # Search ----------------------------------------------------------------------------------
+
+    def search(self, text: str, limit: int = 50) -> list[SearchHit]:
+        """Messages containing ``text`` (case-insensitive for Latin letters), newest chats
+        first. Three characters or more use the full-text index; shorter queries (two
+        Chinese characters, say) scan the messages."""
+        text = " ".join(text.split())
+        if not text:
+            return []
+        with self._lock:
+            if len(text) >= 3:
+                rows = self._db.execute(
+                    "SELECT m.conversation_id, m.id, c.title, m.role, snippet(message_search, 0,"
+                    " ?, ?, '…', 12) AS snippet FROM message_search"
+                    " JOIN messages m ON m.id = message_search.rowid"
+                    " JOIN conversations c ON c.id = m.conversation_id"
+                    " WHERE message_search MATCH ? ORDER BY c.updated_at DESC, m.id DESC LIMIT ?",
+                    (MATCH_START, MATCH_END, '"' + text.replace('"', '""') + '"', limit),
+                ).fetchall()
+                return [SearchHit(*r) for r in rows]
+            rows = self._db.execute(
+                "SELECT m.conversation_id, m.id, c.title, m.role, m.content FROM messages m"
+                " JOIN conversations c ON c.id = m.conversation_id"
+                " WHERE instr(lower(m.content), lower(?)) > 0"
+                " ORDER BY c.updated_at DESC, m.id DESC LIMIT ?",
+                (text, limit),
+            ).fetchall()
+        return [SearchHit(r[0], r[1], r[2], r[3], _snippet(r[4], text)) for r in rows]
+
     # Prompt history --------------------------------------------------------------------------
 
     def add_prompt(self, text: str) -> bool:
@@ -406,6 +474,17 @@ class Store:
                 " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
+
+
+def _snippet(content: str, text: str, around: int = 40) -> str:
+    """``content`` near the first ``text``, the match marked as FTS5's snippet() marks it."""
+    at = content.lower().find(text.lower())
+    if at < 0:
+        return content[: 2 * around]
+    start, end = max(0, at - around), at + len(text)
+    before = ("…" if start else "") + content[start:at]
+    after = content[end : end + around] + ("…" if end + around < len(content) else "")
+    return before + MATCH_START + content[at:end] + MATCH_END + after
 
 
 def _conversation(row: sqlite3.Row) -> Conversation:
