@@ -486,7 +486,7 @@ async def test_a_tiny_real_model_streams_a_reply_with_stats(tiny_models: dict[st
         assert f"/{app.session.model.context_length}" in status(app)
     (conv,) = Store().list_conversations()
     assert Store().messages(conv.id)[-1].content == view.text
-    assert Store().get_state("last_model") == str(tiny_models["llama"])
+    assert conv.model == str(tiny_models["llama"])  # the chat keeps the model it was held with
 
 
 @async_test
@@ -518,7 +518,6 @@ async def test_model_switches_with_slash_model_and_the_picker_and_reopen_restore
         await send(pilot, app, "hi")
         assert (await reply_done(pilot, app)).text == "from alpha"
         await send(pilot, app, "/model be")  # Tab-completable too; here typed in full below
-        await wait_until(pilot, lambda: bool(app.query(Notice)))
         await wait_until(pilot, lambda: app.session.model_ready and loaded[-1] == "be")
         await pilot.press(*"/model b", "tab")
         assert app.prompt.text == "/model beta"
@@ -538,7 +537,7 @@ async def test_model_switches_with_slash_model_and_the_picker_and_reopen_restore
         await wait_until(pilot, lambda: app.session.model_ready and loaded[-1] == "alpha")
         await app.open_conversation(conversation)
         await wait_until(pilot, lambda: app.session.model_ready and loaded[-1] == "beta")
-    assert Store().get_state("last_model") == "beta"
+    assert Store().get_conversation(conversation).model == "beta"  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("how", ["ctrl+q", "SIGTERM", "SIGHUP"])
@@ -719,3 +718,149 @@ def test_the_fake_model_has_the_engine_interface() -> None:
 
     assert isinstance(FakeModel(), engine.Model)
     assert shape(FakeModel.chat) == shape(engine.Model.chat)
+
+
+# --- the first ten minutes (issue 16) -----------------------------------------------------
+
+
+def errors(app: ChatApp) -> list[str]:
+    return [str(n.render()) for n in app.query(Notice) if n.has_class("error")]
+
+
+@async_test
+async def test_a_failed_model_switch_keeps_the_current_model_loaded_and_usable() -> None:
+    app, model = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        before = status(app)
+        await send(pilot, app, "/model missing")
+        await wait_until(pilot, lambda: any("no model at 'missing'" in e for e in errors(app)))
+        await wait_until(pilot, lambda: app.session.model_ready)
+        assert app.session.model is model and app.session.model_source == "fake"
+        assert "still using fake" in errors(app)[-1]
+        assert status(app) == before  # not "missing (not loaded)"
+        assert not [n for n in notices(app) if n.startswith("loading")]  # gone with the load
+        await send(pilot, app, "still there?")
+        assert (await reply_done(pilot, app)).text == "Hello, world!"
+        await pilot.press("ctrl+n")
+        await wait_until(pilot, lambda: not app.query(UserMessage))
+        await send(pilot, app, "a new chat")
+        assert (await reply_done(pilot, app)).text == "Hello, world!"
+
+
+@async_test
+async def test_the_guide_and_installed_models_go_by_name_alias_or_prefix_in_the_chat(
+    tiny_models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real loader: ``guide`` is a name, ``/model smollm2`` is the pull alias, a typo
+    offers the closest name and keeps the model loaded."""
+    from chatapp.models.importer import import_model
+
+    monkeypatch.delenv("CHATAPP_MODEL", raising=False)
+    import_model(tiny_models["llama"], "smollm2-135m-instruct")
+    app = ChatApp(None)  # the default: the built-in guide
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        assert app.session.model_source == "guide" and "guide" in status(app)
+        await send(pilot, app, "/model smolm")
+        await wait_until(pilot, lambda: bool(errors(app)))
+        assert errors(app)[-1] == (
+            "no model named 'smolm'; did you mean smollm2-135m-instruct?; still using guide"
+        )
+        await wait_until(pilot, lambda: app.session.model_ready)
+        assert app.session.model is not None and app.session.model.name == "guide"
+        await send(pilot, app, "/model smollm2")
+        await wait_until(pilot, lambda: app.session.model_source == "smollm2-135m-instruct")
+        await wait_until(pilot, lambda: app.session.model_ready)
+        await send(pilot, app, "/model guide")
+        await wait_until(pilot, lambda: app.session.model_source == "guide")
+        await wait_until(pilot, lambda: app.session.model_ready)
+        assert app.session.model.name == "guide"
+
+
+@async_test
+async def test_the_picker_lists_the_guide_marked_built_in() -> None:
+    app = ChatApp("fake", loader=fake_loader(FakeModel()))  # the real list of models
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("ctrl+o")
+        await wait_until(pilot, lambda: bool(app.screen.query("DataTable")))
+        table = app.screen.query_one("DataTable")
+        await wait_until(pilot, lambda: table.row_count == 1)  # type: ignore[attr-defined]
+        name = str(table.get_row_at(0)[0])  # type: ignore[attr-defined]
+        assert name == "guide (built-in)"
+
+
+@async_test
+async def test_the_chat_opens_with_the_default_model_that_ask_uses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No model of the chat's own: a model used last time does not replace the default."""
+    from chatapp.models.choice import default_model
+
+    monkeypatch.delenv("CHATAPP_MODEL", raising=False)
+    loaded: list[str] = []
+
+    def loader(source: str) -> FakeModel:
+        loaded.append(source)
+        return FakeModel(name=source)
+
+    app = ChatApp("alpha", loader=loader)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await send(pilot, app, "hi")
+        await reply_done(pilot, app)
+    app = ChatApp(None, loader=loader)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+    assert loaded == ["alpha", default_model().name] and loaded[-1] == "guide"
+
+
+async def palette_pick(pilot, app: ChatApp, typed: str) -> None:
+    await pilot.press("ctrl+p")
+    await pilot.press(*typed)
+
+    def hits() -> bool:
+        lists = app.screen.query(CommandList)
+        return bool(lists) and lists.first().option_count > 0
+
+    await wait_until(pilot, hits)
+    await pilot.press("enter")
+
+
+@async_test
+async def test_the_palette_puts_a_command_with_an_argument_into_the_prompt() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await send(pilot, app, "/system Be brief.")
+        await palette_pick(pilot, app, "set")  # ranks /system and /set first
+        await wait_until(pilot, lambda: app.prompt.text.startswith("/s"))
+        assert app.prompt.text in ("/system ", "/set ")
+        assert app.prompt.cursor_location == (0, len(app.prompt.text))
+        assert app.session.system == "Be brief."  # nothing ran
+
+
+@async_test
+async def test_system_without_text_shows_it_and_clear_removes_it() -> None:
+    app, model = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await send(pilot, app, "/system")
+        assert notices(app)[-1] == "no system prompt"
+        await send(pilot, app, "/system Be brief.")
+        await send(pilot, app, "/system")
+        assert notices(app)[-1] == "system prompt: Be brief."
+        assert app.session.system == "Be brief."
+        await send(pilot, app, "/system clear")
+        assert notices(app)[-1] == "system prompt cleared" and app.session.system == ""
+
+
+@async_test
+async def test_a_mistyped_slash_command_suggests_the_closest() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, app, "/modle x")
+        assert errors(app) == [
+            "unknown command /modle; did you mean /model? type /help for the list"
+        ]

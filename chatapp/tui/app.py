@@ -39,7 +39,7 @@ from chatapp.tui.screens.dialogs import (
 )
 from chatapp.tui.screens.history_search import HistorySearch
 from chatapp.tui.screens.model_picker import ModelPicker
-from chatapp.tui.widgets.chat_view import ChatView
+from chatapp.tui.widgets.chat_view import ChatView, Notice
 from chatapp.tui.widgets.prompt import PromptInput
 from chatapp.tui.widgets.sidebar import ConversationList, Sidebar
 from chatapp.tui.widgets.status_bar import StatusBar
@@ -60,9 +60,9 @@ class ReplyFinished(Message):
 
 
 def engine_list_models() -> list[Any]:
-    from engine.registry import list_models
+    from chatapp.models.choice import available_models
 
-    return list_models()
+    return available_models()
 
 
 class ChatApp(App[None]):
@@ -109,6 +109,7 @@ class ChatApp(App[None]):
         self._list_models = list_models or engine_list_models
         self._model_names: list[str] = []
         self._stream: ReplyStream | None = None  # the reply streaming now
+        self._loading_notice: Notice | None = None  # "loading NAME…", until the load ends
         self._replies_running = threading.Semaphore(1)  # held while a reply worker runs
         self._signals: list[signal.Signals] = []
         if settings.theme and settings.theme in self.available_themes:
@@ -181,6 +182,7 @@ class ChatApp(App[None]):
             self.call_from_thread(self._model_loaded)
 
     def _model_loaded(self) -> None:
+        self._end_loading_notice()
         model = self.session.model
         if model is not None:
             for warning in model.warnings:
@@ -189,13 +191,21 @@ class ChatApp(App[None]):
         self.refresh_sidebar()
 
     def _model_failed(self, message: str) -> None:
+        self._end_loading_notice()
         self.show_notice(message, error=True)
         self.refresh_status()
 
+    def _end_loading_notice(self) -> None:
+        if self._loading_notice is not None:
+            self._loading_notice.remove()
+            self._loading_notice = None
+
     def switch_model(self, source: str) -> None:
-        """Load another model for this chat (``/model NAME`` or the picker)."""
+        """Load another model for this chat (``/model NAME`` or the picker); the one loaded
+        now stays in use if this one fails to load."""
         self.action_stop_reply()
-        self.show_notice(f"loading {source}…")
+        self._end_loading_notice()
+        self._loading_notice = self.show_notice(f"loading {source}…")
         self.load_model(source)
 
     def known_model_names(self) -> list[str]:
@@ -242,8 +252,8 @@ class ChatApp(App[None]):
         parts.append(f"system: {s.system!r}" if s.system else "no system prompt")
         return " · ".join(parts)
 
-    def show_notice(self, text: str, error: bool = False) -> None:
-        self.chat_view.add_notice(text, error)
+    def show_notice(self, text: str, error: bool = False) -> Notice:
+        return self.chat_view.add_notice(text, error)
 
     # Sending and streaming -------------------------------------------------------------------
 
