@@ -723,6 +723,12 @@ def test_the_fake_model_has_the_engine_interface() -> None:
 # --- the first ten minutes (issue 16) -----------------------------------------------------
 
 
+def welcome(app: ChatApp) -> str:
+    from chatapp.tui.widgets.chat_view import Welcome
+
+    return "".join(str(w.render()) for w in app.query(Welcome))
+
+
 def errors(app: ChatApp) -> list[str]:
     return [str(n.render()) for n in app.query(Notice) if n.has_class("error")]
 
@@ -816,6 +822,41 @@ async def test_the_chat_opens_with_the_default_model_that_ask_uses(
     assert loaded == ["alpha", default_model().name] and loaded[-1] == "guide"
 
 
+@async_test
+async def test_an_empty_chat_says_which_model_it_is_and_the_keys_that_matter() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await wait_until(pilot, lambda: "fake" in welcome(app))
+        text = welcome(app)
+        for key in ("Enter", "Esc", "Ctrl+O", "F1"):
+            assert key in text
+        await send(pilot, app, "hello")
+        await reply_done(pilot, app)
+        assert welcome(app) == ""  # until the first message
+        await pilot.press("ctrl+n")
+        await wait_until(pilot, lambda: "fake" in welcome(app))  # and again in a new chat
+
+
+@async_test
+async def test_the_guide_welcome_says_what_it_knows_and_how_to_get_a_real_model() -> None:
+    app, _ = make_app(FakeModel(name="guide"), source="guide")
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await wait_until(pilot, lambda: "chatapp pull smollm2" in welcome(app))
+        assert "chatapp" in welcome(app) and "English and Chinese" in welcome(app)
+
+
+@async_test
+async def test_a_base_model_welcome_points_to_plain_completion() -> None:
+    note = "base has no chat template, so it is probably a base model"
+    app, _ = make_app(FakeModel(name="base", base_model_note=note))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await wait_until(pilot, lambda: "base model" in welcome(app))
+        assert "chatapp ask --raw" in welcome(app)
+
+
 async def palette_pick(pilot, app: ChatApp, typed: str) -> None:
     await pilot.press("ctrl+p")
     await pilot.press(*typed)
@@ -854,6 +895,61 @@ async def test_system_without_text_shows_it_and_clear_removes_it() -> None:
         assert app.session.system == "Be brief."
         await send(pilot, app, "/system clear")
         assert notices(app)[-1] == "system prompt cleared" and app.session.system == ""
+
+
+@async_test
+async def test_a_reply_cut_off_at_the_end_of_the_context_is_marked() -> None:
+    app, _ = make_app(FakeModel(stop_reason="context", context_length=64))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await send(pilot, app, "go on and on")
+        view = await reply_done(pilot, app)
+        assert str(view.meta.render()).startswith("■ cut off: the context is full")
+        assert view.has_class("stopped")
+        conversation = app.session.conversation_id
+        await pilot.press("ctrl+n")
+        await app.open_conversation(conversation)  # type: ignore[arg-type]
+        view = app.query(AssistantMessage).first()
+        assert str(view.meta.render()).startswith("■ cut off: the context is full")
+
+
+@async_test
+async def test_the_chat_marks_where_older_turns_left_the_models_view() -> None:
+    from chatapp.tui.widgets.chat_view import ContextCut
+
+    model = FakeModel(context_length=64)
+    app, _ = make_app(model)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        for i in (1, 2):
+            await send(pilot, app, f"turn {i}")
+            await reply_done(pilot, app, i)
+        assert not app.query(ContextCut)
+        model.dropped_messages = 2  # turn 1 and its reply no longer fit
+        await send(pilot, app, "turn 3")
+        await reply_done(pilot, app, 3)
+        await wait_until(pilot, lambda: bool(app.query(ContextCut)))
+        (cut,) = app.query(ContextCut)
+        assert "2 messages above" in str(cut.render()) and "64-token context" in str(cut.render())
+        shown = [w for w in app.chat_view.children if isinstance(w, (UserMessage, ContextCut))]
+        assert [str(w.render()) if isinstance(w, UserMessage) else "cut" for w in shown] == [
+            "turn 1",
+            "cut",
+            "turn 2",
+            "turn 3",
+        ]
+        stored = Store().messages(app.session.conversation_id)[-1]  # type: ignore[arg-type]
+        assert stored.stats is not None and stored.stats.dropped_messages == 2
+
+
+@async_test
+async def test_the_status_bar_never_shows_max_tokens_beyond_the_context() -> None:
+    app, _ = make_app(FakeModel(context_length=128))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        assert "max=128" in status(app) and "max=512" not in status(app)
+        await send(pilot, app, "/set max_tokens 64")
+        assert "max=64" in status(app)
 
 
 @async_test

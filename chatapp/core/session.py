@@ -34,6 +34,7 @@ class ModelLike(Protocol):
     tokenizer: Any
     last_stats: GenerationStats
     warnings: list[str]  # one-line notes from loading, shown to the user
+    base_model_note: str | None  # set when it has no chat template (most likely a base model)
 
     @property
     def context_length(self) -> int: ...

@@ -88,6 +88,12 @@ def m001_initial(db: sqlite3.Connection) -> None:
     db.execute("CREATE TABLE app_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
 
 
+@migration
+def m002_dropped_messages(db: sqlite3.Connection) -> None:
+    """How many earlier messages a reply's prompt left out to fit the context."""
+    db.execute("ALTER TABLE message_stats ADD COLUMN dropped_messages INTEGER NOT NULL DEFAULT 0")
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
