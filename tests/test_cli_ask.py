@@ -310,3 +310,13 @@ def test_raw_continues_the_prompt_without_a_chat_template(
     assert raw.out == strip_control(expected) + ("" if expected.endswith("\n") else "\n")
     assert model.last_stats.prompt_tokens == len(model.tokenizer.encode("Hello"))
     assert main([*args, "--raw", "--system", "Be brief."]) == 1
+
+
+def test_ask_without_a_prompt_is_a_usage_error_as_the_readme_says(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    assert "2 a usage error (no prompt, an unknown option)" in " ".join(readme.split())
+    with pytest.raises(SystemExit) as exit_:
+        main(["ask"])
+    assert exit_.value.code == 2 and "PROMPT" in capsys.readouterr().err

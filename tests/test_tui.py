@@ -953,6 +953,15 @@ async def test_the_status_bar_never_shows_max_tokens_beyond_the_context() -> Non
 
 
 @async_test
+async def test_a_bad_max_tokens_is_named_as_typed() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await send(pilot, app, "/set max_tokens -3")
+        assert errors(app) == ["max_tokens must be an integer in [1, 1,000,000], got -3"]
+
+
+@async_test
 async def test_a_mistyped_slash_command_suggests_the_closest() -> None:
     app, _ = make_app()
     async with app.run_test(size=SIZE) as pilot:
@@ -960,3 +969,30 @@ async def test_a_mistyped_slash_command_suggests_the_closest() -> None:
         assert errors(app) == [
             "unknown command /modle; did you mean /model? type /help for the list"
         ]
+
+
+@async_test
+async def test_the_completions_strip_follows_the_prompt_and_goes_when_it_is_cleared() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        strip = app.query_one("#completions")
+        await pilot.press("/", "s", "tab")
+        assert strip.display and "/system" in str(strip.render()) and "/set" in str(strip.render())
+        await pilot.press("e")  # "/se": /set only
+        await wait_until(pilot, lambda: not strip.display)
+        await pilot.press("backspace", "tab")
+        assert strip.display
+        await pilot.press("backspace", "backspace")  # the prompt is empty
+        await wait_until(pilot, lambda: not strip.display)
+        assert not app._notifications  # no toast left behind either
+
+
+@async_test
+async def test_ctrl_c_with_nothing_streaming_or_selected_says_what_it_does() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("ctrl+c")
+        await wait_until(pilot, lambda: bool(app._notifications))
+        (note,) = list(app._notifications)
+        assert "Ctrl+C stops a reply" in note.message and "Ctrl+Q quits" in note.message

@@ -192,7 +192,10 @@ class ChatSession:
         """``/set KEY VALUE``: check it with the engine's own validation, then keep it."""
         value = parse_value(key, text)
         candidate = {**self.sampling, key: value}
-        sampling_params(candidate)  # ValueError
+        try:
+            sampling_params(candidate)
+        except ValueError as e:  # it names the engine's field: say the /set name
+            raise ValueError(str(e).replace(SAMPLING_KEYS[key], key)) from None
         self.sampling = candidate
         if self.conversation_id is not None:
             self.store.update_conversation(self.conversation_id, params=self.sampling)

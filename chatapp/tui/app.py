@@ -10,12 +10,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import Footer, OptionList
+from textual.widgets import Footer, OptionList, Static
 
 from chatapp.console_text import printable, strip_control
 from chatapp.core.session import (
@@ -125,6 +126,7 @@ class ChatApp(App[None]):
             yield Sidebar(id="sidebar")
             with Vertical(id="main"):
                 yield ChatView(id="chat")
+                yield Static(id="completions", markup=False)
                 yield PromptInput(id="prompt", completer=self._complete)
                 yield StatusBar(id="status")
         yield Footer()
@@ -134,6 +136,7 @@ class ChatApp(App[None]):
         prompt.set_history(self.store.prompts())
         prompt.focus()
         self.query_one(Sidebar).display = False
+        self.query_one("#completions").display = False
         if self._settings_warning:
             # It quotes config.toml's values: never parsed as markup.
             self.notify(
@@ -514,6 +517,12 @@ class ChatApp(App[None]):
             ("In the prompt", key_rows([*PromptInput.OWN_KEYS, *PromptInput.BINDINGS])),
             ("In the chat list (Ctrl+B)", key_rows(ConversationList.BINDINGS)),
         ]
+
+    def on_prompt_input_completions_changed(self, message: PromptInput.CompletionsChanged) -> None:
+        strip = self.query_one("#completions", Static)
+        # Completions include model names (from disk): text, never markup.
+        strip.update(Text(printable("  ".join(o.strip() for o in message.options))))
+        strip.display = bool(message.options)
 
     def on_prompt_input_help_requested(self) -> None:
         self.action_show_help()
