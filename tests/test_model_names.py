@@ -99,6 +99,17 @@ def test_a_mistyped_model_name_suggests_the_closest_names(
     assert f"did you mean {SMOLLM2}?" in capsys.readouterr().err
 
 
+def test_a_pullable_model_that_is_not_installed_says_how_to_get_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for argv in (["show", "smollm2"], ["ask", "hi", "--model", "smol"]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert err == (
+            f"chatapp: error: no model named {argv[-1]!r}; `chatapp pull smollm2` installs it\n"
+        )
+
+
 def test_rm_takes_a_pull_alias_but_not_a_prefix(tiny_models: dict[str, Path]) -> None:
     import_model(tiny_models["llama"], SMOLLM2)
     assert main(["rm", "smol", "--yes"]) == 1  # too loose for deleting
@@ -149,7 +160,7 @@ def test_default_prints_the_default_model_and_where_it_comes_from(
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     marked = [ln.split()[1] for ln in out.splitlines() if ln.split()[:1] == ["*"]]
-    assert marked == ["q", "default"] and "* default model: `model` in" in out
+    assert marked == ["q", "the"] and "* the default model: q (`model` in" in out
 
 
 def test_setting_the_default_keeps_the_rest_of_config_toml(

@@ -766,21 +766,21 @@ async def test_the_guide_and_installed_models_go_by_name_alias_or_prefix_in_the_
     import_model(tiny_models["llama"], "smollm2-135m-instruct")
     app = ChatApp(None)  # the default: the built-in guide
     async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot, app)
+        await wait_until(pilot, lambda: app.session.model_ready, timeout=30)
         assert app.session.model_source == "guide" and "guide" in status(app)
         await send(pilot, app, "/model smolm")
-        await wait_until(pilot, lambda: bool(errors(app)))
+        await wait_until(pilot, lambda: bool(errors(app)), timeout=30)  # real loads: slack
         assert errors(app)[-1] == (
             "no model named 'smolm'; did you mean smollm2-135m-instruct?; still using guide"
         )
-        await wait_until(pilot, lambda: app.session.model_ready)
+        await wait_until(pilot, lambda: app.session.model_ready, timeout=30)
         assert app.session.model is not None and app.session.model.name == "guide"
         await send(pilot, app, "/model smollm2")
         await wait_until(pilot, lambda: app.session.model_source == "smollm2-135m-instruct")
-        await wait_until(pilot, lambda: app.session.model_ready)
+        await wait_until(pilot, lambda: app.session.model_ready, timeout=30)
         await send(pilot, app, "/model guide")
         await wait_until(pilot, lambda: app.session.model_source == "guide")
-        await wait_until(pilot, lambda: app.session.model_ready)
+        await wait_until(pilot, lambda: app.session.model_ready, timeout=30)
         assert app.session.model.name == "guide"
 
 

@@ -164,9 +164,11 @@ def cmd_models(args: argparse.Namespace) -> int:
         )
     console.print(table)
     if chosen is not None:
-        where = "" if default in [m.name for m in models] else f"{chosen.name}: "
         console.print(
-            _text(f"* default model: {where}{chosen.origin}; change it with `chatapp default NAME`")
+            _text(
+                f"* the default model: {chosen.name} ({chosen.origin}); "
+                "change it with `chatapp default NAME`"
+            )
         )
     if all(m.source == BUILTIN_SOURCE for m in models):
         console.print(

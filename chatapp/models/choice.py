@@ -127,8 +127,20 @@ def require_model(text: str, names: Sequence[str] | None = None) -> str:
     resolved = resolve_model_name(text, names)
     if resolved in names or (resolved and Path(resolved).expanduser().exists()):
         return resolved
-    hint = did_you_mean(text, names) or " (see `chatapp models`)"
+    hint = did_you_mean(text, names) or _pull_hint(text) or " (see `chatapp models`)"
     raise ModelLoadError(f"no model named {text!r}{hint}")
+
+
+def _pull_hint(text: str) -> str:
+    """``"; `chatapp pull smollm2` installs it"`` when ``text`` names a pullable model that is
+    not installed yet (by its pull name, its model name or a prefix of either)."""
+    from chatapp.models.pull import SOURCES
+
+    typed = text.lower()
+    for source in SOURCES.values():
+        if typed and (source.name.startswith(typed) or source.model_name.startswith(typed)):
+            return f"; `chatapp pull {source.name}` installs it"
+    return ""
 
 
 def engine_source(name: str) -> str:
