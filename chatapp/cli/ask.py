@@ -20,7 +20,12 @@ def register(subs: Any, parser: argparse.ArgumentParser) -> None:
         "The model, system message and sampling settings default to config.toml's.",
     )
     p.add_argument("prompt", metavar="PROMPT", help="the question, or - to read it from stdin")
-    p.add_argument("--model", metavar="NAME|PATH", help="installed name, folder or .gguf file")
+    p.add_argument(
+        "--model",
+        metavar="NAME|PATH",
+        help="a model name (guide, a pull alias or a unique prefix), folder or .gguf file "
+        "(default: see `chatapp default`)",
+    )
     p.add_argument("--system", metavar="TEXT", help="a system message")
     # Sampling flags default to None: unset ones come from config.toml, else the engine defaults.
     p.add_argument("--temperature", type=float, help="0 is greedy (0.8)")
@@ -172,13 +177,16 @@ def _answer(
 
 
 def _load(source: str, quant: str = "auto") -> Any:
-    """``engine.load`` with a spinner on stderr when it is a terminal."""
+    """The model ``source`` names (a remote, ``guide``, an alias, a prefix, a path), with a
+    spinner on stderr when it is a terminal."""
+    from chatapp.models.choice import require_model
     from chatapp.models.loading import load_model
 
+    name = require_model(source)
     if not sys.stderr.isatty():
-        return load_model(source, quant=quant)
+        return load_model(name, quant=quant)
     from rich.console import Console
     from rich.markup import escape
 
-    with Console(stderr=True).status(f"Loading {escape(source)}…"):
-        return load_model(source, quant=quant)
+    with Console(stderr=True).status(f"Loading {escape(name)}…"):
+        return load_model(name, quant=quant)

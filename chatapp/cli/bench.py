@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-from contextlib import nullcontext
 from typing import Any
 
 from chatapp.cli import add_quant_option, error
@@ -40,31 +39,33 @@ def register(subs: Any, parser: argparse.ArgumentParser) -> None:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
 
+    from chatapp.models.choice import engine_source, require_model
     from engine.bench import run_bench
     from engine.errors import ModelLoadError
 
-    err = Console(stderr=True)
-    status = err.status("Benchmarking…") if err.is_terminal else nullcontext()
-    with status as s:
+    err = Console(stderr=True, highlight=False)
 
-        def progress(msg: str) -> None:
-            if s is not None:
-                s.update(f"Benchmarking {args.model}: {msg}…")
+    def progress(msg: str) -> None:
+        # A line per step on a terminal (a run takes a minute: it must show it is alive);
+        # nothing in logs and pipes.
+        if err.is_terminal:
+            err.print(f"[dim]{escape(args.model)}: {escape(msg)}…[/]")
 
-        try:
-            result = run_bench(
-                args.model,
-                prompt_tokens=args.prompt_tokens,
-                gen_tokens=args.gen_tokens,
-                reps=args.reps,
-                threads=args.threads,
-                dtype=args.dtype,
-                quant=args.quant,
-                progress=progress,
-            )
-        except (ModelLoadError, ValueError) as e:
-            return error(str(e))
+    try:
+        result = run_bench(
+            engine_source(require_model(args.model)),
+            prompt_tokens=args.prompt_tokens,
+            gen_tokens=args.gen_tokens,
+            reps=args.reps,
+            threads=args.threads,
+            dtype=args.dtype,
+            quant=args.quant,
+            progress=progress,
+        )
+    except (ModelLoadError, ValueError) as e:
+        return error(str(e))
     if args.json:
         print(json.dumps(dataclasses.asdict(result)))
         return 0

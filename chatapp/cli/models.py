@@ -103,6 +103,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     for warning in read_warnings(dest):
         print(printable(f"chatapp: warning: {info.name}: {warning}"), file=sys.stderr)
     print(printable(f'Try it: chatapp ask "Hello" --model {info.name}'))
+    from chatapp.cli.default import after_install
+
+    print(printable(after_install(info.name)))
     return 0
 
 
@@ -110,10 +113,17 @@ def cmd_models(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from chatapp.core.settings import config_path, load_settings
+    from chatapp.models.choice import (
+        BUILTIN_SOURCE,
+        available_models,
+        default_model,
+        resolve_model_name,
+    )
     from chatapp.models.importer import read_source_info
-    from engine.registry import list_models
+    from engine.errors import ModelLoadError
 
-    models = list_models()
+    models = available_models()
     # Piped output is for reading later or grepping: no terminal width to wrap to.
     console = Console() if sys.stdout.isatty() else Console(width=240)
     if not models:
@@ -123,7 +133,14 @@ def cmd_models(args: argparse.Namespace) -> int:
             highlight=False,
         )
         return 0
+    settings, _ = load_settings()
+    try:
+        chosen = default_model(settings.model, str(config_path()))
+        default = resolve_model_name(chosen.name, [m.name for m in models])
+    except ModelLoadError:
+        chosen, default = None, ""
     table = Table(box=None, header_style="bold")
+    table.add_column("", no_wrap=True)  # the default's marker
     table.add_column("NAME", no_wrap=True)
     table.add_column("ARCHITECTURE", no_wrap=True)
     for col in ("PARAMS", "WEIGHTS", "CONTEXT", "SIZE"):
@@ -134,28 +151,49 @@ def cmd_models(args: argparse.Namespace) -> int:
         dtype = SHORT_DTYPES.get(m.dtype, m.dtype)
         if quant and quant != m.dtype:
             dtype = f"{dtype} ({quant})"
+        source = "built-in (not removable)" if m.source == BUILTIN_SOURCE else m.source
         table.add_row(
+            "*" if m.name == default else "",
             _text(m.name),
             _text(m.architecture.removesuffix("ForCausalLM").removesuffix("LMHeadModel")),
             human_count(m.parameters),
             _text(dtype),
             str(m.context_length),
             human_size(m.size_bytes),
-            _text(m.source),
+            _text(source),
         )
     console.print(table)
+    if chosen is not None:
+        console.print(
+            _text(
+                f"* the default model: {chosen.name} ({chosen.origin}); "
+                "change it with `chatapp default NAME`"
+            )
+        )
+    if all(m.source == BUILTIN_SOURCE for m in models):
+        console.print(
+            "Only the built-in guide so far: get a real model with [bold]chatapp pull smollm2[/] "
+            "or [bold]chatapp import FILE.gguf[/].",
+            highlight=False,
+        )
     return 0
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
+    from chatapp.models.choice import BUILTIN, did_you_mean, installed_names, pull_alias
     from chatapp.models.importer import ModelImportError, model_path, remove_model
 
+    if args.name == BUILTIN:
+        return error(f"{BUILTIN} is the built-in model: it cannot be removed")
+    # An exact name or a pull alias only: a prefix is too loose for deleting (``--yes``).
+    args.name = pull_alias(args.name, installed_names())
     try:
         path = model_path(args.name)
     except ModelImportError as e:
         return error(str(e))
     if not path.is_dir():
-        return error(f"no installed model named {args.name!r} (see `chatapp models`)")
+        hint = did_you_mean(args.name, installed_names()) or " (see `chatapp models`)"
+        return error(f"no installed model named {args.name!r}{hint}")
     if not args.yes:
         if not sys.stdin.isatty():
             return error(f"not deleting {args.name!r} without confirmation: pass --yes")
@@ -169,7 +207,29 @@ def cmd_rm(args: argparse.Namespace) -> int:
             return 1
     remove_model(args.name)
     print(f"Deleted {args.name}.")
+    _forget_default(args.name)
     return 0
+
+
+def _forget_default(name: str) -> None:
+    """After ``rm``: a default that named the removed model is removed too (and said)."""
+    from chatapp.core.settings import ConfigWriteError, load_settings, set_default_model
+    from chatapp.models.choice import default_model
+    from engine.errors import ModelLoadError
+
+    settings, _ = load_settings()
+    if settings.model != name:
+        return
+    try:
+        set_default_model(None)
+    except ConfigWriteError as e:
+        print(f"chatapp: warning: {name} was the default model: {e}", file=sys.stderr)
+        return
+    try:
+        now = default_model().name
+    except ModelLoadError:
+        now = "none (no model is left)"
+    print(f"It was the default model; the default is now {now}.")
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -178,13 +238,14 @@ def cmd_show(args: argparse.Namespace) -> int:
     from rich.table import Table
     from rich.text import Text
 
+    from chatapp.models.choice import engine_source, require_model
     from chatapp.models.importer import read_source_info
     from engine.errors import ModelLoadError
     from engine.registry import describe, resolve_source
     from engine.tokenizer import Tokenizer
 
     try:
-        path = resolve_source(args.name)
+        path = resolve_source(engine_source(require_model(args.name)))
         if not path.is_dir() or not (path / "config.json").is_file():
             return error(f"{path} is not a model folder (import it first: `chatapp import`)")
         info = describe(path)
@@ -265,4 +326,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
         return error(str(e))
     print(f"Pulled {args.source} as {dest.name} into {dest}")
     print(f'Try it: chatapp ask "Hello" --model {dest.name}')
+    from chatapp.cli.default import after_install
+
+    print(after_install(dest.name))
     return 0

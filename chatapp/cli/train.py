@@ -39,6 +39,34 @@ OPTIONS: dict[str, tuple[str, type]] = {
     "precision": ("train", str),
     "save_dtype": ("train", str),
 }
+# What each option does, for ``chatapp train --help`` (defaults are the trainer's own).
+HELP: dict[str, str] = {
+    "preset": "model size: nano (tests), tiny (~5M parameters), small (~30M), base (~100M)",
+    "vocab_size": "tokenizer vocabulary size",
+    "isolate_cjk": "keep each Chinese character its own token (no merges across them)",
+    "context": "context length in tokens (default: the preset's)",
+    "base": "continue this model (a name or folder), reusing its tokenizer",
+    "val_fraction": "share of the data held out for validation",
+    "loss_on_prompt": "count the loss on user turns too, not only the assistant's",
+    "steps": "optimizer steps (1000)",
+    "batch_size": "rows per optimizer step, across all processes (32)",
+    "micro_batch": "rows per forward/backward on one process, accumulated (8)",
+    "lr": "peak learning rate (1e-3)",
+    "min_lr_ratio": "the cosine decay ends at lr times this (0.1)",
+    "warmup": "warmup steps (100)",
+    "weight_decay": "AdamW weight decay (0.1)",
+    "grad_clip": "gradient norm clip (1.0)",
+    "eval_every": "steps between validation runs (100)",
+    "eval_rows": "validation rows per evaluation (256)",
+    "patience": "stop after this many evaluations without improvement (0: never)",
+    "seed": "random seed: the same seed gives the same run (0)",
+    "precision": "auto (bf16 autocast on a GPU), fp32 or bf16",
+    "save_dtype": "dtype of the saved weights (float32)",
+}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "preset": ("nano", "tiny", "small", "base"),  # engine.train.presets.PRESETS (no torch)
+    "precision": ("auto", "fp32", "bf16"),
+}
 SPEC_FIELDS = (
     "preset",
     "vocab_size",
@@ -76,9 +104,10 @@ def register(subs: Any, parser: argparse.ArgumentParser) -> None:
     for name, (_, kind) in OPTIONS.items():
         flag = "--" + name.replace("_", "-")
         if kind is bool:
-            p.add_argument(flag, action="store_true", default=None)
+            p.add_argument(flag, action="store_true", default=None, help=HELP[name])
         else:
-            p.add_argument(flag, type=kind, default=None)
+            p.add_argument(flag, type=kind, default=None, choices=CHOICES.get(name),
+                           help=HELP[name])  # fmt: skip
     p.set_defaults(func=cmd_train)
 
 

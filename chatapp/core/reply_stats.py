@@ -19,6 +19,7 @@ class ReplyStats:
     time_to_first_token: float = 0.0  # seconds
     tokens_per_second: float = 0.0  # decode speed
     stop_reason: StopReason = ""
+    dropped_messages: int = 0  # earlier messages left out to fit the context
 
     @classmethod
     def from_generation(cls, model: str, stats: GenerationStats) -> ReplyStats:
@@ -30,6 +31,7 @@ class ReplyStats:
             time_to_first_token=stats.time_to_first_token,
             tokens_per_second=stats.decode_tokens_per_second,
             stop_reason=stats.stop_reason,
+            dropped_messages=stats.dropped_messages,
         )
 
     @classmethod
@@ -43,6 +45,7 @@ class ReplyStats:
             time_to_first_token=float(cast(float, values["time_to_first_token"])),
             tokens_per_second=float(cast(float, values["tokens_per_second"])),
             stop_reason=cast("StopReason", str(values["stop_reason"])),
+            dropped_messages=int(cast(int, values["dropped_messages"])),
         )
 
     @property

@@ -17,14 +17,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 from chatapp.core.reply_stats import ReplyStats
 from chatapp.core.settings import SAMPLING_KEYS, Settings, parse_value, sampling_params
 from chatapp.core.store import Store, StoredMessage, StoreError
-from chatapp.models.choice import resolve_model_source
+from chatapp.models.choice import resolve_model_name, resolve_model_source
 from engine.errors import ModelLoadError
 
 if TYPE_CHECKING:
     from engine.generate import GenerationStats
 
 TITLE_LENGTH = 48
-LAST_MODEL_KEY = "last_model"
 
 
 class ModelLike(Protocol):
@@ -35,6 +34,7 @@ class ModelLike(Protocol):
     tokenizer: Any
     last_stats: GenerationStats
     warnings: list[str]  # one-line notes from loading, shown to the user
+    base_model_note: str | None  # set when it has no chat template (most likely a base model)
 
     @property
     def context_length(self) -> int: ...
@@ -56,7 +56,9 @@ class ModelUnavailable(Exception):
 
 
 def engine_loader(source: str) -> ModelLike:
-    """A remote model when ``source`` names one (``chatapp remote add``), else the engine's."""
+    """The model ``source`` names: a remote model, the built-in ``guide``, an installed name,
+    a pull alias, a unique prefix or a path (a name that is none of these fails with the
+    closest names)."""
     from chatapp.models.loading import load_model
 
     model: ModelLike = load_model(source)
@@ -97,6 +99,7 @@ class ChatSession:
         self._loader = loader or engine_loader
         self.model: ModelLike | None = None
         self.model_source = ""  # what was asked for: a name or a path
+        self._loaded_source = ""  # the source of ``model``
         self.model_error: str | None = None
         self._ready = threading.Event()  # set when the current load finished, well or not
         self._load_serial = 0
@@ -120,7 +123,8 @@ class ChatSession:
         return not self._ready.is_set()
 
     def begin_load(self, source: str | None) -> int:
-        """Mark a load as started (UI thread); returns its serial number for ``load_model``."""
+        """Mark a load as started (UI thread); returns its serial number for ``load_model``.
+        The model loaded now (if any) stays until the new one has loaded."""
         self._load_serial += 1
         self._ready.clear()
         self.model_error = None
@@ -132,40 +136,45 @@ class ChatSession:
         """Choose and load a model (blocking: call it from a worker thread).
 
         Returns the model, or None when a newer load superseded this one; raises
-        ModelUnavailable with a one-line reason.
+        ModelUnavailable with a one-line reason. When another model was loaded, it stays
+        loaded and in use after a failed load (a mistyped ``/model`` costs nothing).
         """
+        source = explicit or ""
         try:
             try:
-                source = resolve_model_source(
-                    explicit, self.settings.model, self.store.get_state(LAST_MODEL_KEY)
-                )
+                source = resolve_model_name(resolve_model_source(explicit, self.settings.model))
             except ModelLoadError as e:  # nothing to load at all: say how to get a model
                 raise ModelUnavailable(f"{e}, or type /model PATH") from None
             if serial == self._load_serial:
                 self.model_source = source
             model = self._loader(source)
         except ModelUnavailable as e:
-            self._finish_load(serial, None, str(e))
-            raise
+            raise ModelUnavailable(self._load_failed(serial, str(e))) from None
         except Exception as e:  # noqa: BLE001 - engine.ModelLoadError and anything unexpected
             message = one_line(e)
             if not isinstance(e, ModelLoadError):
-                message = f"could not load {explicit or self.model_source}: {message}"
-            self._finish_load(serial, None, message)
-            raise ModelUnavailable(message) from None
-        if not self._finish_load(serial, model, None):
+                message = f"could not load {explicit or source}: {message}"
+            raise ModelUnavailable(self._load_failed(serial, message)) from None
+        if serial != self._load_serial:
             return None
-        self.store.set_state(LAST_MODEL_KEY, source)
+        self.model, self.model_error, self._loaded_source = model, None, source
+        self.model_source = source
+        self._ready.set()
         if self.conversation_id is not None:
             self.store.update_conversation(self.conversation_id, model=source)
         return model
 
-    def _finish_load(self, serial: int, model: ModelLike | None, error: str | None) -> bool:
+    def _load_failed(self, serial: int, message: str) -> str:
+        """Settle a failed load; the message for the user."""
         if serial != self._load_serial:
-            return False
-        self.model, self.model_error = model, error
+            return message
+        if self.model is not None:  # a failed switch: the loaded model stays
+            self.model_source = self._loaded_source
+            message = f"{message}; still using {self.model.name or self._loaded_source}"
+        else:
+            self.model_error = message
         self._ready.set()
-        return True
+        return message
 
     def wait_for_model(self, cancel: threading.Event) -> ModelLike | None:
         """Block until the model is loaded, the load failed, or ``cancel`` is set."""
@@ -184,7 +193,10 @@ class ChatSession:
         """``/set KEY VALUE``: check it with the engine's own validation, then keep it."""
         value = parse_value(key, text)
         candidate = {**self.sampling, key: value}
-        sampling_params(candidate)  # ValueError
+        try:
+            sampling_params(candidate)
+        except ValueError as e:  # it names the engine's field: say the /set name
+            raise ValueError(str(e).replace(SAMPLING_KEYS[key], key)) from None
         self.sampling = candidate
         if self.conversation_id is not None:
             self.store.update_conversation(self.conversation_id, params=self.sampling)

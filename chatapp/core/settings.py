@@ -140,3 +140,55 @@ def load_settings(path: Path | None = None) -> tuple[Settings, str | None]:
     if problems:
         return settings, f"{path}: ignored bad or unknown setting(s): {', '.join(problems)}"
     return settings, None
+
+
+class ConfigWriteError(Exception):
+    """config.toml could not be changed (unreadable, not valid TOML, a layout we cannot
+    edit safely); the message says what to do instead."""
+
+
+def set_default_model(name: str | None, path: Path | None = None) -> Path:
+    """Write ``model = NAME`` into config.toml (``None`` removes it), keeping the rest of the
+    file as it is (comments included); returns the file's path. The one place the default
+    model is stored: the chat and ``chatapp ask`` both read it."""
+    import json
+    import re
+
+    path = path or config_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigWriteError(f"could not read {path} ({e})") from None
+    try:
+        before = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigWriteError(f"{path} is not valid TOML ({e}); fix it first") from None
+    lines = text.splitlines(keepends=True)
+    # Top-level keys come before the first [table]; TOML basic strings take JSON's escapes.
+    first_table = next((i for i, ln in enumerate(lines) if re.match(r"\s*\[", ln)), len(lines))
+    key = next(
+        (i for i, ln in enumerate(lines[:first_table]) if re.match(r"\s*model\s*=", ln)), None
+    )
+    entry = [] if name is None else [f"model = {json.dumps(name, ensure_ascii=False)}\n"]
+    if key is not None:
+        lines[key : key + 1] = entry
+    else:
+        lines[:0] = entry
+    new = "".join(lines)
+    expected = {k: v for k, v in before.items() if k != "model"}
+    if name is not None:
+        expected["model"] = name
+    try:
+        ok = tomllib.loads(new) == expected
+    except tomllib.TOMLDecodeError:
+        ok = False
+    if not ok:  # e.g. a multi-line string that holds "model = ": never guess
+        setting = f"model = {json.dumps(name)}" if name else "remove its `model` line"
+        raise ConfigWriteError(f"could not edit {path} safely; {setting} there by hand")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(new, encoding="utf-8")
+    tmp.replace(path)
+    return path

@@ -89,7 +89,13 @@ def m001_initial(db: sqlite3.Connection) -> None:
 
 
 @migration
-def m002_search(db: sqlite3.Connection) -> None:
+def m002_dropped_messages(db: sqlite3.Connection) -> None:
+    """How many earlier messages a reply's prompt left out to fit the context."""
+    db.execute("ALTER TABLE message_stats ADD COLUMN dropped_messages INTEGER NOT NULL DEFAULT 0")
+
+
+@migration
+def m003_search(db: sqlite3.Connection) -> None:
     """Full-text search over every message (SQLite FTS5, trigrams: substrings of three or more
     characters match in any language, Chinese included), kept in step by triggers; the
     messages already stored are indexed here."""

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from chatapp.models.assets import DEFAULT_MODEL_NAME
 from engine.atomic_dir import building
 from engine.errors import ModelLoadError
 from engine.paths import models_dir
@@ -33,6 +34,10 @@ NAME_CHARS = re.compile(r"[\w.+:@-]+")
 def validate_name(name: str) -> str:
     """``name`` if it can be a new model's name; else a ``ModelImportError`` saying why."""
     _check_folder_name(name)
+    if name.lower() == DEFAULT_MODEL_NAME:
+        raise ModelImportError(
+            f"{name!r} is the built-in model's name; pick another with --name NAME"
+        )
     if not NAME_CHARS.fullmatch(name):
         # Names are typed in commands and shown in tables: no markup brackets, no controls.
         raise ModelImportError(

@@ -6,15 +6,19 @@ from typing import Any
 
 
 def load_model(source: str, quant: str = "auto") -> Any:
-    """A ``RemoteModel`` when ``source`` names a remote (no network until it is used, so a
-    chat with a remote model reopens while its server is down), else ``engine.load``."""
+    """The model ``source`` names (see ``choice.require_model``: a pull alias or a unique
+    prefix works, a miss fails with the closest names): a ``RemoteModel`` for a remote (no
+    network until it is used, so a chat with a remote model reopens while its server is
+    down), else ``engine.load``."""
+    from chatapp.models.choice import engine_source, require_model
     from chatapp.remote.registry import find_remote
 
-    remote = find_remote(source)
+    name = require_model(source)
+    remote = find_remote(name)
     if remote is not None:
         from chatapp.remote.client import RemoteModel
 
         return RemoteModel(remote)
     import engine
 
-    return engine.load(source, quant=quant)
+    return engine.load(engine_source(name), quant=quant)

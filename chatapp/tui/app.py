@@ -10,12 +10,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import Footer, OptionList
+from textual.widgets import Footer, OptionList, Static
 
 from chatapp.console_text import printable, strip_control
 from chatapp.core.session import (
@@ -28,6 +29,7 @@ from chatapp.core.session import (
 )
 from chatapp.core.settings import Settings, load_settings
 from chatapp.core.store import Store, StoreError
+from chatapp.models.choice import BUILTIN
 from chatapp.tui.commands import COMMANDS, ChatCommands, CommandError
 from chatapp.tui.reply_stream import ReplyStream
 from chatapp.tui.screens.dialogs import (
@@ -39,7 +41,7 @@ from chatapp.tui.screens.dialogs import (
 )
 from chatapp.tui.screens.history_search import HistorySearch
 from chatapp.tui.screens.model_picker import ModelPicker
-from chatapp.tui.widgets.chat_view import ChatView
+from chatapp.tui.widgets.chat_view import ChatView, Notice, reply_meta
 from chatapp.tui.widgets.prompt import PromptInput
 from chatapp.tui.widgets.sidebar import ConversationList, Sidebar
 from chatapp.tui.widgets.status_bar import StatusBar
@@ -60,9 +62,9 @@ class ReplyFinished(Message):
 
 
 def engine_list_models() -> list[Any]:
-    from engine.registry import list_models
+    from chatapp.models.choice import available_models
 
-    return list_models()
+    return available_models()
 
 
 class ChatApp(App[None]):
@@ -109,6 +111,7 @@ class ChatApp(App[None]):
         self._list_models = list_models or engine_list_models
         self._model_names: list[str] = []
         self._stream: ReplyStream | None = None  # the reply streaming now
+        self._loading_notice: Notice | None = None  # "loading NAME…", until the load ends
         self._replies_running = threading.Semaphore(1)  # held while a reply worker runs
         self._signals: list[signal.Signals] = []
         if settings.theme and settings.theme in self.available_themes:
@@ -123,6 +126,7 @@ class ChatApp(App[None]):
             yield Sidebar(id="sidebar")
             with Vertical(id="main"):
                 yield ChatView(id="chat")
+                yield Static(id="completions", markup=False)
                 yield PromptInput(id="prompt", completer=self._complete)
                 yield StatusBar(id="status")
         yield Footer()
@@ -132,12 +136,14 @@ class ChatApp(App[None]):
         prompt.set_history(self.store.prompts())
         prompt.focus()
         self.query_one(Sidebar).display = False
+        self.query_one("#completions").display = False
         if self._settings_warning:
             # It quotes config.toml's values: never parsed as markup.
             self.notify(
                 printable(self._settings_warning), severity="warning", timeout=8, markup=False
             )
         self.load_model(self.requested_model)
+        self.chat_view.show_welcome(self.welcome_text())
         self._handle_quit_signals()
 
     def _handle_quit_signals(self) -> None:
@@ -181,21 +187,61 @@ class ChatApp(App[None]):
             self.call_from_thread(self._model_loaded)
 
     def _model_loaded(self) -> None:
+        self._end_loading_notice()
         model = self.session.model
         if model is not None:
             for warning in model.warnings:
                 self.show_notice(f"{model.name}: {warning}", error=True)
         self.refresh_status()
         self.refresh_sidebar()
+        self.chat_view.show_welcome(self.welcome_text())
 
     def _model_failed(self, message: str) -> None:
+        self._end_loading_notice()
         self.show_notice(message, error=True)
         self.refresh_status()
+        self.chat_view.show_welcome(self.welcome_text())
+
+    def welcome_text(self) -> str:
+        """The welcome of an empty chat: which model this is, what the built-in one knows and
+        how to get a real one, a base model's note, the keys that matter."""
+        session = self.session
+        model = session.model
+        name = (model.name if model is not None else "") or session.model_source
+        if session.model_source == BUILTIN:
+            about = (
+                f"You are chatting with {BUILTIN}, chatapp's small built-in model. It knows "
+                "chatapp (keys, commands, settings) and how language models work, in English "
+                "and Chinese, and little else. For a general model: chatapp pull smollm2 "
+                "(then /model smollm2)."
+            )
+        elif name:
+            about = f"You are chatting with {name}."
+        else:
+            about = "No model is loaded: /model NAME or Ctrl+O picks one."
+        lines = [about]
+        if model is not None and model.base_model_note:
+            lines.append(
+                f"{name} has no chat template, so it is probably a base model: it continues "
+                'text rather than answering. For plain completion: chatapp ask --raw "TEXT".'
+            )
+        lines.append(
+            "Enter sends · Esc stops a reply · Ctrl+O picks a model · F1 shows every key and "
+            "command"
+        )
+        return "\n\n".join(lines)
+
+    def _end_loading_notice(self) -> None:
+        if self._loading_notice is not None:
+            self._loading_notice.remove()
+            self._loading_notice = None
 
     def switch_model(self, source: str) -> None:
-        """Load another model for this chat (``/model NAME`` or the picker)."""
+        """Load another model for this chat (``/model NAME`` or the picker); the one loaded
+        now stays in use if this one fails to load."""
         self.action_stop_reply()
-        self.show_notice(f"loading {source}…")
+        self._end_loading_notice()
+        self._loading_notice = self.show_notice(f"loading {source}…")
         self.load_model(source)
 
     def known_model_names(self) -> list[str]:
@@ -242,8 +288,8 @@ class ChatApp(App[None]):
         parts.append(f"system: {s.system!r}" if s.system else "no system prompt")
         return " · ".join(parts)
 
-    def show_notice(self, text: str, error: bool = False) -> None:
-        self.chat_view.add_notice(text, error)
+    def show_notice(self, text: str, error: bool = False) -> Notice:
+        return self.chat_view.add_notice(text, error)
 
     # Sending and streaming -------------------------------------------------------------------
 
@@ -285,6 +331,7 @@ class ChatApp(App[None]):
             )
             return
         self.prompt.remember(text)
+        self.chat_view.hide_welcome()
         await self.chat_view.add_user(text)
         waiting = "…" if self.session.model_ready else "waiting for the model to load…"
         view = await self.chat_view.add_assistant(meta=waiting)
@@ -316,10 +363,24 @@ class ChatApp(App[None]):
             return  # a reply of a chat the user has left
         await stream.flush()
         await stream.view.finish(message.result)
+        await self._mark_context_cut(message.request, message.result)
         self._end_stream()
         self.refresh_status()
         if message.result.stopped:
             self.prompt.focus()
+
+    async def _mark_context_cut(self, request: ReplyRequest, result: ReplyResult) -> None:
+        """Show where the turns the model no longer sees end (the context was full)."""
+        stats, model = result.stats, self.session.model
+        if stats is None or not stats.dropped_messages or model is None:
+            return
+        turns = [m for m in request.messages if m["role"] != "system"]
+        kept = sum(m["role"] == "user" for m in turns[stats.dropped_messages :])
+        await self.chat_view.mark_context_cut(
+            kept,
+            f"⋯ the model no longer sees the {stats.dropped_messages} messages above: its "
+            f"{model.context_length}-token context is full (Ctrl+N starts a new chat)",
+        )
 
     def _end_stream(self) -> None:
         if self._stream is not None:
@@ -351,6 +412,7 @@ class ChatApp(App[None]):
 
     async def _reset_view(self) -> None:
         await self.chat_view.clear()
+        self.chat_view.show_welcome(self.welcome_text())
         self.refresh_status()
         self.refresh_sidebar()
         self.prompt.focus()
@@ -397,13 +459,10 @@ class ChatApp(App[None]):
             if m.role == "user":
                 await view.add_user(m.content)
             elif m.role == "assistant":
-                meta = " · ".join(
-                    p
-                    for p in ("■ stopped" if m.stopped else "", m.stats and m.stats.summary())
-                    if p
-                )
-                widget = await view.add_assistant(m.content, meta)
-                widget.set_class(m.stopped, "stopped")
+                widget = await view.add_assistant(m.content, reply_meta(m.stopped, m.stats))
+                widget.mark(m.stopped, m.stats)
+        if not stored:
+            view.show_welcome(self.welcome_text())
         view.scroll_end(animate=False)
         if conv is not None and conv.model and conv.model != self.session.model_source:
             self.load_model(conv.model)
@@ -458,6 +517,12 @@ class ChatApp(App[None]):
             ("In the prompt", key_rows([*PromptInput.OWN_KEYS, *PromptInput.BINDINGS])),
             ("In the chat list (Ctrl+B)", key_rows(ConversationList.BINDINGS)),
         ]
+
+    def on_prompt_input_completions_changed(self, message: PromptInput.CompletionsChanged) -> None:
+        strip = self.query_one("#completions", Static)
+        # Completions include model names (from disk): text, never markup.
+        strip.update(Text(printable("  ".join(o.strip() for o in message.options))))
+        strip.display = bool(message.options)
 
     def on_prompt_input_help_requested(self) -> None:
         self.action_show_help()

@@ -3,6 +3,7 @@ and by Textual's command palette (ctrl+p)."""
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -23,7 +24,7 @@ class ChatControls(Protocol):
     @property
     def session(self) -> ChatSession: ...
 
-    def show_notice(self, text: str, error: bool = False) -> None: ...
+    def show_notice(self, text: str, error: bool = False) -> object: ...
 
     def refresh_status(self) -> None: ...
 
@@ -61,6 +62,9 @@ class Command:
     handler: Handler
     args: str = ""  # how the argument is shown in /help, e.g. "NAME"; empty: none
     complete: Completer | None = None  # completions of the argument
+    # The palette runs it bare even though it takes an argument: its bare form only opens a
+    # chooser. Any other command with an argument goes into the prompt for it.
+    palette_runs: bool = False
 
     @property
     def usage(self) -> str:
@@ -72,10 +76,15 @@ class CommandRegistry:
         self._commands: dict[str, Command] = {}
 
     def command(
-        self, name: str, help: str, args: str = "", complete: Completer | None = None
+        self,
+        name: str,
+        help: str,
+        args: str = "",
+        complete: Completer | None = None,
+        palette_runs: bool = False,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
-            self._commands[name] = Command(name, help, handler, args, complete)
+            self._commands[name] = Command(name, help, handler, args, complete, palette_runs)
             return handler
 
         return register
@@ -91,7 +100,9 @@ class CommandRegistry:
         name, _, arg = text.strip().removeprefix("/").partition(" ")
         command = self._commands.get(name.lower())
         if command is None:
-            raise CommandError(f"unknown command /{name}; type /help for the list")
+            near = difflib.get_close_matches(name.lower(), list(self._commands), n=3, cutoff=0.5)
+            hint = f"did you mean {' or '.join('/' + n for n in near)}? " if near else ""
+            raise CommandError(f"unknown command /{name}; {hint}type /help for the list")
         if command.args and not arg.strip() and not command.args.startswith("["):
             raise CommandError(f"usage: {command.usage}")
         return command, arg.strip()
@@ -118,6 +129,7 @@ class CommandRegistry:
 
 
 COMMANDS = CommandRegistry()
+SYSTEM_CLEAR = "clear"  # ``/system clear`` removes the system prompt
 
 
 def _complete_set(app: ChatControls, arg: str) -> list[str]:
@@ -142,7 +154,7 @@ def _new(app: ChatControls, arg: str) -> None:
 
 
 @COMMANDS.command("model", "Switch the model of this chat (no name: open the picker)", "[NAME]",
-                  _complete_model)  # fmt: skip
+                  _complete_model, palette_runs=True)  # fmt: skip
 def _model(app: ChatControls, arg: str) -> None:
     if arg:
         app.switch_model(arg)
@@ -150,10 +162,19 @@ def _model(app: ChatControls, arg: str) -> None:
         app.action_pick_model()
 
 
-@COMMANDS.command("system", "Set the system prompt of this chat (no text: clear it)", "[TEXT]")
+@COMMANDS.command("system", "Set the system prompt (no text: show it; "
+                  f"`{SYSTEM_CLEAR}`: remove it)", "[TEXT]")  # fmt: skip
 def _system(app: ChatControls, arg: str) -> None:
-    app.session.set_system(arg)
-    app.show_notice(f"system prompt: {arg}" if arg else "system prompt cleared")
+    if not arg:
+        current = app.session.system
+        app.show_notice(f"system prompt: {current}" if current else "no system prompt")
+        return
+    if arg.lower() == SYSTEM_CLEAR:
+        app.session.set_system("")
+        app.show_notice("system prompt cleared")
+    else:
+        app.session.set_system(arg)
+        app.show_notice(f"system prompt: {arg}")
     app.refresh_status()
 
 
@@ -187,15 +208,16 @@ def _quit(app: ChatControls, arg: str) -> None:
 
 
 class ChatCommands(Provider):
-    """The registry's commands in the command palette. A command that needs an argument puts
-    ``/name `` in the prompt; a full ``/set temperature 0.5`` typed here runs as is."""
+    """The registry's commands in the command palette. A command that takes an argument puts
+    ``/name `` in the prompt (picking it never changes anything at once); a full
+    ``/set temperature 0.5`` typed here runs as is."""
 
     @property
     def chat_app(self) -> ChatControls:
         return self.app  # type: ignore[return-value]  # the palette of a ChatApp
 
     def _action(self, command: Command) -> Callable[[], Any]:
-        if command.args and not command.args.startswith("["):
+        if command.args and not command.palette_runs:
             return partial(self.chat_app.fill_prompt, f"/{command.name} ")
         return partial(self.chat_app.run_command, f"/{command.name}")
 

@@ -14,11 +14,13 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label
 
 from chatapp.console_text import printable
+from chatapp.models.choice import BUILTIN_SOURCE
 from chatapp.units import human_count, human_size
 
 
 class ModelPicker(ModalScreen[str | None]):
-    """Lists ``engine.list_models()`` (read in a thread: it touches every checkpoint header)."""
+    """Lists the models: the built-in one and the installed ones (read in a thread: it
+    touches every checkpoint header)."""
 
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
 
@@ -64,6 +66,8 @@ class ModelPicker(ModalScreen[str | None]):
         for m in models:
             # Names and architectures come from files on disk: Text, never markup.
             name = Text(printable(m.name), style="bold" if m.name == self.current else "")
+            if getattr(m, "source", "") == BUILTIN_SOURCE:
+                name.append(" (built-in)", style="dim")
             table.add_row(
                 name,
                 Text(printable(m.architecture)),

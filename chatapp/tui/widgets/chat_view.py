@@ -8,6 +8,7 @@ from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
 from chatapp.console_text import printable
+from chatapp.core.reply_stats import ReplyStats
 from chatapp.core.session import ReplyResult
 
 
@@ -21,6 +22,20 @@ class Notice(Static):
 
     def __init__(self, text: str, error: bool = False) -> None:
         super().__init__(Text(printable(text)), markup=False, classes="error" if error else "")
+
+
+class Welcome(Static):
+    """What the screen says until the first message: which model, the keys that matter."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(Text(printable(text)), markup=False)
+
+
+class ContextCut(Static):
+    """Where older turns were left out of the model's view (the context was full)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(Text(printable(text)), markup=False)
 
 
 class AssistantMessage(Vertical):
@@ -63,15 +78,31 @@ class AssistantMessage(Vertical):
         self.text = result.text or self.text
         await self.body.update(printable(self.text))  # one clean render of the whole reply
         self.remove_class("streaming")
-        parts = []
-        if result.stopped:
-            parts.append("■ stopped")
-        if result.error:
-            parts.append(result.error)
-        elif result.stats:
-            parts.append(result.stats.summary())
-        self.set_meta(" · ".join(parts), error=bool(result.error))
-        self.set_class(result.stopped, "stopped")
+        meta = reply_meta(result.stopped, None if result.error else result.stats, result.error)
+        self.set_meta(meta, error=bool(result.error))
+        self.mark(result.stopped, result.stats)
+
+    def mark(self, stopped: bool, stats: ReplyStats | None) -> None:
+        """The border of a reply that was stopped or cut off at the end of the context."""
+        self.set_class(stopped or bool(stats and stats.stop_reason == "context"), "stopped")
+
+
+def reply_meta(stopped: bool, stats: ReplyStats | None, error: str | None = None) -> str:
+    """The line under a reply: stopped or cut off at the context's end, then its stats (or
+    the error); the same live and for stored replies."""
+    parts = []
+    if stopped:
+        parts.append("■ stopped")
+    elif stats is not None and stats.stop_reason == "context":
+        parts.append(CONTEXT_FULL)
+    if error:
+        parts.append(error)
+    elif stats is not None:
+        parts.append(stats.summary())
+    return " · ".join(parts)
+
+
+CONTEXT_FULL = "■ cut off: the context is full (Ctrl+N starts a new chat)"
 
 
 class ChatView(VerticalScroll):
@@ -86,6 +117,27 @@ class ChatView(VerticalScroll):
         widget = AssistantMessage(text, meta)
         await self.mount(widget)
         return widget
+
+    def show_welcome(self, text: str) -> None:
+        """Show (or update) the welcome; only in an empty chat."""
+        if self.query(UserMessage):
+            return
+        existing = self.query(Welcome)
+        if existing:
+            existing.first().update(Text(printable(text)))
+        else:
+            self.mount(Welcome(text), before=0 if self.children else None)
+
+    def hide_welcome(self) -> None:
+        self.query(Welcome).remove()
+
+    async def mark_context_cut(self, kept_prompts: int, text: str) -> None:
+        """Put the one ``ContextCut`` line before the ``kept_prompts``-th prompt from the end:
+        the turns above it are no longer in the model's view."""
+        await self.query(ContextCut).remove()
+        prompts = list(self.query(UserMessage))
+        if 0 < kept_prompts <= len(prompts):
+            await self.mount(ContextCut(text), before=prompts[-kept_prompts])
 
     def add_notice(self, text: str, error: bool = False) -> Notice:
         widget = Notice(text, error)

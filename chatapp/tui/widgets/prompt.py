@@ -9,7 +9,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import TextArea
 
-from chatapp.console_text import printable, strip_control
+from chatapp.console_text import strip_control
 
 NEWLINE_KEYS = frozenset({"shift+enter", "ctrl+j", "newline", "alt+enter"})
 
@@ -41,6 +41,13 @@ class PromptInput(TextArea):
     class HelpRequested(Message):
         """``?`` typed into an empty prompt."""
 
+    class CompletionsChanged(Message):
+        """The completions to show above the prompt (none: hide them)."""
+
+        def __init__(self, options: list[str]) -> None:
+            super().__init__()
+            self.options = options
+
     def __init__(
         self, *, completer: Callable[[str], list[str]] | None = None, id: str | None = None
     ) -> None:
@@ -55,6 +62,7 @@ class PromptInput(TextArea):
         self.prompt_history: list[str] = []
         self._index = 0  # == len(history) while editing the draft
         self._draft = ""
+        self._completions: list[str] = []  # shown above the prompt, while they still apply
 
     def set_history(self, prompts: list[str]) -> None:
         self.prompt_history = list(prompts)
@@ -100,10 +108,25 @@ class PromptInput(TextArea):
                 common = common[:-1]
         if len(common) > len(self.text):
             self._replace_all(common)
-        if len(options) > 1:
-            # Completions include model names (from disk): never markup.
-            shown = printable("  ".join(o.strip() for o in options))
-            self.notify(shown, title="Completions", timeout=4, markup=False)
+        self._show_completions(options if len(options) > 1 else [])
+
+    def _show_completions(self, options: list[str]) -> None:
+        if options != self._completions:
+            self._completions = options
+            self.post_message(self.CompletionsChanged(options))
+
+    def _on_text_area_changed(self, event: TextArea.Changed) -> None:
+        # Shown completions follow the text: narrowed as it is typed, gone once it is cleared
+        # or no longer a /command.
+        if self._completions:
+            options = self.completer(self.text) if self.completer and self.text else []
+            self._show_completions(options if len(options) > 1 else [])
+
+    def action_copy(self) -> None:
+        if not self.selected_text:  # Ctrl+C with no reply to stop and nothing selected
+            self.notify("nothing to stop or copy: Ctrl+C stops a reply, Ctrl+Q quits", timeout=3)
+            return
+        super().action_copy()
 
     async def _on_paste(self, event: events.Paste) -> None:
         # Runs before TextArea's own paste handler, which inserts ``event.text``: the prompt

@@ -30,6 +30,9 @@ class StatusBar(Static):
         if state:
             text.append(f" ({printable(state)})", style="italic")
         shown = {k: v for k, v in settings.items() if v != OFF.get(k, object())}
+        max_tokens = shown.get("max_tokens")
+        if context_size and isinstance(max_tokens, int) and max_tokens > context_size:
+            shown["max_tokens"] = context_size  # a reply never runs past the context's end
         if shown:
             values = " ".join(f"{SHORT.get(k, k)}={_fmt(v)}" for k, v in shown.items())
             text.append("  " + printable(values))
