@@ -247,3 +247,38 @@ async def test_a_stream_cut_off_mid_reply_is_one_line_and_the_partial_reply_stay
     (conv,) = Store(chatapp_home / "chatapp.db").list_conversations()
     last = Store(chatapp_home / "chatapp.db").messages(conv.id)[-1]
     assert (last.content, last.stopped) == ("Half a reply", True)
+
+
+def test_remote_models_are_listed_marked_remote(capsys: pytest.CaptureFixture[str]) -> None:
+    from chatapp.models.choice import available_models, model_names
+    from chatapp.remote.registry import add_remote
+
+    add_remote(Remote("box", "http://127.0.0.1:9/v1", "qwen-7b"))
+    assert "box" in model_names()
+    (entry,) = [m for m in available_models() if m.name == "box"]
+    assert entry.architecture == "remote" and "qwen-7b at http://127.0.0.1:9/v1" in entry.source
+    assert main(["models"]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if "box" in ln)
+    assert "remote" in line and "qwen-7b" in line
+
+
+@async_test
+async def test_the_model_picker_offers_remote_models(chatapp_home: Path) -> None:
+    from fakes import fake_loader, wait_until
+    from textual.widgets import DataTable
+
+    from chatapp.remote.registry import add_remote
+    from chatapp.tui.app import ChatApp
+    from chatapp.tui.screens.model_picker import ModelPicker
+
+    add_remote(Remote("box", "http://127.0.0.1:9/v1", "qwen-7b"))
+    app = ChatApp("fake", loader=fake_loader(FakeModel()))
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_until(pilot, lambda: app.session.model_ready)
+        await pilot.press("ctrl+o")
+        await wait_until(pilot, lambda: isinstance(app.screen, ModelPicker))
+        table = app.screen.query_one(DataTable)
+        await wait_until(pilot, lambda: table.row_count > 0)
+        assert "box" in [k.value for k in table.rows]
+        row = table.get_row("box")
+        assert "(remote)" in str(row[0]) and "qwen-7b" in str(row[1])

@@ -116,6 +116,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     from chatapp.core.settings import config_path, load_settings
     from chatapp.models.choice import (
         BUILTIN_SOURCE,
+        REMOTE_ARCHITECTURE,
         available_models,
         default_model,
         resolve_model_name,
@@ -147,11 +148,17 @@ def cmd_models(args: argparse.Namespace) -> int:
         table.add_column(col, justify="right" if col != "WEIGHTS" else "left", no_wrap=True)
     table.add_column("SOURCE", overflow="fold", min_width=12)
     for m in models:
+        source = "built-in (not removable)" if m.source == BUILTIN_SOURCE else m.source
+        if m.architecture == REMOTE_ARCHITECTURE:  # on a server: nothing to count here
+            table.add_row(
+                "*" if m.name == default else "", _text(m.name), "remote", "-", "-", "-", "-",
+                _text(source),
+            )  # fmt: skip
+            continue
         quant = read_source_info(m.path).get("quantization")
         dtype = SHORT_DTYPES.get(m.dtype, m.dtype)
         if quant and quant != m.dtype:
             dtype = f"{dtype} ({quant})"
-        source = "built-in (not removable)" if m.source == BUILTIN_SOURCE else m.source
         table.add_row(
             "*" if m.name == default else "",
             _text(m.name),
@@ -170,7 +177,7 @@ def cmd_models(args: argparse.Namespace) -> int:
                 "change it with `chatapp default NAME`"
             )
         )
-    if all(m.source == BUILTIN_SOURCE for m in models):
+    if all(m.source == BUILTIN_SOURCE or m.architecture == REMOTE_ARCHITECTURE for m in models):
         console.print(
             "Only the built-in guide so far: get a real model with [bold]chatapp pull smollm2[/] "
             "or [bold]chatapp import FILE.gguf[/].",

@@ -74,7 +74,37 @@ def available_models() -> list[ModelInfo]:
         # A damaged checkout must not hide the installed models.
         with contextlib.suppress(Exception):
             out.append(replace(describe(path), name=BUILTIN, source=BUILTIN_SOURCE))
-    return out + [m for m in list_models() if m.name != BUILTIN]
+    local = out + [m for m in list_models() if m.name != BUILTIN]
+    return local + remote_models([m.name for m in local])
+
+
+REMOTE_ARCHITECTURE = "remote"  # how remote models are marked in the lists
+
+
+def remote_models(taken: Sequence[str] = ()) -> list[ModelInfo]:
+    """The remote models (``chatapp remote add``) as list entries: architecture ``remote``,
+    the server's model id and URL as their source; nothing is asked of the servers."""
+    from chatapp.remote.registry import RemoteError, list_remotes
+    from engine.registry import ModelInfo
+
+    try:
+        remotes = list_remotes()
+    except RemoteError:
+        return []
+    return [
+        ModelInfo(
+            name=r.name,
+            path=Path(),
+            architecture=REMOTE_ARCHITECTURE,
+            parameters=0,
+            context_length=0,
+            dtype="remote",
+            size_bytes=0,
+            source=f"{r.model or 'default model'} at {r.url}",
+        )
+        for r in remotes
+        if r.name not in taken
+    ]
 
 
 def pull_alias(text: str, names: Sequence[str]) -> str:

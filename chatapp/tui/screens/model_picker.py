@@ -14,7 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label
 
 from chatapp.console_text import printable
-from chatapp.models.choice import BUILTIN_SOURCE
+from chatapp.models.choice import BUILTIN_SOURCE, REMOTE_ARCHITECTURE
 from chatapp.units import human_count, human_size
 
 
@@ -68,6 +68,10 @@ class ModelPicker(ModalScreen[str | None]):
             name = Text(printable(m.name), style="bold" if m.name == self.current else "")
             if getattr(m, "source", "") == BUILTIN_SOURCE:
                 name.append(" (built-in)", style="dim")
+            if m.architecture == REMOTE_ARCHITECTURE:  # on a server: its model id and URL
+                name.append(" (remote)", style="dim")
+                table.add_row(name, Text(printable(m.source)), "-", "-", "-", key=m.name)
+                continue
             table.add_row(
                 name,
                 Text(printable(m.architecture)),
