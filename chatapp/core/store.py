@@ -337,12 +337,7 @@ class Store:
             )
             message_id = int(cur.lastrowid or 0)
             if stats is not None:
-                values = astuple(stats)
-                db.execute(
-                    f"INSERT INTO message_stats (message_id, {', '.join(STATS_FIELDS)})"
-                    f" VALUES (?, {', '.join('?' * len(STATS_FIELDS))})",
-                    (message_id, *values),
-                )
+                _insert_stats(db, message_id, stats)
             db.execute(
                 "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)
             )
@@ -403,11 +398,7 @@ class Store:
                 )
                 ids.append(int(cur.lastrowid or 0))
                 if m.stats is not None:
-                    db.execute(
-                        f"INSERT INTO message_stats (message_id, {', '.join(STATS_FIELDS)})"
-                        f" VALUES (?, {', '.join('?' * len(STATS_FIELDS))})",
-                        (ids[-1], *astuple(m.stats)),
-                    )
+                    _insert_stats(db, ids[-1], m.stats)
             return conversation_id
 
     def delete_messages(self, conversation_id: int) -> None:
@@ -480,6 +471,14 @@ class Store:
                 " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
+
+
+def _insert_stats(db: sqlite3.Connection, message_id: int, stats: ReplyStats) -> None:
+    db.execute(
+        f"INSERT INTO message_stats (message_id, {', '.join(STATS_FIELDS)})"
+        f" VALUES (?, {', '.join('?' * len(STATS_FIELDS))})",
+        (message_id, *astuple(stats)),
+    )
 
 
 def _snippet(content: str, text: str, around: int = 40) -> str:
