@@ -39,6 +39,7 @@ def register(subs: Any, parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
+    from chatapp.console_text import printable
     from chatapp.models.importer import ModelImportError, model_path, validate_name
     from chatapp.remote.client import list_server_models
     from chatapp.remote.registry import Remote, RemoteError, add_remote, normalise_url
@@ -57,7 +58,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     if not args.model and len(models) > 1:
         print(f"{url} serves {len(models)} models:", file=sys.stderr)
         for m in models:
-            print(f"  {m}", file=sys.stderr)
+            print(f"  {printable(m)}", file=sys.stderr)  # ids come from the server
         return error("pick one with --model ID")
     if not args.model and models:
         remote = Remote(name, url, models[0], remote.api_key_env)
@@ -66,7 +67,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     except RemoteError as e:
         return error(str(e))
     served = remote.model or "the server's default model"
-    print(f"Added {name}: {served} at {url}")
+    print(printable(f"Added {name}: {served} at {url}"))
     print(f'Try it: chatapp ask "Hello" --model {name}   (or chatapp --model {name})')
     return 0
 

@@ -42,6 +42,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ModuleNotFoundError:
         return error(INSTALL_HINT)
     import engine
+    from chatapp.console_text import printable
     from chatapp.core.settings import load_settings
     from chatapp.models.choice import resolve_model_source
 
@@ -59,9 +60,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host = EngineHost(source, lambda src: engine.load(src, quant=args.quant), model.name)
     host.model, host.source = model, source
     for warning in model.warnings:
-        print(f"chatapp: warning: {model.name}: {warning}")
+        print(printable(f"chatapp: warning: {model.name}: {warning}"))
     where = f"http://{args.host}:{args.port}/v1"
-    print(f"Serving {model.name} at {where} (OpenAI-compatible; Ctrl+C stops)", flush=True)
+    print(
+        printable(f"Serving {model.name} at {where} (OpenAI-compatible; Ctrl+C stops)"), flush=True
+    )
     if args.host not in ("127.0.0.1", "localhost", "::1") and key is None:
         print("chatapp: warning: listening beyond this machine without --api-key-env")
     uvicorn.run(create_app(host, api_key=key), host=args.host, port=args.port, log_level="warning")

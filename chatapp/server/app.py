@@ -142,6 +142,17 @@ def _engine_errors() -> tuple[type[BaseException], ...]:
     return (engine.ContextOverflowError, engine.TemplateRenderError, engine.GenerationError)
 
 
+def _error_code(e: BaseException) -> str:
+    """OpenAI's error code for an engine error, by its type."""
+    import engine
+
+    return (
+        "context_length_exceeded"
+        if isinstance(e, engine.ContextOverflowError)
+        else "invalid_request"
+    )
+
+
 def create_app(host: EngineHost, *, api_key: str | None = None) -> Starlette:
     """The Starlette app serving ``host``'s model; with ``api_key``, every request needs
     ``Authorization: Bearer <api_key>``."""
@@ -179,14 +190,7 @@ def create_app(host: EngineHost, *, api_key: str | None = None) -> Starlette:
                 except RequestError as e:
                     return _error(e)
                 except _engine_errors() as e:
-                    return _error(
-                        RequestError(
-                            str(e),
-                            code="context_length_exceeded"
-                            if "context" in str(e)
-                            else "invalid_request",
-                        )
-                    )
+                    return _error(RequestError(str(e), code=_error_code(e)))
                 stats = model.last_stats
             build = api.chat_response if kind == "chat" else api.text_response
             return JSONResponse(build(rid, host.served_name, "".join(parts), stats))
