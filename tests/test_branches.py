@@ -157,10 +157,13 @@ def make_app(model: FakeModel | None = None) -> tuple[ChatApp, FakeModel]:
 
 
 async def send(pilot: Any, app: ChatApp, text: str) -> None:
+    """Send ``text`` and wait for its reply to be stored."""
+    await wait_until(pilot, lambda: app.session.model_ready)
+    before = len(app.session.tree)
     app.prompt.text = text
     app.prompt.focus()
     await pilot.press("enter")
-    await wait_until(pilot, lambda: not app.streaming and bool(app.session.model_ready))
+    await wait_until(pilot, lambda: not app.streaming and len(app.session.tree) == before + 2)
 
 
 def shown(app: ChatApp) -> list[str]:
@@ -265,7 +268,9 @@ async def test_copy_writes_the_reply_or_its_code_block_as_osc_52() -> None:
         assert payloads()[-1] == reply
         await app.run_command("/copy 3")
         assert "has 2 code blocks" in str(list(app.query(Notice))[-1].render())
-        await pilot.press("ctrl+up", "up", "c")  # the selected prompt
+        for key in ("ctrl+up", "up", "c"):  # copy the selected prompt
+            await pilot.press(key)
+            await pilot.pause()
         assert payloads()[-1] == "code please"
         assert any("copied" in str(n.message) for n in app._notifications)
 
@@ -277,7 +282,9 @@ async def test_deleting_a_selected_message_asks_and_removes_what_follows() -> No
         await send(pilot, app, "first")
         await send(pilot, app, "second")
         assert shown(app) == ["first", "answer", "second", "answer"]
-        await pilot.press("ctrl+up", "up", "up", "delete")  # on the first reply
+        for key in ("ctrl+up", "up", "up", "delete"):  # on the first reply
+            await pilot.press(key)
+            await pilot.pause()
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("y")
         await wait_until(pilot, lambda: shown(app) == ["first"])

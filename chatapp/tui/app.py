@@ -564,7 +564,7 @@ class ChatApp(App[None]):
 
     def action_select_message(self) -> None:
         """Select the newest message (then ↑ ↓ move, and its keys act on it)."""
-        messages = [w for w in self.chat_view.query(Selectable) if w.message_id is not None]
+        messages = [w for w in self.chat_view.messages() if w.message_id is not None]
         if messages:
             messages[-1].focus()
             messages[-1].scroll_visible(animate=False)

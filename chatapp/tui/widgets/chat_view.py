@@ -29,7 +29,8 @@ class MessageAction(Message):
 
 class Selectable(Widget):
     """A message that can be selected (focused) with the keyboard or the mouse, and acted on.
-    ``message_id`` is its id in the database (None while a reply streams)."""
+    ``message_id`` is its id in the database (None while a reply streams). A mixin: list it
+    after the widget class (Textual takes CSS types from the first base only)."""
 
     can_focus = True
     message_id: int | None = None
@@ -47,7 +48,9 @@ class Selectable(Widget):
     ]
 
     def action_move(self, step: int) -> None:
-        messages = [w for w in self.screen.query(Selectable) if w.display]
+        parent = self.parent
+        siblings = parent.children if parent is not None else []
+        messages = [w for w in siblings if isinstance(w, Selectable) and w.display]
         at = messages.index(self) + step
         if 0 <= at < len(messages):
             messages[at].focus()
@@ -68,7 +71,9 @@ def alternatives_label(index: int, count: int) -> str:
     return f"‹{index}/{count}›" if count > 1 else ""
 
 
-class UserMessage(Selectable, Static):
+class UserMessage(Static, Selectable, can_focus=True):
+    BINDINGS = Selectable.BINDINGS  # Static does not inherit bindings: name them again
+
     def __init__(self, text: str, message_id: int | None = None) -> None:
         super().__init__(Text(printable(text)), markup=False)
         self.text = text
@@ -103,7 +108,7 @@ class ContextCut(Static):
         super().__init__(Text(printable(text)), markup=False)
 
 
-class AssistantMessage(Selectable, Vertical):
+class AssistantMessage(Vertical, Selectable, can_focus=True):
     """A reply: streamed into a ``MarkdownStream`` with ``append``, then rendered whole.
 
     ``text`` is the reply as the model wrote it; the view shows it ``printable`` (escape
@@ -218,7 +223,12 @@ class ChatView(VerticalScroll):
             await self.mount_all(widgets)
 
     def message_widget(self, message_id: int) -> Selectable | None:
-        return next((w for w in self.query(Selectable) if w.message_id == message_id), None)
+        return next((w for w in self.messages() if w.message_id == message_id), None)
+
+    def messages(self) -> list[Selectable]:
+        """The message widgets, in order (a query by type would miss them: ``Selectable`` is
+        a mixin, and Textual's selectors follow first bases only)."""
+        return [w for w in self.children if isinstance(w, Selectable)]
 
     def show_welcome(self, text: str) -> None:
         """Show (or update) the welcome; only in an empty chat."""
