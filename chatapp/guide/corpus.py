@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,6 +22,7 @@ from typing import Any, TypeVar
 from chatapp.guide import facts_en, facts_zh
 from chatapp.guide.templates import frame, framings
 from chatapp.guide.topics import Topic
+from chatapp.guide.units import normalize
 
 T = TypeVar("T")
 
@@ -55,11 +55,6 @@ _EN_PREFIXES = ["hey ", "so ", "ok, ", "hi, ", "um "]
 _EN_SUFFIXES = [" please", " thanks", "??", " pls"]
 _ZH_PREFIXES = ["请问", "那个，", "你好，", "问一下，"]
 _ZH_SUFFIXES = ["呢", "啊", "？？", "，谢谢"]
-
-
-def normalize(text: str) -> str:
-    """Case, whitespace and punctuation folded away: how eval and train questions are compared."""
-    return re.sub(r"[\W_]+", "", text.lower())
 
 
 # Questions ------------------------------------------------------------------------------------
