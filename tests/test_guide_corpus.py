@@ -327,6 +327,7 @@ def test_scope_questions_train_one_topic_and_the_issues_examples_are_in(corpus: 
         "Are you ChatGPT?": ("en", "identity"),
         "hi": ("en", "greeting"),
         "hello": ("en", "greeting"),
+        "good morning": ("en", "greeting"),
         "写一首关于大海的诗": ("zh", "offtopic"),
         "你是谁？": ("zh", "identity"),
         "你好": ("zh", "greeting"),

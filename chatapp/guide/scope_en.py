@@ -144,7 +144,17 @@ GREETING_FAMILIES = [
         ],
     ),
 ]
-GREETING_EXTRA = ("Hi", "Hello", "hey", "Hi there!", "hello there", "Hey there", "yo", "howdy")
+GREETING_EXTRA = (
+    "Hi",
+    "Hello",
+    "hey",
+    "Good morning",
+    "Hi there!",
+    "hello there",
+    "Hey there",
+    "yo",
+    "howdy",
+)
 
 # Who the guide is.
 IDENTITY_KEYS = ("I'm the guide",)
