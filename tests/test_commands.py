@@ -23,7 +23,7 @@ def test_parse_splits_the_argument_and_rejects_unknown_or_incomplete_commands() 
 
 
 def test_completion_of_names_and_setting_keys() -> None:
-    assert COMMANDS.completions(None, "/s") == ["/system ", "/set ", "/show"]
+    assert COMMANDS.completions(None, "/s") == ["/system ", "/set ", "/show", "/search "]
     assert COMMANDS.completions(None, "/q") == ["/quit"]
     assert COMMANDS.completions(None, "hello") == []
 

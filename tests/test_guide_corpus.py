@@ -126,7 +126,7 @@ def test_tables_cover_the_same_topics_with_short_answers() -> None:
     ids = {lang: [t.id for t in ts] for lang, ts in TABLES.items()}
     assert ids["en"] == ids["zh"]
     assert len(set(ids["en"])) == len(ids["en"])
-    assert 50 <= len(ids["en"]) <= 75
+    assert 50 <= len(ids["en"]) <= 85
     answers = [a for _lang, _t, a in EVERY_ANSWER]
     assert len(answers) == len(set(answers))  # an answer names its topic
     for lang, t, answer in ALL_ANSWERS:
@@ -560,7 +560,7 @@ def test_training_questions_are_augmented(corpus: Any) -> None:
     train, _ = corpus
     users = [m["content"] for c in train for m in c["messages"] if m["role"] == "user"]
     text = "\n".join(users)
-    assert "How do I delete a chat?" in text or "how do i delete a chat" in text.lower()
+    assert "delete a chat" in text.lower()  # the phrasing as written, beside its variants
     assert any("remove a chat" in q.lower() or "delete a conversation" in q.lower() for q in users)
     assert any(q.lower().startswith("how do i send message") for q in users) or any(
         " send message" in q.lower() for q in users

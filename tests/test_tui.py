@@ -413,7 +413,7 @@ async def test_settings_are_saved_with_the_conversation_and_restored_on_reopen()
 async def test_tab_completes_commands_and_setting_names() -> None:
     app, _ = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("/", "s", "e", "tab")
+        await pilot.press("/", "s", "e", "t", "tab")
         assert app.prompt.text == "/set "
         await pilot.press("t", "e", "tab")
         assert app.prompt.text == "/set temperature "
@@ -988,7 +988,7 @@ async def test_the_completions_strip_follows_the_prompt_and_goes_when_it_is_clea
         strip = app.query_one("#completions")
         await pilot.press("/", "s", "tab")
         assert strip.display and "/system" in str(strip.render()) and "/set" in str(strip.render())
-        await pilot.press("e")  # "/se": /set only
+        await pilot.press("y")  # "/sy": /system only
         await wait_until(pilot, lambda: not strip.display)
         await pilot.press("backspace", "tab")
         assert strip.display

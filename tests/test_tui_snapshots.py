@@ -115,3 +115,20 @@ def test_help_screen(snap_compare: Any) -> None:
         await wait_until(pilot, lambda: bool(app.screen.query("#help Static")))
 
     assert snap_compare(app, terminal_size=(100, 40), run_before=run_before)
+
+
+def test_a_selected_reply_with_alternatives(snap_compare: Any) -> None:
+    """Ctrl+Up selects the reply (highlighted, its keys in the footer); after /regen it is
+    marked as the second of two alternatives."""
+    app = make_app()
+
+    async def run_before(pilot: Any) -> None:
+        await _send(pilot)
+        await wait_until(pilot, lambda: len(app.query(AssistantMessage)) == 1 and not app.streaming)
+        await app.run_command("/regen")
+        await wait_until(pilot, lambda: not app.streaming and "‹2/2›" in str(
+            app.query_one(AssistantMessage).meta.render()))  # fmt: skip
+        await pilot.press("ctrl+up")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

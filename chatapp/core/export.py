@@ -9,6 +9,7 @@ import json
 from dataclasses import asdict, fields
 from typing import Any
 
+from chatapp.core.branches import MessageTree
 from chatapp.core.reply_stats import ReplyStats
 from chatapp.core.store import Conversation, Store, StoredMessage
 
@@ -30,6 +31,7 @@ def conversation_dict(store: Store, conversation_id: int) -> dict[str, Any]:
         raise ChatFileError(f"no saved chat {conversation_id} (see chatapp chats)")
     messages = store.messages(conversation_id)
     number = {m.id: i + 1 for i, m in enumerate(messages)}
+    leaf = MessageTree(messages).leaf_or_newest(conv.leaf_id)
     return {
         "title": conv.title,
         "model": conv.model,
@@ -37,6 +39,7 @@ def conversation_dict(store: Store, conversation_id: int) -> dict[str, Any]:
         "params": conv.params,
         "created_at": conv.created_at,
         "updated_at": conv.updated_at,
+        "leaf": number.get(leaf) if leaf is not None else None,  # where the current branch ends
         "messages": [
             {
                 "id": number[m.id],
@@ -62,20 +65,13 @@ def export_json(store: Store, conversation_ids: list[int]) -> str:
     return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
 
 
-def current_branch(messages: list[StoredMessage]) -> list[StoredMessage]:
-    """The messages from the root to the newest message, following parents (the branch the
-    chat continues), in order. Messages without parents (older chats) are one branch."""
-    if not messages:
-        return []
-    by_id = {m.id: m for m in messages}
-    if all(m.parent_id is None for m in messages):
-        return messages
-    path = []
-    m: StoredMessage | None = messages[-1]
-    while m is not None:
-        path.append(m)
-        m = by_id.get(m.parent_id) if m.parent_id is not None else None
-    return path[::-1]
+def current_branch(
+    messages: list[StoredMessage], leaf_id: int | None = None
+) -> list[StoredMessage]:
+    """The branch the chat shows and continues: from its root to ``leaf_id`` (None: to the
+    end of the newest message's branch), in order."""
+    tree = MessageTree(messages)
+    return tree.path(tree.leaf_or_newest(leaf_id))
 
 
 def export_markdown(store: Store, conversation_ids: list[int]) -> str:
@@ -91,7 +87,7 @@ def export_markdown(store: Store, conversation_ids: list[int]) -> str:
             lines += [f"Model: `{conv.model}`", ""]
         if conv.system:
             lines += ["## System", "", conv.system, ""]
-        for m in current_branch(store.messages(cid)):
+        for m in current_branch(store.messages(cid), conv.leaf_id):
             if m.role == "user":
                 lines += ["## You", ""]
             elif m.role == "assistant":
@@ -123,12 +119,12 @@ def import_json(store: Store, text: str, source: str = "the file") -> list[int]:
     if not isinstance(convs, list):
         raise ChatFileError(f"{source} has no list of conversations")
     parsed = [_conversation(c, f"{source}: conversation {i + 1}") for i, c in enumerate(convs)]
-    return [store.import_conversation(conv, msgs) for conv, msgs in parsed]
+    return [store.import_conversation(conv, msgs, leaf) for conv, msgs, leaf in parsed]
 
 
 def _conversation(
     c: Any, where: str
-) -> tuple[Conversation, list[tuple[StoredMessage, int | None]]]:
+) -> tuple[Conversation, list[tuple[StoredMessage, int | None]], int | None]:
     if not isinstance(c, dict):
         raise ChatFileError(f"{where} is not an object")
 
@@ -182,4 +178,7 @@ def _conversation(
         )
         position[number] = len(messages)
         messages.append((stored, position[parent] if parent is not None else None))
-    return conv, messages
+    leaf = c.get("leaf")  # optional: without it, the chat goes on from its newest message
+    if leaf is not None and (isinstance(leaf, bool) or leaf not in position):
+        raise ChatFileError(f"{where}: its leaf {leaf!r} is not one of its messages")
+    return conv, messages, position[leaf] if leaf is not None else None

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
+from chatapp.core.branches import MessageTree
 from chatapp.core.reply_stats import ReplyStats
 from chatapp.core.settings import SAMPLING_KEYS, Settings, parse_value, sampling_params
 from chatapp.core.store import Store, StoredMessage, StoreError
@@ -79,6 +81,7 @@ class ReplyRequest:
     parent_id: int | None  # the prompt's message id: the reply's parent
     messages: list[dict[str, str]]
     sampling: dict[str, Any]
+    leaf_id: int | None = None  # where the chat's branch ended when it was asked
 
 
 @dataclass
@@ -105,8 +108,8 @@ class ChatSession:
         self._load_serial = 0
         self.conversation_id: int | None = None
         self.title = ""
-        self.messages: list[dict[str, str]] = []
-        self._last_message_id: int | None = None
+        self.tree = MessageTree()  # every message of the conversation, alternatives included
+        self.leaf_id: int | None = None  # where the branch shown ends
         self.system = settings.system
         self.sampling: dict[str, Any] = dict(settings.sampling)
         self.context_used = 0
@@ -217,53 +220,89 @@ class ChatSession:
 
     # The conversation ------------------------------------------------------------------------
 
+    @property
+    def branch(self) -> list[StoredMessage]:
+        """The messages the chat shows and continues: its root to its leaf."""
+        return self.tree.path(self.leaf_id)
+
+    @property
+    def messages(self) -> list[dict[str, str]]:
+        """The current branch as role/content pairs (empty stopped replies left out)."""
+        return [{"role": m.role, "content": m.content} for m in self.branch if m.content]
+
+    def alternatives(self, message_id: int) -> tuple[int, int]:
+        """Which of its alternatives a message is, and how many there are: (2, 3) is "2/3"."""
+        siblings = [m.id for m in self.tree.siblings(message_id)]
+        return siblings.index(message_id) + 1, len(siblings)
+
     def new_conversation(self, keep_settings: bool = False) -> None:
         """Start afresh; it is stored when its first message is sent."""
         self.conversation_id = None
         self.title = ""
-        self.messages = []
-        self._last_message_id = None
+        self.tree = MessageTree()
+        self.leaf_id = None
         self.context_used = 0
         self.last_stats = None
         if not keep_settings:
             self.system = self.settings.system
             self.sampling = dict(self.settings.sampling)
 
-    def open_conversation(self, conversation_id: int) -> list[StoredMessage]:
-        """Load a stored conversation with its settings; returns its messages to show."""
+    def open_conversation(
+        self, conversation_id: int, at_message: int | None = None
+    ) -> list[StoredMessage]:
+        """Load a stored conversation with its settings; returns its current branch to show.
+        ``at_message`` (a search hit, say) makes the branch through that message current."""
         conv = self.store.get_conversation(conversation_id)
         if conv is None:
             raise KeyError(conversation_id)
-        stored = self.store.messages(conversation_id)
+        tree = MessageTree(self.store.messages(conversation_id))
+        leaf = tree.leaf_or_newest(conv.leaf_id)
+        if at_message is not None and at_message in tree:
+            leaf = tree.newest_leaf(at_message)
+            if leaf != conv.leaf_id:
+                self.store.set_leaf(conversation_id, leaf)
         self.conversation_id = conv.id
         self.title = conv.title
         self.system = conv.system
         self.sampling = {k: v for k, v in conv.params.items() if k in SAMPLING_KEYS}
-        self.messages = [{"role": m.role, "content": m.content} for m in stored if m.content]
-        self._last_message_id = stored[-1].id if stored else None
-        self.last_stats = next((m.stats for m in reversed(stored) if m.stats), None)
-        self.context_used = self.last_stats.context_used if self.last_stats else 0
-        return stored
+        self.tree, self.leaf_id = tree, leaf
+        self._branch_changed()
+        return self.branch
 
-    def add_user_message(self, text: str) -> None:
-        """Store the prompt in the conversation at once (creating the conversation if new)."""
+    def _branch_changed(self) -> None:
+        """The stats and context gauge of the branch now shown."""
+        self.last_stats = next((m.stats for m in reversed(self.branch) if m.stats), None)
+        self.context_used = self.last_stats.context_used if self.last_stats else 0
+
+    def add_user_message(self, text: str, *, instead_of: int | None = None) -> None:
+        """Store the prompt in the conversation at once (creating the conversation if new).
+        ``instead_of`` (an edit) stores it as a new alternative of that earlier prompt: a new
+        branch from the same point, the old one kept."""
         if self.conversation_id is None:
             self.title = title_for(text)
             self.conversation_id = self.store.create_conversation(
                 self.title, self.model_source, self.system, self.sampling
             )
-        self._last_message_id = self.store.add_message(
-            self.conversation_id, "user", text, parent_id=self._last_message_id
-        )
-        self.messages.append({"role": "user", "content": text})
+        parent = self.leaf_id
+        if instead_of is not None and instead_of in self.tree:
+            parent = self.tree.by_id[instead_of].parent_id
+        message_id = self.store.add_message(self.conversation_id, "user", text, parent_id=parent)
+        self._added(StoredMessage(message_id, self.conversation_id, parent, "user", text, False))
 
-    def engine_messages(self) -> list[dict[str, str]]:
-        """The conversation as the model sees it. A prompt that got no reply (the load failed,
-        it was too long, it was stopped before any text) stays in the chat and the database
-        but is left out here, with its empty reply: roles then alternate, as templates like
-        Mistral's and Llama 2's demand, and a prompt that did not fit does not block every
-        later turn."""
-        said = [m for m in self.messages if m["role"] != "assistant" or m["content"]]
+    def _added(self, message: StoredMessage) -> None:
+        self.tree.add(message)
+        self.leaf_id = message.id
+
+    def engine_messages(self, branch: list[StoredMessage] | None = None) -> list[dict[str, str]]:
+        """The conversation (or ``branch`` of it) as the model sees it. A prompt that got no
+        reply (the load failed, it was too long, it was stopped before any text) stays in the
+        chat and the database but is left out here, with its empty reply: roles then
+        alternate, as templates like Mistral's and Llama 2's demand, and a prompt that did not
+        fit does not block every later turn."""
+        path = self.branch if branch is None else branch
+        said = [
+            {"role": m.role, "content": m.content} for m in path if m.content or m.role == "user"
+        ]
         kept = [
             m
             for i, m in enumerate(said)
@@ -275,8 +314,82 @@ class ChatSession:
     def begin_reply(self) -> ReplyRequest:
         """The request for a reply to the conversation as it is now (UI thread)."""
         return ReplyRequest(
-            self.conversation_id, self._last_message_id, self.engine_messages(), dict(self.sampling)
+            self.conversation_id,
+            self.leaf_id,
+            self.engine_messages(),
+            dict(self.sampling),
+            leaf_id=self.leaf_id,
         )
+
+    def begin_regenerate(self, message_id: int | None = None) -> ReplyRequest | None:
+        """The request for a new alternative of the last reply (or of the reply, or the
+        reply to the prompt, ``message_id``): the same history, so the engine reuses its
+        cache up to the reply. None when there is no prompt to answer."""
+        if message_id is None:
+            branch = self.branch
+            target = branch[-1] if branch else None
+        else:
+            target = self.tree.by_id.get(message_id)
+        if target is not None and target.role == "assistant" and target.parent_id is not None:
+            target = self.tree.by_id.get(target.parent_id)
+        if target is None or target.role != "user":
+            return None
+        return ReplyRequest(
+            self.conversation_id,
+            target.id,
+            self.engine_messages(self.tree.path(target.id)),
+            dict(self.sampling),
+            leaf_id=self.leaf_id,
+        )
+
+    def step_alternative(self, message_id: int, step: int) -> int | None:
+        """Show the previous (-1) or next (+1) alternative of a message: its branch (to its
+        newest end) becomes current, remembered in the database. The alternative's id, or
+        None when there is none that way."""
+        siblings = self.tree.siblings(message_id)
+        at = [m.id for m in siblings].index(message_id) + step
+        if not 0 <= at < len(siblings) or self.conversation_id is None:
+            return None
+        chosen = siblings[at].id
+        self.select_branch(self.tree.newest_leaf(chosen))
+        return chosen
+
+    def select_branch(self, leaf_id: int | None) -> None:
+        if self.conversation_id is not None and leaf_id != self.leaf_id:
+            self.store.set_leaf(self.conversation_id, leaf_id)
+        self.leaf_id = leaf_id
+        self._branch_changed()
+
+    def delete_message(self, message_id: int) -> None:
+        """Delete a message with everything below it; when the current branch went through
+        it, the chat goes on from its newest alternative (or its parent)."""
+        if self.conversation_id is None or message_id not in self.tree:
+            return
+        parent = self.tree.by_id[message_id].parent_id
+        self.store.delete_message(message_id)
+        on_branch = message_id in {m.id for m in self.branch}
+        self.tree.remove(message_id)
+        if on_branch:
+            siblings = self.tree.children(parent)
+            if siblings:
+                self.select_branch(self.tree.newest_leaf(siblings[-1].id))
+            else:
+                self.select_branch(parent)
+
+    def fork(self) -> int:
+        """Copy the current branch into a new conversation (same model and settings); its id."""
+        if self.conversation_id is None:
+            raise StoreError("nothing to fork yet: send a message first")
+        conv = self.store.get_conversation(self.conversation_id)
+        if conv is None:
+            raise StoreError("this chat no longer exists")
+        now = time.time()
+        branch = self.branch
+        copy = replace(
+            conv, title=title_for(f"{conv.title} (fork)"), created_at=now, updated_at=now
+        )
+        chain = [(m, i - 1 if i else None) for i, m in enumerate(branch)]
+        return self.store.import_conversation(copy, chain)
 
     def run_reply(
         self, request: ReplyRequest, cancel: threading.Event, emit: Callable[[str], object]
@@ -322,16 +435,26 @@ class ChatSession:
 
     def apply_reply(self, request: ReplyRequest, result: ReplyResult) -> bool:
         """Add a stored reply to the conversation (UI thread). Only when the conversation is
-        still where the request left it: the user may have moved to another chat meanwhile,
-        and a reply belongs to the chat it was asked in. True when applied."""
+        still where the request left it: the user may have moved to another chat (or branch)
+        meanwhile, and a reply belongs to the chat it was asked in. True when applied."""
         if (
             result.message_id is None
             or request.conversation_id != self.conversation_id
-            or request.parent_id != self._last_message_id
+            or request.leaf_id != self.leaf_id
+            or request.conversation_id is None
         ):
             return False
-        self._last_message_id = result.message_id
-        self.messages.append({"role": "assistant", "content": result.text})
+        self._added(
+            StoredMessage(
+                result.message_id,
+                request.conversation_id,
+                request.parent_id,
+                "assistant",
+                result.text,
+                result.stopped,
+                result.stats,
+            )  # fmt: skip
+        )
         if result.stats is not None:
             self.last_stats = result.stats
             self.context_used = result.stats.context_used

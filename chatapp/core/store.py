@@ -121,6 +121,23 @@ def m003_search(db: sqlite3.Connection) -> None:
     db.execute("INSERT INTO message_search(message_search) VALUES ('rebuild')")
 
 
+@migration
+def m004_branches(db: sqlite3.Connection) -> None:
+    """Conversations are trees (regenerate and edit add siblings): each remembers the message
+    its current branch ends at. Chats written before parents were kept become one chain."""
+    db.execute(
+        "ALTER TABLE conversations ADD COLUMN leaf_id INTEGER"
+        " REFERENCES messages(id) ON DELETE SET NULL"
+    )
+    db.execute(
+        "UPDATE messages SET parent_id = (SELECT max(p.id) FROM messages p"
+        " WHERE p.conversation_id = messages.conversation_id AND p.id < messages.id)"
+        " WHERE conversation_id IN (SELECT conversation_id FROM messages"
+        " GROUP BY conversation_id HAVING count(*) > 1 AND count(parent_id) = 0)"
+    )
+    db.execute("CREATE INDEX messages_by_parent ON messages(parent_id)")
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # Marks around the matching text in a search hit's snippet (the UI styles them).
@@ -154,6 +171,7 @@ class Conversation:
     params: dict[str, Any]
     created_at: float
     updated_at: float
+    leaf_id: int | None = None  # where the current branch ends (None: at the newest message)
 
 
 @dataclass(frozen=True)
@@ -327,7 +345,8 @@ class Store:
         stopped: bool = False,
         stats: ReplyStats | None = None,
     ) -> int:
-        """Append one complete message (and its stats) in one transaction."""
+        """Append one complete message (and its stats) in one transaction; the conversation's
+        current branch then ends at it."""
         now = time.time()
         with self._write() as db:
             cur = db.execute(
@@ -339,9 +358,22 @@ class Store:
             if stats is not None:
                 _insert_stats(db, message_id, stats)
             db.execute(
-                "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)
+                "UPDATE conversations SET updated_at = ?, leaf_id = ? WHERE id = ?",
+                (now, message_id, conversation_id),
             )
             return message_id
+
+    def set_leaf(self, conversation_id: int, message_id: int | None) -> None:
+        """Make the branch that ends at ``message_id`` the conversation's current one."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE conversations SET leaf_id = ? WHERE id = ?", (message_id, conversation_id)
+            )
+
+    def delete_message(self, message_id: int) -> None:
+        """Delete a message and every message below it (its replies, their alternatives)."""
+        with self._write() as db:
+            db.execute("DELETE FROM messages WHERE id = ?", (message_id,))
 
     def messages(self, conversation_id: int) -> list[StoredMessage]:
         """The conversation's messages in order, each with its stats when it has them."""
@@ -375,11 +407,15 @@ class Store:
         return out
 
     def import_conversation(
-        self, conversation: Conversation, messages: list[tuple[StoredMessage, int | None]]
+        self,
+        conversation: Conversation,
+        messages: list[tuple[StoredMessage, int | None]],
+        leaf: int | None = None,
     ) -> int:
         """Write a whole conversation at once (one transaction: a failed import leaves
         nothing), keeping its timestamps. ``messages`` are in order, each with the index in
-        ``messages`` of its parent (None for a root); ids are assigned here."""
+        ``messages`` of its parent (None for a root); ``leaf`` is the index of the message its
+        current branch ends at (None: the newest); ids are assigned here."""
         c = conversation
         with self._write() as db:
             cur = db.execute(
@@ -399,6 +435,11 @@ class Store:
                 ids.append(int(cur.lastrowid or 0))
                 if m.stats is not None:
                     _insert_stats(db, ids[-1], m.stats)
+            if leaf is not None:
+                db.execute(
+                    "UPDATE conversations SET leaf_id = ? WHERE id = ?",
+                    (ids[leaf], conversation_id),
+                )
             return conversation_id
 
     def delete_messages(self, conversation_id: int) -> None:
@@ -505,4 +546,5 @@ def _conversation(row: sqlite3.Row) -> Conversation:
         params=params if isinstance(params, dict) else {},
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        leaf_id=row["leaf_id"],
     )

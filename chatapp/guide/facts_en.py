@@ -132,6 +132,147 @@ TOPICS: list[Topic] = [
         ["get rid of a conversation"],
     ),
     T(
+        "regenerate",
+        "howto",
+        "/regen",
+        [
+            "Type /regen, or press F5, for a new answer to your last prompt. The old answer is "
+            "kept: select the reply and press Left or Right to step through them.",
+            "Use /regen (F5) to regenerate the last reply; each answer is kept as an alternative, "
+            "shown as 2/2 on the reply.",
+            "The /regen command asks the model again. It reuses the cache, so it starts at once.",
+        ],
+        [
+            "regenerate a reply",
+            "get a different answer",
+            "retry the last answer",
+            "ask the model again",
+            "redo the reply",
+        ],
+        ["try another answer", "generate the reply again"],
+        ["What does /regen do?", "can I get a new answer to the same question"],
+        ["What is /regen for?"],
+    ),
+    T(
+        "edit_prompt",
+        "howto",
+        "/edit",
+        [
+            "Type /edit to change your last prompt and send it again; it starts a new branch and "
+            "the old one is kept. Esc cancels the edit.",
+            "Use /edit, fix the text, press Enter: the chat continues from the edited prompt and "
+            "the old branch stays reachable.",
+            "/edit puts your last prompt back in the box; Enter resends it as a new branch.",
+        ],
+        [
+            "edit my last prompt",
+            "change a message I sent",
+            "fix a typo in my question",
+            "resend an edited prompt",
+            "correct what I asked",
+        ],
+        ["edit a sent message", "fix my last question"],
+        ["What does /edit do?", "can I change my prompt after sending it"],
+        ["What is /edit for?"],
+    ),
+    T(
+        "select_message",
+        "key",
+        "Ctrl+Up",
+        [
+            "Press Ctrl+Up to select a message, then Up and Down to move. On it, e edits, r "
+            "regenerates, c copies and Del deletes it.",
+            "Ctrl+Up selects the newest message; a click selects one too. The footer lists what "
+            "you can do with it.",
+            "Use Ctrl+Up, move with the arrows, and press c to copy or e to edit the message.",
+        ],
+        [
+            "select a message",
+            "move between messages",
+            "pick an earlier message",
+            "navigate the messages",
+            "go to an older message",
+        ],
+        ["choose a message in the chat", "move to a previous message"],
+    ),
+    T(
+        "fork_chat",
+        "howto",
+        "/fork",
+        [
+            "Type /fork to copy the branch you see into a new chat of its own; the original chat "
+            "is unchanged.",
+            "Use /fork: this branch becomes a separate conversation in the chat list.",
+        ],
+        ["fork a chat", "copy this conversation", "split the branch off", "duplicate a chat"],
+        ["make a copy of the chat", "branch off into a new conversation"],
+        ["What does /fork do?"],
+        ["What is /fork for?"],
+    ),
+    T(
+        "copy_reply",
+        "howto",
+        "/copy",
+        [
+            "Type /copy to copy the last reply, or /copy 2 for its second code block. It works "
+            "over SSH too.",
+            "Use /copy for the whole last answer and /copy N for its N-th code block; select a "
+            "message and press c to copy that one.",
+        ],
+        [
+            "copy a reply",
+            "copy the code block",
+            "copy the answer to the clipboard",
+            "copy some code",
+            "put the reply on the clipboard",
+        ],
+        ["copy the last answer", "copy code from the reply"],
+        ["What does /copy do?"],
+        ["What is /copy for?"],
+    ),
+    T(
+        "search_chats",
+        "howto",
+        "/search",
+        [
+            "Type /search followed by words to search every saved chat; Enter opens the chat at "
+            "that message. From the shell: chatapp search TEXT.",
+            "Use /search and a few words: matching messages from all chats are listed, on any "
+            "branch.",
+        ],
+        [
+            "search my chats",
+            "find a message in old chats",
+            "search all conversations",
+            "look for a word in saved chats",
+            "find where we talked about something",
+        ],
+        ["search every conversation", "find an old message"],
+        ["What does /search do?"],
+        ["What is /search for?"],
+    ),
+    T(
+        "export_chat",
+        "howto",
+        "/export",
+        [
+            "Type /export md to save this chat as Markdown, or /export json for all of it; add a "
+            "path to choose the file.",
+            "Use /export md or /export json. From the shell, chatapp export ID --format md does "
+            "the same.",
+        ],
+        [
+            "export a chat",
+            "save the conversation to a file",
+            "save a chat as markdown",
+            "export the chat as json",
+            "share a conversation",
+        ],
+        ["save this chat as a file", "export the conversation"],
+        ["What does /export do?"],
+        ["What is /export for?"],
+    ),
+    T(
         "model_picker",
         "key",
         "Ctrl+O",
@@ -242,9 +383,9 @@ TOPICS: list[Topic] = [
         "howto",
         "/system",
         [
-            "Type /system followed by the text, e.g. /system You are a poet. /system with no text "
-            "clears it.",
-            "Use /system TEXT to set the system prompt of this chat; /system alone removes it.",
+            "Type /system followed by the text, e.g. /system You are a poet. /system clear "
+            "removes it.",
+            "Use /system TEXT to set the system prompt of this chat; /system alone shows it.",
             "The /system command sets it: /system Answer briefly.",
         ],
         [
@@ -1130,6 +1271,11 @@ TOPICS: list[Topic] = [
 # cannot know that "repeat" means "recall" unless training shows it. Topic id → (subjects,
 # questions).
 MORE: dict[str, tuple[list[str], list[str]]] = {
+    "search_chats": (["search in every chat", "find text in a conversation"], []),
+    "regenerate": (["generate a new answer", "try a new answer", "get another reply"], []),
+    "select_message": (["select a message in the chat", "go to the previous message"], []),
+    "fork_chat": (["make a new chat from this branch"], []),
+    "copy_reply": (["copy the last reply"], []),
     "send": (["post a message", "send my question", "submit the text"], []),
     "newline": (
         ["start a second line", "put a new line in the prompt", "break a line in my message"],

@@ -17,6 +17,8 @@ KEY_NAMES: dict[str, str] = {
     "Ctrl+P": "ctrl+p",
     "Ctrl+R": "ctrl+r",
     "F1": "f1",
+    "F5": "f5",
+    "Ctrl+Up": "ctrl+up",
     "Tab": "tab",
     "Up arrow": "up",
     "上箭头": "up",
@@ -34,6 +36,8 @@ APP_ACTIONS: dict[str, str] = {
     "Ctrl+P": "command_palette",
     "Ctrl+R": "search_history",
     "F1": "show_help",
+    "F5": "regenerate",
+    "Ctrl+Up": "select_message",
 }
 
 # Keys handled by one widget: the prompt (Enter, new line, Tab, history) and the chat list.

@@ -19,6 +19,7 @@ from textual.message import Message
 from textual.widgets import Footer, OptionList, Static
 
 from chatapp.console_text import printable, strip_control
+from chatapp.core.export import ChatFileError, export_json, export_markdown
 from chatapp.core.session import (
     ChatSession,
     Loader,
@@ -28,10 +29,11 @@ from chatapp.core.session import (
     one_line,
 )
 from chatapp.core.settings import Settings, load_settings
-from chatapp.core.store import Store, StoreError
+from chatapp.core.store import SearchHit, Store, StoreError
 from chatapp.models.choice import BUILTIN
 from chatapp.tui.commands import COMMANDS, ChatCommands, CommandError
 from chatapp.tui.reply_stream import ReplyStream
+from chatapp.tui.screens.chat_search import ChatSearch
 from chatapp.tui.screens.dialogs import (
     ConfirmScreen,
     HelpScreen,
@@ -41,7 +43,7 @@ from chatapp.tui.screens.dialogs import (
 )
 from chatapp.tui.screens.history_search import HistorySearch
 from chatapp.tui.screens.model_picker import ModelPicker
-from chatapp.tui.widgets.chat_view import ChatView, Notice, reply_meta
+from chatapp.tui.widgets.chat_view import ChatView, MessageAction, Notice, Selectable
 from chatapp.tui.widgets.prompt import PromptInput
 from chatapp.tui.widgets.sidebar import ConversationList, Sidebar
 from chatapp.tui.widgets.status_bar import StatusBar
@@ -67,6 +69,15 @@ def engine_list_models() -> list[Any]:
     return available_models()
 
 
+def free_path(folder: Path, stem: str, suffix: str) -> Path:
+    """``folder/stem.suffix``, or ``stem-2.suffix`` and on when that file exists."""
+    target, n = folder / f"{stem}.{suffix}", 1
+    while target.exists():
+        n += 1
+        target = folder / f"{stem}-{n}.{suffix}"
+    return target
+
+
 class ChatApp(App[None]):
     """``chatapp``: chat with a local model. The model loads in a thread while the UI runs."""
 
@@ -85,6 +96,13 @@ class ChatApp(App[None]):
         Binding(
             "ctrl+r", "search_history", "History", priority=True, tooltip="search past prompts"
         ),  # fmt: skip
+        Binding(
+            "ctrl+up",
+            "select_message",
+            "Select",
+            tooltip="select a message (then ↑ ↓ ← → e r c Del)",
+        ),
+        Binding("f5", "regenerate", "Regenerate", show=False, tooltip="regenerate the last reply"),
         Binding("f1", "show_help", "Help", tooltip="this help"),
         Binding("question_mark", "show_help", "Help", show=False, tooltip="this help"),
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True, tooltip="quit"),
@@ -113,6 +131,7 @@ class ChatApp(App[None]):
         self._stream: ReplyStream | None = None  # the reply streaming now
         self._loading_notice: Notice | None = None  # "loading NAME…", until the load ends
         self._replies_running = threading.Semaphore(1)  # held while a reply worker runs
+        self._editing: int | None = None  # the prompt being edited (its message id)
         self._signals: list[signal.Signals] = []
         if settings.theme and settings.theme in self.available_themes:
             self.theme = settings.theme
@@ -317,14 +336,18 @@ class ChatApp(App[None]):
                 self.fill_prompt(text)  # keep it for when the reply is done
             self.notify("a reply is still streaming: Esc stops it", timeout=3)
             return
+        editing, self._editing = self._editing, None
+        self._show_editing()
         try:
             if self.settings.history_enabled:
                 self.store.add_prompt(text)
-            self.session.add_user_message(text)
+            self.session.add_user_message(text, instead_of=editing)
         except (sqlite3.Error, StoreError) as e:
             # A full disk, a chat deleted by another chatapp, a damaged database: one line,
             # and the prompt goes back into the box so nothing typed is lost.
             self.fill_prompt(text)
+            self._editing = editing
+            self._show_editing()
             self.show_notice(
                 f"could not save the message ({one_line(e)}); it is still in the prompt",
                 error=True,
@@ -332,7 +355,14 @@ class ChatApp(App[None]):
             return
         self.prompt.remember(text)
         self.chat_view.hide_welcome()
-        await self.chat_view.add_user(text)
+        if editing is not None:  # a new branch from the edited prompt: show that branch
+            await self.show_branch()
+        else:
+            await self.chat_view.add_user(text, self.session.leaf_id)
+        await self._stream_reply(self.session.begin_reply())
+
+    async def _stream_reply(self, request: ReplyRequest) -> None:
+        """Show a reply view and stream ``request``'s reply into it (from a worker)."""
         waiting = "…" if self.session.model_ready else "waiting for the model to load…"
         view = await self.chat_view.add_assistant(meta=waiting)
         self.chat_view.anchor()
@@ -342,7 +372,7 @@ class ChatApp(App[None]):
         self.refresh_bindings()  # shows Esc "Stop" in the footer
         self.refresh_status()
         self.refresh_sidebar()
-        self._reply(self.session.begin_reply(), stream)
+        self._reply(request, stream)
 
     @work(thread=True, exclusive=True, group="reply", exit_on_error=False)
     def _reply(self, request: ReplyRequest, stream: ReplyStream) -> None:
@@ -357,12 +387,21 @@ class ChatApp(App[None]):
         self.post_message(ReplyFinished(stream, request, result))
 
     async def on_reply_finished(self, message: ReplyFinished) -> None:
-        self.session.apply_reply(message.request, message.result)
+        applied = self.session.apply_reply(message.request, message.result)
         stream = message.stream
         if stream is not self._stream:
             return  # a reply of a chat the user has left
         await stream.flush()
         await stream.view.finish(message.result)
+        if applied:
+            stream.view.message_id = message.result.message_id
+            stream.view.set_alternatives(*self.session.alternatives(self.session.leaf_id or 0))
+        elif message.request.leaf_id != message.request.parent_id and not message.result.text:
+            # A regenerated reply that failed before any text: the old reply is shown again.
+            self._end_stream()
+            await self.show_branch()
+            self.refresh_status()
+            return
         if message.result.stats is not None:
             dropped = message.result.stats.dropped_messages
             await self._mark_context_cut(message.request.messages, dropped)
@@ -396,6 +435,11 @@ class ChatApp(App[None]):
         if self._stream is not None:
             self._stream.cancel.set()
             self.prompt.focus()
+        elif self._editing is not None:  # Esc leaves an edit: the prompt is cleared
+            self._editing = None
+            self._show_editing()
+            self.prompt.text = ""
+            self.prompt.focus()
 
     def _detach_reply(self) -> None:
         """Stop the reply and forget its view (the chat is being replaced)."""
@@ -404,13 +448,15 @@ class ChatApp(App[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop_reply":
-            return self.streaming  # otherwise Esc / ctrl+c keep their usual meaning
+            # Otherwise Esc / ctrl+c keep their usual meaning.
+            return self.streaming or self._editing is not None
         return True
 
     # Conversations ---------------------------------------------------------------------------
 
     def action_new_chat(self, keep_settings: bool = False) -> None:
         self._detach_reply()
+        self._cancel_edit()
         self.session.new_conversation(keep_settings=keep_settings)
         self.call_later(self._reset_view)
 
@@ -445,10 +491,12 @@ class ChatApp(App[None]):
         if event.option.id is not None:
             await self.open_conversation(int(event.option.id))
 
-    async def open_conversation(self, conversation_id: int) -> None:
+    async def open_conversation(self, conversation_id: int, at_message: int | None = None) -> None:
+        """Show a saved chat (``at_message``: on the branch through that message, selected)."""
         self._detach_reply()
+        self._cancel_edit()
         try:
-            stored = self.session.open_conversation(conversation_id)
+            stored = self.session.open_conversation(conversation_id, at_message)
             conv = self.store.get_conversation(conversation_id)
         except KeyError:  # deleted meanwhile (by another chatapp, say)
             self.show_notice("that chat no longer exists", error=True)
@@ -457,24 +505,28 @@ class ChatApp(App[None]):
         except (sqlite3.Error, StoreError) as e:
             self.show_notice(f"could not open the chat ({one_line(e)})", error=True)
             return
-        view = self.chat_view
-        await view.clear()
-        for m in stored:
-            if m.role == "user":
-                await view.add_user(m.content)
-            elif m.role == "assistant":
-                widget = await view.add_assistant(m.content, reply_meta(m.stopped, m.stats))
-                widget.mark(m.stopped, m.stats)
+        await self.show_branch()
         if not stored:
-            view.show_welcome(self.welcome_text())
-        last = self.session.last_stats
-        await self._mark_context_cut(self.session.messages, last.dropped_messages if last else 0)
-        view.scroll_end(animate=False)
+            self.chat_view.show_welcome(self.welcome_text())
         if conv is not None and conv.model and conv.model != self.session.model_source:
             self.load_model(conv.model)
         self.refresh_status()
         self.refresh_sidebar()
-        self.prompt.focus()
+        selected = self.chat_view.message_widget(at_message) if at_message is not None else None
+        if selected is not None:
+            selected.focus()
+            self.call_after_refresh(selected.scroll_visible, animate=False)
+        else:
+            self.prompt.focus()
+
+    async def show_branch(self) -> None:
+        """Show the session's current branch (after opening a chat or moving between
+        alternatives), with its context-cut mark, scrolled to the end."""
+        session = self.session
+        await self.chat_view.show_branch(session.branch, session.alternatives)
+        last = session.last_stats
+        await self._mark_context_cut(session.messages, last.dropped_messages if last else 0)
+        self.chat_view.scroll_end(animate=False)
 
     def on_conversation_list_action(self, message: ConversationList.Action) -> None:
         conv = self.store.get_conversation(message.conversation_id)
@@ -508,6 +560,171 @@ class ChatApp(App[None]):
         elif message.action == "delete":
             self.push_screen(ConfirmScreen(f"Delete “{conv.title}”? (y/n)"), confirmed)
 
+    # Branches: regenerate, edit, alternatives, the selected message --------------------------
+
+    def action_select_message(self) -> None:
+        """Select the newest message (then ↑ ↓ move, and its keys act on it)."""
+        messages = [w for w in self.chat_view.query(Selectable) if w.message_id is not None]
+        if messages:
+            messages[-1].focus()
+            messages[-1].scroll_visible(animate=False)
+
+    async def action_regenerate(self, message_id: int | None = None) -> None:
+        """A new alternative of the last reply (or of the reply ``message_id``); the old one
+        is kept beside it."""
+        if self.streaming:
+            self.notify("a reply is still streaming: Esc stops it", timeout=3)
+            return
+        request = self.session.begin_regenerate(message_id)
+        if request is None:
+            self.show_notice("nothing to regenerate yet: send a message first", error=True)
+            return
+        self._cancel_edit()
+        branch = self.session.tree.path(request.parent_id)
+        await self.chat_view.show_branch(branch, self.session.alternatives)
+        await self._stream_reply(request)
+
+    def begin_edit(self, message_id: int | None = None) -> None:
+        """Put a prompt (the last one, or ``message_id``) into the box to edit; Enter sends
+        it as a new branch from that point, Esc leaves the edit."""
+        branch = self.session.branch
+        prompts = [m for m in branch if m.role == "user" and m.id == (message_id or m.id)]
+        if not prompts:
+            self.show_notice("no prompt to edit yet", error=True)
+            return
+        self._editing = prompts[-1].id
+        self.fill_prompt(prompts[-1].content)
+        self._show_editing()
+
+    def _cancel_edit(self) -> None:
+        if self._editing is not None:
+            self._editing = None
+            self._show_editing()
+
+    def _show_editing(self) -> None:
+        self.prompt.border_title = (
+            "editing a prompt: Enter sends it as a new branch · Esc cancels"
+            if self._editing is not None
+            else None
+        )
+        self.refresh_bindings()
+
+    async def step_alternative(self, message_id: int, step: int) -> None:
+        if self.streaming:
+            self.notify("a reply is still streaming: Esc stops it", timeout=3)
+            return
+        try:
+            chosen = self.session.step_alternative(message_id, step)
+        except (sqlite3.Error, StoreError) as e:
+            self.show_notice(f"could not switch branches ({one_line(e)})", error=True)
+            return
+        if chosen is None:
+            return
+        self._cancel_edit()
+        await self.show_branch()
+        self.refresh_status()
+        widget = self.chat_view.message_widget(chosen)
+        if widget is not None:
+            widget.focus()
+            self.call_after_refresh(widget.scroll_visible, animate=False)
+
+    def copy_text(self, text: str, what: str) -> None:
+        """Put ``text`` on the clipboard (OSC 52: it works over SSH) and say so."""
+        self.copy_to_clipboard(text)
+        lines = text.count("\n") + 1
+        self.notify(f"copied {what} ({len(text)} characters, {lines} lines)", timeout=3)
+
+    def delete_message(self, message_id: int) -> None:
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.run_worker(self._delete(message_id), group="delete")
+
+        below = self._count_below(message_id)
+        also = f" and the {below} messages after it" if below else ""
+        self.push_screen(ConfirmScreen(f"Delete this message{also}? (y/n)"), confirmed)
+
+    def _count_below(self, message_id: int) -> int:
+        todo, count = [message_id], -1
+        while todo:
+            count += 1
+            todo += [m.id for m in self.session.tree.children(todo.pop())]
+        return count
+
+    async def _delete(self, message_id: int) -> None:
+        if self.streaming:
+            self._detach_reply()
+        try:
+            self.session.delete_message(message_id)
+        except (sqlite3.Error, StoreError) as e:
+            self.show_notice(f"could not delete the message ({one_line(e)})", error=True)
+            return
+        await self.show_branch()
+        if not self.session.branch:
+            self.chat_view.show_welcome(self.welcome_text())
+        self.refresh_status()
+        self.prompt.focus()
+
+    async def on_message_action(self, message: MessageAction) -> None:
+        tree = self.session.tree
+        if message.action == "back":
+            self.prompt.focus()
+            return
+        m = tree.by_id.get(message.message_id)
+        if m is None:
+            return
+        if message.action in ("previous", "next"):
+            await self.step_alternative(m.id, -1 if message.action == "previous" else 1)
+        elif message.action == "edit":
+            if m.role == "user":
+                self.begin_edit(m.id)
+            else:
+                self.notify("only prompts can be edited: r regenerates a reply", timeout=3)
+        elif message.action == "regenerate":
+            await self.action_regenerate(m.id)  # a reply, or the reply to a prompt
+        elif message.action == "copy":
+            self.copy_text(m.content, "the message")
+        elif message.action == "delete":
+            self.delete_message(m.id)
+
+    async def fork_chat(self) -> None:
+        """``/fork``: this branch becomes a chat of its own, opened at once."""
+        try:
+            new_id = self.session.fork()
+        except (sqlite3.Error, StoreError) as e:
+            self.show_notice(f"could not fork the chat ({one_line(e)})", error=True)
+            return
+        await self.open_conversation(new_id)
+        self.show_notice(f"this branch is now a chat of its own: {self.session.title}")
+
+    def search_chats(self, query: str) -> None:
+        def chosen(hit: SearchHit | None) -> None:
+            if hit is not None:
+                self.run_worker(self.open_conversation(hit.conversation_id, hit.message_id))
+            else:
+                self.prompt.focus()
+
+        self.push_screen(ChatSearch(self.store.search, query), chosen)
+
+    def export_chat(self, fmt: str, path: str) -> None:
+        """``/export md|json [PATH]``: the chat into a file (by default ``chat-ID.md`` in the
+        current folder, never over an existing file)."""
+        cid = self.session.conversation_id
+        if cid is None:
+            self.show_notice("nothing to export yet: send a message first", error=True)
+            return
+        try:
+            text = (
+                export_json(self.store, [cid])
+                if fmt == "json"
+                else export_markdown(self.store, [cid])
+            )
+            target = Path(path).expanduser() if path else free_path(Path.cwd(), f"chat-{cid}", fmt)
+            target.write_text(text, encoding="utf-8")
+        except (OSError, sqlite3.Error, StoreError, ChatFileError) as e:
+            self.show_notice(f"could not export the chat ({one_line(e)})", error=True)
+            return
+        self.show_notice(f"saved the chat to {target}")
+
     # Modals ----------------------------------------------------------------------------------
 
     def action_show_help(self) -> None:
@@ -522,6 +739,7 @@ class ChatApp(App[None]):
             ("Keys", key_rows([*self.BINDINGS, palette])),
             ("In the prompt", key_rows([*PromptInput.OWN_KEYS, *PromptInput.BINDINGS])),
             ("In the chat list (Ctrl+B)", key_rows(ConversationList.BINDINGS)),
+            ("On a selected message (Ctrl+Up)", key_rows(Selectable.BINDINGS)),
         ]
 
     def on_prompt_input_completions_changed(self, message: PromptInput.CompletionsChanged) -> None:

@@ -44,6 +44,18 @@ class ChatControls(Protocol):
 
     def action_pick_model(self) -> None: ...
 
+    async def action_regenerate(self, message_id: int | None = None) -> None: ...
+
+    def begin_edit(self, message_id: int | None = None) -> None: ...
+
+    async def fork_chat(self) -> None: ...
+
+    def copy_text(self, text: str, what: str) -> None: ...
+
+    def search_chats(self, query: str) -> None: ...
+
+    def export_chat(self, fmt: str, path: str) -> None: ...
+
     def exit(self) -> None: ...
 
 
@@ -205,6 +217,74 @@ def _clear(app: ChatControls, arg: str) -> None:
 @COMMANDS.command("quit", "Quit chatapp")
 def _quit(app: ChatControls, arg: str) -> None:
     app.exit()
+
+
+@COMMANDS.command("regen", "Regenerate the last reply (a new alternative; ← → on it steps "
+                  "through them)")  # fmt: skip
+async def _regen(app: ChatControls, arg: str) -> None:
+    await app.action_regenerate()
+
+
+@COMMANDS.command("edit", "Edit the last prompt and resend it as a new branch (the old one is "
+                  "kept)")  # fmt: skip
+def _edit(app: ChatControls, arg: str) -> None:
+    app.begin_edit()
+
+
+@COMMANDS.command("fork", "Copy this branch of the chat into a new chat")
+async def _fork(app: ChatControls, arg: str) -> None:
+    await app.fork_chat()
+
+
+def code_blocks(markdown: str) -> list[str]:
+    """The code blocks of a Markdown text (fenced or indented), in order, as written."""
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark").parse(markdown)
+    return [t.content for t in tokens if t.type in ("fence", "code_block")]
+
+
+@COMMANDS.command("copy", "Copy the last reply, or its N-th code block", "[N]")
+def _copy(app: ChatControls, arg: str) -> None:
+    reply = next((m for m in reversed(app.session.branch) if m.role == "assistant"), None)
+    if reply is None or not reply.content:
+        raise CommandError("no reply to copy yet")
+    if not arg:
+        app.copy_text(reply.content, "the last reply")
+        return
+    blocks = code_blocks(reply.content)
+    try:
+        n = int(arg)
+    except ValueError:
+        raise CommandError(f"usage: /copy [N], N a code block's number, got {arg!r}") from None
+    if not blocks:
+        raise CommandError("the last reply has no code block; /copy copies all of it")
+    if not 1 <= n <= len(blocks):
+        raise CommandError(
+            f"the last reply has {len(blocks)} code blocks: /copy 1 to {len(blocks)}"
+        )
+    app.copy_text(blocks[n - 1], f"code block {n}")
+
+
+@COMMANDS.command("search", "Search the messages of every chat", "[TEXT]", palette_runs=True)
+def _search(app: ChatControls, arg: str) -> None:
+    app.search_chats(arg)
+
+
+EXPORT_FORMATS = ("md", "json")
+
+
+def _complete_export(app: ChatControls, arg: str) -> list[str]:
+    return [f"{f} " for f in EXPORT_FORMATS if f.startswith(arg) and " " not in arg]
+
+
+@COMMANDS.command("export", "Save this chat to a file: md (this branch) or json (all of it)",
+                  "md|json [PATH]", _complete_export)  # fmt: skip
+def _export(app: ChatControls, arg: str) -> None:
+    fmt, _, path = arg.partition(" ")
+    if fmt.lower() not in EXPORT_FORMATS:
+        raise CommandError(f"usage: /export md|json [PATH], got {fmt!r}")
+    app.export_chat(fmt.lower(), path.strip())
 
 
 class ChatCommands(Provider):

@@ -2,19 +2,84 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.text import Text
+from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
+from textual.message import Message
+from textual.widget import Widget
 from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
 from chatapp.console_text import printable
 from chatapp.core.reply_stats import ReplyStats
 from chatapp.core.session import ReplyResult
+from chatapp.core.store import StoredMessage
 
 
-class UserMessage(Static):
-    def __init__(self, text: str) -> None:
+class MessageAction(Message):
+    """A key pressed on a selected message: ``action`` is one of ``MESSAGE_ACTIONS``."""
+
+    def __init__(self, action: str, message_id: int) -> None:
+        super().__init__()
+        self.action = action
+        self.message_id = message_id
+
+
+class Selectable(Widget):
+    """A message that can be selected (focused) with the keyboard or the mouse, and acted on.
+    ``message_id`` is its id in the database (None while a reply streams)."""
+
+    can_focus = True
+    message_id: int | None = None
+
+    BINDINGS = [
+        Binding("up,k", "move(-1)", "Prev", tooltip="select the message above"),
+        Binding("down,j", "move(1)", "Next", tooltip="select the message below"),
+        Binding("left", "act('previous')", "◀ Alt", tooltip="show the previous alternative"),
+        Binding("right", "act('next')", "Alt ▶", tooltip="show the next alternative"),
+        Binding("e", "act('edit')", "Edit", tooltip="edit and resend a prompt (a new branch)"),
+        Binding("r", "act('regenerate')", "Regen", tooltip="a new alternative of a reply"),
+        Binding("c,y", "act('copy')", "Copy", tooltip="copy the message"),
+        Binding("delete", "act('delete')", "Delete", tooltip="delete it and what follows it"),
+        Binding("escape", "back", "Back", tooltip="back to the prompt"),
+    ]
+
+    def action_move(self, step: int) -> None:
+        messages = [w for w in self.screen.query(Selectable) if w.display]
+        at = messages.index(self) + step
+        if 0 <= at < len(messages):
+            messages[at].focus()
+            messages[at].scroll_visible(animate=False)
+        elif step > 0:
+            self.action_back()
+
+    def action_act(self, action: str) -> None:
+        if self.message_id is not None:
+            self.post_message(MessageAction(action, self.message_id))
+
+    def action_back(self) -> None:
+        self.post_message(MessageAction("back", self.message_id or 0))
+
+
+def alternatives_label(index: int, count: int) -> str:
+    """``‹2/3›`` on a message that has alternatives (nothing when it has none)."""
+    return f"‹{index}/{count}›" if count > 1 else ""
+
+
+class UserMessage(Selectable, Static):
+    def __init__(self, text: str, message_id: int | None = None) -> None:
         super().__init__(Text(printable(text)), markup=False)
+        self.text = text
+        self.message_id = message_id
+
+    def set_alternatives(self, index: int, count: int) -> None:
+        label = alternatives_label(index, count)
+        shown = Text(printable(self.text))
+        if label:
+            shown.append(f"  {label}", style="dim")
+        self.update(shown)
 
 
 class Notice(Static):
@@ -38,13 +103,13 @@ class ContextCut(Static):
         super().__init__(Text(printable(text)), markup=False)
 
 
-class AssistantMessage(Vertical):
+class AssistantMessage(Selectable, Vertical):
     """A reply: streamed into a ``MarkdownStream`` with ``append``, then rendered whole.
 
     ``text`` is the reply as the model wrote it; the view shows it ``printable`` (escape
     sequences in a reply, live or stored, never reach the terminal)."""
 
-    def __init__(self, text: str = "", meta: str = "") -> None:
+    def __init__(self, text: str = "", meta: str = "", message_id: int | None = None) -> None:
         # Markdown renders the model's text as Markdown only: Rich markup like [b] stays literal.
         self.body = Markdown(printable(text), classes="body")
         self.meta = Static(Text(printable(meta)), markup=False, classes="meta")
@@ -52,11 +117,21 @@ class AssistantMessage(Vertical):
         super().__init__(self.body, self.meta)
         self._stream: MarkdownStream | None = None
         self.text = text
+        self.message_id = message_id
+        self._meta_text = meta
+        self._meta_error = False
+        self._alternatives = ""
 
     def set_meta(self, text: str, *, error: bool = False) -> None:
-        self.meta.update(Text(printable(text)))
+        self._meta_text, self._meta_error = text, error
+        shown = " · ".join(part for part in (self._alternatives, text) if part)
+        self.meta.update(Text(printable(shown)))
         self.meta.set_class(error, "error")
-        self.meta.display = bool(text)
+        self.meta.display = bool(shown)
+
+    def set_alternatives(self, index: int, count: int) -> None:
+        self._alternatives = alternatives_label(index, count)
+        self.set_meta(self._meta_text, error=self._meta_error)
 
     def start_stream(self, waiting: str = "") -> None:
         self._stream = Markdown.get_stream(self.body)
@@ -99,6 +174,8 @@ def reply_meta(stopped: bool, stats: ReplyStats | None, error: str | None = None
         parts.append(error)
     elif stats is not None:
         parts.append(stats.summary())
+        if stats.reused_tokens:  # e.g. a regenerated reply: its whole history came from the cache
+            parts.append(f"{stats.reused_tokens} of {stats.prompt_tokens} prompt tokens cached")
     return " · ".join(parts)
 
 
@@ -108,15 +185,40 @@ CONTEXT_FULL = "■ cut off: the context is full (Ctrl+N starts a new chat)"
 class ChatView(VerticalScroll):
     """The messages of one conversation, scrolled to the newest."""
 
-    async def add_user(self, text: str) -> UserMessage:
-        widget = UserMessage(text)
+    async def add_user(self, text: str, message_id: int | None = None) -> UserMessage:
+        widget = UserMessage(text, message_id)
         await self.mount(widget)
         return widget
 
-    async def add_assistant(self, text: str = "", meta: str = "") -> AssistantMessage:
-        widget = AssistantMessage(text, meta)
+    async def add_assistant(
+        self, text: str = "", meta: str = "", message_id: int | None = None
+    ) -> AssistantMessage:
+        widget = AssistantMessage(text, meta, message_id)
         await self.mount(widget)
         return widget
+
+    async def show_branch(
+        self, branch: list[StoredMessage], alternatives: Callable[[int], tuple[int, int]]
+    ) -> None:
+        """Replace what is shown with ``branch``, each message marked with its place among
+        its alternatives (``alternatives(id)`` gives "2 of 3" as (2, 3))."""
+        await self.clear()
+        widgets: list[Widget] = []
+        for m in branch:
+            if m.role == "user":
+                user = UserMessage(m.content, m.id)
+                user.set_alternatives(*alternatives(m.id))
+                widgets.append(user)
+            elif m.role == "assistant":
+                reply = AssistantMessage(m.content, reply_meta(m.stopped, m.stats), m.id)
+                reply.set_alternatives(*alternatives(m.id))
+                reply.mark(m.stopped, m.stats)
+                widgets.append(reply)
+        if widgets:
+            await self.mount_all(widgets)
+
+    def message_widget(self, message_id: int) -> Selectable | None:
+        return next((w for w in self.query(Selectable) if w.message_id == message_id), None)
 
     def show_welcome(self, text: str) -> None:
         """Show (or update) the welcome; only in an empty chat."""
