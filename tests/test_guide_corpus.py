@@ -16,14 +16,18 @@ from typing import Any
 
 import pytest
 
-from chatapp.guide import facts_en, facts_zh
+from chatapp.guide import facts_en, facts_zh, scope, scope_en, scope_zh
 from chatapp.guide.corpus import build_corpus, normalize, write_corpus
+from chatapp.guide.families import family, split
 from chatapp.guide.keys import APP_ACTIONS, CHAT_LIST_KEYS, KEY_NAMES, PROMPT_KEYS
 from chatapp.guide.topics import KINDS, Topic
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES: dict[str, list[Topic]] = {"en": facts_en.TOPICS, "zh": facts_zh.TOPICS}
 ALL_ANSWERS = [(lang, t, a) for lang, ts in TABLES.items() for t in ts for a in t.answers]
+SCOPE_ANSWERS = [(lang, t, a) for lang, ts in scope.TOPICS.items() for t in ts for a in t.answers]
+# Every reply the guide learns, checked against the code (commands, options, keys).
+EVERY_ANSWER = ALL_ANSWERS + SCOPE_ANSWERS
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +87,9 @@ def test_cli_is_independent_of_hash_seed_and_light(tmp_path: Path) -> None:
 
 def test_conversation_shape_and_mix(corpus: Any) -> None:
     train, evals = corpus
-    assert 6000 <= len(train) <= 9000
+    # 44 single-turn conversations per fact topic and language, a quarter more multi-turn ones,
+    # and the scope topics (scope.SHARES, ~7% of the conversations) on top.
+    assert 6000 <= len(train) <= 10000
     turns: Counter[int] = Counter()
     langs: Counter[str] = Counter()
     system = 0
@@ -108,8 +114,9 @@ def test_conversation_shape_and_mix(corpus: Any) -> None:
     assert 0.15 <= multi <= 0.25 and set(turns) == {1, 2, 3}
     assert 0.03 <= system / len(train) <= 0.08
     for e in evals:
-        assert set(e) == {"lang", "topic", "question", "keys"}
+        assert set(e) == {"lang", "topic", "group", "question", "keys"}
         assert e["lang"] in ("en", "zh") and e["keys"] and e["question"].strip()
+        assert e["group"] == (e["topic"] if e["topic"] in scope.SHARES else "facts")
 
 
 # Fact tables ----------------------------------------------------------------------------------
@@ -120,7 +127,7 @@ def test_tables_cover_the_same_topics_with_short_answers() -> None:
     assert ids["en"] == ids["zh"]
     assert len(set(ids["en"])) == len(ids["en"])
     assert 50 <= len(ids["en"]) <= 85
-    answers = [a for _lang, _t, a in ALL_ANSWERS]
+    answers = [a for _lang, _t, a in EVERY_ANSWER]
     assert len(answers) == len(set(answers))  # an answer names its topic
     for lang, t, answer in ALL_ANSWERS:
         assert t.kind in KINDS
@@ -154,7 +161,7 @@ def test_eval_is_held_out_and_covers_every_topic(corpus: Any) -> None:
         for t in ts:
             assert 3 <= per[(lang, t.id)] <= 5, (lang, t.id)
         for e in evals:
-            if e["lang"] == lang:
+            if e["lang"] == lang and e["group"] == "facts":
                 t = by_id[e["topic"]]
                 assert e["keys"] == list(t.keys)
                 assert all(k.casefold() in a.casefold() for k in e["keys"] for a in t.answers)
@@ -167,8 +174,167 @@ def test_training_covers_every_topic(corpus: Any) -> None:
     replies = Counter(
         m["content"] for c in train for m in c["messages"] if m["role"] == "assistant"
     )
-    for _lang, t, answer in ALL_ANSWERS:
+    for _lang, t, answer in EVERY_ANSWER:
         assert replies[answer] >= 5, (t.id, answer)
+
+
+# Scope: off-topic questions, greetings, identity ----------------------------------------------
+
+HAN = re.compile(r"[\u4e00-\u9fff]")
+SCOPE_FAMILIES = {
+    "en": {
+        "offtopic": scope_en.OFFTOPIC_FAMILIES,
+        "greeting": scope_en.GREETING_FAMILIES,
+        "identity": scope_en.IDENTITY_FAMILIES,
+    },
+    "zh": {
+        "offtopic": scope_zh.OFFTOPIC_FAMILIES,
+        "greeting": scope_zh.GREETING_FAMILIES,
+        "identity": scope_zh.IDENTITY_FAMILIES,
+    },
+}
+
+
+def _turns(train: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(question, reply) of every turn of every conversation."""
+    out = []
+    for conv in train:
+        msgs = [m for m in conv["messages"] if m["role"] != "system"]
+        out += [(q["content"], a["content"]) for q, a in zip(msgs[::2], msgs[1::2], strict=True)]
+    return out
+
+
+def _scope_topic(lang: str, id: str) -> Topic:
+    return next(t for t in scope.TOPICS[lang] if t.id == id)
+
+
+def test_families_hold_out_new_combinations() -> None:
+    fam = family(
+        ["Write a poem about {x}.", "Tell me a story about {x}.", "Make up a joke about {x}."],
+        ["the sea", "autumn"],
+    )  # held out: (template i, filler j) with (i + j) % 3 == 0
+    train, held = split([fam], "en")
+    assert held == ["Write a poem about the sea.", "Make up a joke about autumn."]
+    assert train == [
+        "Write a poem about autumn.",
+        "Tell me a story about the sea.",
+        "Tell me a story about autumn.",
+        "Make up a joke about the sea.",
+    ]
+    zh = family(["{x}", "{x}，向导"], ["你好", "嗨"])
+    assert split([zh], "zh") == (["嗨", "你好，向导", "嗨，向导"], ["你好"])
+    for lang, kinds in SCOPE_FAMILIES.items():
+        for fams in kinds.values():
+            for fam in fams:  # every template and every filler trains with other partners
+                train, held = split([fam], lang)
+                assert held and not set(train) & set(held)
+                for x in fam.fillers:
+                    assert any(x.lower() in q.lower() for q in train), x
+                for tpl in fam.templates:
+                    before, _, after = tpl.partition("{x}")
+                    assert any(
+                        q.lower().startswith(before.lower().rstrip()) and q.endswith(after.lstrip())
+                        for q in train
+                    ), tpl
+    with pytest.raises(ValueError):
+        family(["{x}"], ["hi", "hello"])
+
+
+def test_scope_kinds_train_and_eval_in_both_languages(corpus: Any) -> None:
+    """Off-topic, greeting and identity questions are in training and in the eval (as their own
+    groups, with the number of items ``scope.SHARES`` asks for), a modest share of the corpus."""
+    train, evals = corpus
+    topic_of = {a: (lang, t.id) for lang, t, a in EVERY_ANSWER}
+    replies = Counter(topic_of[a] for _q, a in _turns(train))
+    per = Counter((e["lang"], e["group"]) for e in evals)
+    for lang in ("en", "zh"):
+        assert per[(lang, "facts")] >= 3 * len(TABLES[lang])
+        for id, share in scope.SHARES.items():
+            assert replies[(lang, id)] >= 44 * share.train, (lang, id)
+            assert per[(lang, id)] == share.eval, (lang, id)
+            for e in evals:
+                if e["group"] == id and e["lang"] == lang:
+                    assert e["topic"] == id and e["keys"] == list(_scope_topic(lang, id).keys)
+    in_scope = sum(1 for c in train if any(topic_of[a][1] in scope.SHARES for _q, a in _turns([c])))
+    assert 0.04 <= in_scope / len(train) <= 0.09
+
+
+def test_scope_eval_is_held_out_by_construction(corpus: Any) -> None:
+    """Every scope eval question is a held-out pair of its families (``families.split``) and
+    no training question; eval items differ between seeds, their number per group does not."""
+    train, evals = corpus
+    asked = {normalize(q) for q, _a in _turns(train)}
+    scoped = [e for e in evals if e["group"] in scope.SHARES]
+    for e in scoped:
+        _train, held = split(SCOPE_FAMILIES[e["lang"]][e["topic"]], e["lang"])
+        assert e["question"] in held and normalize(e["question"]) not in asked, e
+    _, other = build_corpus(seed=1)
+    scoped1 = [e for e in other if e["group"] in scope.SHARES]
+    assert Counter((e["lang"], e["group"]) for e in scoped1) == Counter(
+        (e["lang"], e["group"]) for e in scoped
+    )
+    assert {e["question"] for e in scoped1} != {e["question"] for e in scoped}
+    assert build_corpus(seed=0)[1] == evals  # deterministic by seed
+
+
+def test_scope_replies_are_in_the_language_of_the_question(corpus: Any) -> None:
+    """A scope reply is in its question's language (so "hi" never gets a Chinese reply), every
+    off-topic reply names ``chatapp pull smollm2``, and each kind's eval key is in every answer
+    of its language and in none of the other's (an answer in the wrong language fails)."""
+    train, evals = corpus
+    scope_of = {a: (lang, t.id) for lang, t, a in SCOPE_ANSWERS}
+    langs: dict[str, set[str]] = {}
+    kinds: Counter[str] = Counter()
+    for q, a in _turns(train):
+        if a in scope_of:
+            lang, id = scope_of[a]
+            kinds[id] += 1
+            assert bool(HAN.search(q)) == (lang == "zh") == bool(HAN.search(a)), (q, a)
+            if id == "offtopic":
+                assert "chatapp pull smollm2" in a
+            langs.setdefault(normalize(q), set()).add(lang)
+    assert set(kinds) == set(scope.SHARES)
+    assert all(len(v) == 1 for v in langs.values())
+    for id in scope.SHARES:
+        for lang, other in (("en", "zh"), ("zh", "en")):
+            mine, theirs = _scope_topic(lang, id).answers, _scope_topic(other, id).answers
+            for key in _scope_topic(lang, id).keys:
+                assert all(key.casefold() in a.casefold() for a in mine), (lang, id, key)
+                assert not any(key.casefold() in a.casefold() for a in theirs), (lang, id, key)
+    for e in evals:
+        if e["group"] in scope.SHARES:
+            assert bool(HAN.search(e["question"])) == (e["lang"] == "zh"), e
+            if e["group"] == "offtopic":
+                assert all("chatapp pull smollm2" in k for k in e["keys"])
+
+
+def test_scope_questions_train_one_topic_and_the_issues_examples_are_in(corpus: Any) -> None:
+    """A question trained with a scope answer is never trained with another topic's, and the
+    questions of issue 16 train the right kind: "write a poem about the sea", "what's the
+    weather" (off-topic), "who are you?" (identity, not "I'm fine"), "hi" (an English greeting)."""
+    train, _ = corpus
+    topic_of = {a: (lang, t.id) for lang, t, a in EVERY_ANSWER}
+    trained: dict[str, set[tuple[str, str]]] = {}
+    for q, a in _turns(train):
+        trained.setdefault(normalize(q), set()).add(topic_of[a])
+    for q, topics in trained.items():
+        if any(id in scope.SHARES for _lang, id in topics):
+            assert len(topics) == 1, (q, topics)
+    expected = {
+        "write a poem about the sea": ("en", "offtopic"),
+        "What's the weather?": ("en", "offtopic"),
+        "who are you?": ("en", "identity"),
+        "Are you ChatGPT?": ("en", "identity"),
+        "hi": ("en", "greeting"),
+        "hello": ("en", "greeting"),
+        "good morning": ("en", "greeting"),
+        "写一首关于大海的诗": ("zh", "offtopic"),
+        "你是谁？": ("zh", "identity"),
+        "你好": ("zh", "greeting"),
+        "嗨": ("zh", "greeting"),
+    }
+    for q, topic in expected.items():
+        assert trained.get(normalize(q)) == {topic}, q
 
 
 # Facts against the code -----------------------------------------------------------------------
@@ -192,6 +358,8 @@ PROSE = {
     "samples",
     "reuses",
     "guide",
+    "and",
+    "or",
 }
 
 
@@ -201,7 +369,7 @@ def test_slash_commands_exist() -> None:
 
     names = {c.name for c in COMMANDS}
     seen = set()
-    for _lang, t, answer in ALL_ANSWERS:
+    for _lang, t, answer in EVERY_ANSWER:
         for name in SLASH.findall(answer):
             assert name in names, (t.id, name, answer)
             seen.add(name)
@@ -233,7 +401,7 @@ def test_subcommands_and_options_exist() -> None:
     def options(p: Any) -> set[str]:
         return {s for a in p._actions for s in a.option_strings}
 
-    for _lang, t, answer in ALL_ANSWERS:
+    for _lang, t, answer in EVERY_ANSWER:
         mentions = [(m.start(), m.group(1)) for m in SUBCOMMAND.finditer(answer)]
         mentions = [(pos, name) for pos, name in mentions if name not in PROSE]
         for _pos, name in mentions:
@@ -273,7 +441,7 @@ def test_keys_match_the_app_bindings() -> None:
     from chatapp.tui.widgets.prompt import NEWLINE_KEYS, PromptInput
     from chatapp.tui.widgets.sidebar import ConversationList
 
-    for _lang, t, answer in ALL_ANSWERS:
+    for _lang, t, answer in EVERY_ANSWER:
         for key in KEY.findall(answer):
             assert key in KEY_NAMES, (t.id, key, answer)
     app_keys = {**_bindings(App), **_bindings(ChatApp)}  # the app's own win
@@ -337,7 +505,7 @@ def test_files_and_settings_facts() -> None:
 
 def test_repository_paths_exist() -> None:
     """Paths the answers name (the guide's recipe), once the assets are in the checkout."""
-    named = {p for _lang, _t, a in ALL_ANSWERS for p in re.findall(r"assets/[\w/.-]+\w", a)}
+    named = {p for _lang, _t, a in EVERY_ANSWER for p in re.findall(r"assets/[\w/.-]+\w", a)}
     assert named == {"assets/recipes/guide.toml"}
     if not (ROOT / "assets" / "recipes").is_dir():
         pytest.skip("assets/ not in this checkout")

@@ -324,8 +324,10 @@ def test_cli_recipe_with_generator_eval_and_export(
         "def write_corpus(out, seed=0):\n"
         "    out = Path(out); out.mkdir(parents=True, exist_ok=True)\n"
         f"    shutil.copy({str(chats)!r}, out / 'train.jsonl')\n"
-        "    item = {'lang': 'en', 'question': 'how can I quit?', 'keys': ['Ctrl+Q']}\n"
-        "    (out / 'eval.jsonl').write_text(json.dumps(item) + '\\n')\n"
+        "    items = [{'lang': 'en', 'question': 'how can I quit?', 'keys': ['Ctrl+Q']},\n"
+        "             {'lang': 'en', 'question': 'hi', 'keys': ['Hello'], 'group': 'greeting'},\n"
+        "             {'lang': 'zh', 'question': '你好', 'keys': ['你好'], 'group': 'greeting'}]\n"
+        "    (out / 'eval.jsonl').write_text(''.join(json.dumps(i) + '\\n' for i in items))\n"
         "    return {'train': out / 'train.jsonl', 'eval': out / 'eval.jsonl'}\n",
         encoding="utf-8",
     )
@@ -341,10 +343,15 @@ def test_cli_recipe_with_generator_eval_and_export(
     assert main(["train", "--recipe", str(recipe), "--steps", "4", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["steps"] == 4  # the flag overrides the recipe
-    assert result["eval"]["scores"]["en"]["total"] == 1
+    scores, groups = result["eval"]["scores"], result["eval"]["groups"]
+    assert scores["en"]["total"] == 2 and scores["zh"]["total"] == 1  # every item, by language
+    assert list(groups) == ["greeting"]  # only the items that name a group, by group and language
+    assert groups["greeting"]["en"]["total"] == groups["greeting"]["zh"]["total"] == 1
     card = (tmp_path / "exported" / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert "chatapp train --recipe" in card and "A test model." in card
-    assert "| en |" in card
+    assert "| en |" in card and "| zh |" in card
+    g = groups["greeting"]["zh"]
+    assert f"| greeting | zh | {g['passed']}/1 | {g['score']:.1%} |" in card
     assert not (tmp_path / "exported" / "training").exists()
     assert engine.load(tmp_path / "exported").config.num_layers == 2
 

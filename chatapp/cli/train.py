@@ -223,6 +223,9 @@ def _train(args: argparse.Namespace) -> int:
         print(f"saved {out} (best validation loss {result.best_val_loss:.4f})")
         for lang, s in summary.get("eval", {}).get("scores", {}).items():
             print(f"eval {lang}: {s['passed']}/{s['total']} ({s['score']:.0%})")
+        for group, langs in summary.get("eval", {}).get("groups", {}).items():
+            for lang, s in langs.items():
+                print(f"eval {group} {lang}: {s['passed']}/{s['total']} ({s['score']:.0%})")
         if export is not None:
             print(f"exported to {export}")
     return 0
@@ -274,7 +277,11 @@ def run_eval(out: Path, eval_file: Path, opts: dict[str, Any], quiet: bool) -> d
         "".join(json.dumps(f, ensure_ascii=False) + "\n" for f in report.failures),
         encoding="utf-8",
     )
-    return {"file": str(eval_file), "scores": report.as_dict()}
+    result: dict[str, Any] = {"file": str(eval_file), "scores": report.as_dict()}
+    groups = report.groups_dict()
+    if groups:  # the eval file names groups of questions (the guide's: facts, offtopic, ...)
+        result["groups"] = groups
+    return result
 
 
 class Display:

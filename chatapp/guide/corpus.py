@@ -1,4 +1,5 @@
-"""Build the guide's training conversations and its held-out eval set from the fact tables.
+"""Build the guide's training conversations and its held-out eval set from the fact tables and
+the scope topics (off-topic questions, greetings, identity: ``scope.py``).
 
     train, evals = build_corpus(seed=0)
     paths = write_corpus(out_dir, seed=0)  # out_dir/train.jsonl, out_dir/eval.jsonl
@@ -9,24 +10,31 @@ uses, and any that still match a training question after normalisation are dropp
 does show every content word of an eval question with its topic (``coverage.py``), so the eval
 tests new combinations of known words, not unseen vocabulary. Training questions get light
 noise: casing, punctuation, filler words added or dropped, a typo, a synonym swapped.
+
+Each eval item names its ``group``: ``facts`` for a fact-table topic, the scope topic's id
+otherwise; the trainer's eval reports every group on its own.
 """
 
 from __future__ import annotations
 
 import json
 import random
-import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from chatapp.guide import facts_en, facts_zh
+from chatapp.guide import facts_en, facts_zh, scope
 from chatapp.guide.templates import frame, framings
 from chatapp.guide.topics import Topic
+from chatapp.guide.units import normalize
 
 T = TypeVar("T")
 
-LANGS: dict[str, list[Topic]] = {"en": facts_en.TOPICS, "zh": facts_zh.TOPICS}
+# The fact tables, then the scope topics (off-topic, greetings, identity: ``scope.py``).
+LANGS: dict[str, list[Topic]] = {
+    "en": facts_en.TOPICS + scope.TOPICS["en"],
+    "zh": facts_zh.TOPICS + scope.TOPICS["zh"],
+}
 
 SINGLE_PER_TOPIC = 44  # single-turn conversations per topic and language
 MULTI_FRACTION = 0.25  # multi-turn conversations, as a fraction of the single-turn ones
@@ -55,11 +63,6 @@ _EN_PREFIXES = ["hey ", "so ", "ok, ", "hi, ", "um "]
 _EN_SUFFIXES = [" please", " thanks", "??", " pls"]
 _ZH_PREFIXES = ["请问", "那个，", "你好，", "问一下，"]
 _ZH_SUFFIXES = ["呢", "啊", "？？", "，谢谢"]
-
-
-def normalize(text: str) -> str:
-    """Case, whitespace and punctuation folded away: how eval and train questions are compared."""
-    return re.sub(r"[\W_]+", "", text.lower())
 
 
 # Questions ------------------------------------------------------------------------------------
@@ -260,7 +263,8 @@ def build_corpus(
     seed: int = 0, per_topic: int = SINGLE_PER_TOPIC
 ) -> tuple[list[Conversation], list[dict[str, Any]]]:
     """(training conversations, eval items); see the module docstring. ``per_topic`` single-turn
-    conversations per topic and language (the questions cycle through the topic's pool)."""
+    conversations per topic and language (the questions cycle through the topic's pool), scaled
+    by ``scope.SHARES`` for a scope topic, which also sets its number of eval questions."""
     rng = random.Random(seed)
     train: list[Conversation] = []
     evals: list[dict[str, Any]] = []
@@ -270,7 +274,10 @@ def build_corpus(
         convs: list[list[dict[str, str]]] = []
         for t in topics:
             pool = pools[t.id]
-            for i in range(per_topic):
+            share = scope.SHARES.get(t.id)
+            # A scope topic's pool starts with its generated questions, each shown at least once.
+            n = max(round(per_topic * share.train), len(t.questions)) if share else per_topic
+            for i in range(n):
                 question = pool[i % len(pool)]
                 convs.append(_turn(question, rng.choice(t.answers)))
         for _ in range(int(len(convs) * MULTI_FRACTION)):
@@ -287,12 +294,21 @@ def build_corpus(
                 messages.insert(0, {"role": "system", "content": rng.choice(SYSTEM_PROMPTS[lang])})
             train.append({"messages": messages})
         for t in topics:
+            share = scope.SHARES.get(t.id)
             fresh = [q for q in eval_candidates(t, lang) if normalize(q) not in seen]
-            explicit = [q for q in fresh if q in t.eval_questions][:2]
+            explicit = [] if share else [q for q in fresh if q in t.eval_questions][:2]
             rest = [q for q in fresh if q not in explicit]
             rng.shuffle(rest)
-            for q in (explicit + rest)[:EVAL_PER_TOPIC]:
-                evals.append({"lang": lang, "topic": t.id, "question": q, "keys": list(t.keys)})
+            for q in (explicit + rest)[: share.eval if share else EVAL_PER_TOPIC]:
+                evals.append(
+                    {
+                        "lang": lang,
+                        "topic": t.id,
+                        "group": scope.group(t.id),
+                        "question": q,
+                        "keys": list(t.keys),
+                    }
+                )
     rng.shuffle(train)
     return train, evals
 

@@ -1151,7 +1151,7 @@ TOPICS: list[Topic] = [
         ],
         ["the guide", "the guide model", "the default model", "the built-in model"],
         ["the bundled model"],
-        ["Who are you?", "what are you", "Are you ChatGPT?", "who made you"],
+        [],
         ["Which model am I talking to?"],
     ),
     T(
@@ -1200,34 +1200,7 @@ TOPICS: list[Topic] = [
             "Tell me what you are able to help with.",
         ],
     ),
-    # --- Small talk --------------------------------------------------------------------------
-    T(
-        "greeting",
-        "chat",
-        "Hello",
-        [
-            "Hello! I'm the chatapp guide. Ask me about keys, commands or models.",
-            "Hello there! I can help you use chatapp. Press F1 to see all keys.",
-            "Hello! What would you like to know about chatapp?",
-        ],
-        [],
-        [],
-        [
-            "Hi",
-            "Hello",
-            "hey",
-            "Hi there!",
-            "Good morning",
-            "hello!",
-            "Hey there",
-            "Greetings",
-            "Hi!",
-            "hiya",
-            "Good evening",
-            "yo",
-        ],
-        ["Hello, guide!", "Hi again, guide!", "Good afternoon!", "Hi guide, nice to meet you."],
-    ),
+    # --- Small talk (greetings and who the guide is: scope.py) ------------------------------
     T(
         "thanks",
         "chat",
@@ -1470,10 +1443,6 @@ MORE: dict[str, tuple[list[str], list[str]]] = {
             "are you able to help me",
             "what kind of things can you do",
         ],
-    ),
-    "greeting": (
-        [],
-        ["hey there, guide", "hello again", "Good afternoon, guide", "nice to meet you"],
     ),
     "thanks": (
         [],

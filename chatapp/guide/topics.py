@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Question kinds: which framing templates (``templates.py``) wrap a topic's subject phrasings.
-KINDS = ("key", "howto", "what", "where", "chat")
+# "offtopic": the scope topics' generated questions (``scope.py``), no framings.
+KINDS = ("key", "howto", "what", "where", "chat", "offtopic")
 
 
 @dataclass(frozen=True)

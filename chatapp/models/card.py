@@ -79,6 +79,20 @@ def model_card(folder: Path, name: str, summary: dict[str, Any], recipe_path: Pa
             lines.append(f"| {lang} | {s['passed']}/{s['total']} | {s['score']:.1%} |")
     else:
         lines.append("(not evaluated)")
+    groups = summary.get("eval", {}).get("groups", {})
+    if groups:
+        lines += [
+            "",
+            "By group of questions (as the eval file groups them):",
+            "",
+            "| group | language | passed | score |",
+            "|---|---|---|---|",
+        ]
+        for group, langs in groups.items():
+            for lang, s in langs.items():
+                lines.append(
+                    f"| {group} | {lang} | {s['passed']}/{s['total']} | {s['score']:.1%} |"
+                )
     lines += [
         "",
         "## License",
