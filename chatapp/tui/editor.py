@@ -52,7 +52,7 @@ def edit_text(text: str, argv: list[str]) -> str:
         except OSError as e:
             raise EditorError(f"could not run {argv[0]} ({e.strerror or e})") from None
         if done.returncode != 0:
-            raise EditorError(f"{argv[0]} exited with status {done.returncode}")
+            raise EditorError(f"{Path(argv[0]).name} exited with status {done.returncode}")
         try:
             edited = path.read_text(encoding="utf-8", errors="replace")
         except OSError as e:
