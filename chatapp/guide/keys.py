@@ -16,6 +16,7 @@ KEY_NAMES: dict[str, str] = {
     "Ctrl+O": "ctrl+o",
     "Ctrl+P": "ctrl+p",
     "Ctrl+R": "ctrl+r",
+    "Ctrl+G": "ctrl+g",
     "F1": "f1",
     "Tab": "tab",
     "Up arrow": "up",
@@ -33,6 +34,7 @@ APP_ACTIONS: dict[str, str] = {
     "Ctrl+O": "pick_model",
     "Ctrl+P": "command_palette",
     "Ctrl+R": "search_history",
+    "Ctrl+G": "open_editor",
     "F1": "show_help",
 }
 
