@@ -345,3 +345,18 @@ async def test_a_bad_saved_preset_is_one_line_naming_config_toml() -> None:
             f"preset hot in {path} is not usable: temperature must be in [0, 100], got 500"
         )
         assert app.session.sampling == {}
+
+
+def test_the_readme_names_every_binding_id_and_its_example_keymap_is_clean() -> None:
+    import re
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    ids = {b.id for bindings in ChatApp.keymap_contexts() for b in bindings if b.id}
+    assert ids and all(f"`{i}`" in readme for i in ids), sorted(
+        i for i in ids if f"`{i}`" not in readme
+    )
+    example = re.search(r"\[keys\][^\n]*\n((?:\w+ = .*\n)+)", readme)
+    assert example is not None
+    keys = tomllib.loads(example.group(1))
+    keymap, warnings = check_keymap(keys, ChatApp.keymap_contexts(), "config.toml")
+    assert warnings == [] and set(keymap) == set(keys)

@@ -250,6 +250,11 @@ def _theme(app: ChatControls, arg: str) -> None:
 
 PRESET_SAVE = "save"
 _BUILTINS = "; ".join(f"{n}: {describe(v)}" for n, v in BUILTIN_PRESETS.items())
+# "precise (temperature 0.2, top_k 40, top_p 0.9), balanced (0.7, 50, 0.95), ..." for /help.
+_SHORT = ", ".join(
+    f"{n} ({', '.join(f'{k} {x}' if i == 0 else str(x) for k, x in v.items())})"
+    for i, (n, v) in enumerate(BUILTIN_PRESETS.items())
+)
 
 
 def _complete_preset(app: ChatControls, arg: str) -> list[str]:
@@ -257,8 +262,8 @@ def _complete_preset(app: ChatControls, arg: str) -> list[str]:
     return [n for n in names if n.startswith(arg)]
 
 
-@COMMANDS.command("preset", f"Apply sampling preset NAME ({_BUILTINS}); `{PRESET_SAVE} NAME` "
-                  "keeps this chat's values in config.toml; none: list them",
+@COMMANDS.command("preset", f"Apply a sampling preset: {_SHORT}, or a saved one; "
+                  f"`{PRESET_SAVE} NAME` keeps this chat's values in config.toml",
                   f"[NAME | {PRESET_SAVE} NAME]", _complete_preset)  # fmt: skip
 def _preset(app: ChatControls, arg: str) -> None:
     session = app.session
