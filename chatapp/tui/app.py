@@ -28,7 +28,13 @@ from chatapp.core.session import (
     ReplyResult,
     one_line,
 )
-from chatapp.core.settings import ConfigWriteError, Settings, load_settings, save_setting
+from chatapp.core.settings import (
+    ConfigWriteError,
+    Settings,
+    config_path,
+    load_settings,
+    save_setting,
+)
 from chatapp.core.store import Store, StoreError
 from chatapp.models.choice import BUILTIN
 from chatapp.tui.commands import COMMANDS, ChatCommands, CommandError
@@ -177,8 +183,6 @@ class ChatApp(App[None]):
 
     def _apply_keymap(self) -> None:
         """config.toml's [keys] through Textual's keymap; bad entries are one line each."""
-        from chatapp.core.settings import config_path
-
         keymap, warnings = check_keymap(
             self.settings.keys, self.keymap_contexts(), str(config_path())
         )
@@ -602,7 +606,7 @@ class ChatApp(App[None]):
         current = (model.name if model is not None else "") or self.session.model_source
         self.push_screen(ModelPicker(self._list_models, current), chosen)
 
-    # The prompt in an editor, the theme ---------------------------------------------------------
+    # The prompt in an editor, the theme -----------------------------------------------------
 
     def action_open_editor(self) -> None:
         """Ctrl+G / ``/editor``: edit the prompt's text in $VISUAL / $EDITOR; the edited text
