@@ -36,3 +36,13 @@ def printable(text: str) -> str:
     ␛, C1 controls as �; carriage returns dropped), for every view of the TUI and the CLI's
     tables: the user sees that something was there, and the terminal receives no sequence."""
     return _CONTROL.sub(_picture, text)
+
+
+def terminal_json(data: object, indent: int | None = 2) -> str:
+    """``data`` as JSON (UTF-8 text kept) with every control character escaped: JSON itself
+    escapes only C0, and DEL or a C1 control (U+009B is CSI) would reach the terminal raw."""
+    import json
+
+    text = json.dumps(data, ensure_ascii=False, indent=indent)
+    # Such characters can only occur inside JSON strings, where \uXXXX means the same.
+    return re.sub("[\x7f-\x9f]", lambda m: f"\\u{ord(m.group()):04x}", text)

@@ -23,6 +23,7 @@ SUBCOMMAND_MODULES = (
     "serve",
     "remote",
     "chats",
+    "history",
 )
 
 

@@ -14,6 +14,7 @@ from chatapp.cli import error
 def register(subs: Any, parser: argparse.ArgumentParser) -> None:
     p = subs.add_parser("chats", help="list the saved chats (newest first) with their ids")
     p.add_argument("--limit", type=int, default=50, help="how many (50)")
+    p.add_argument("--json", action="store_true", help="a JSON list, for scripts")
     p.set_defaults(func=cmd_chats)
 
     p = subs.add_parser(
@@ -48,13 +49,17 @@ def cmd_chats(args: argparse.Namespace) -> int:
     from rich.table import Table
     from rich.text import Text
 
-    from chatapp.console_text import printable
+    from chatapp.console_text import printable, terminal_json
     from chatapp.core.store import StoreError
 
     try:
         convs = _store().list_conversations(limit=args.limit)
     except StoreError as e:
         return error(str(e))
+    if args.json:
+        keys = ("id", "title", "model", "system", "params", "created_at", "updated_at")
+        print(terminal_json([{k: getattr(c, k) for k in keys} for c in convs]))
+        return 0
     console = Console() if sys.stdout.isatty() else Console(width=200)
     if not convs:
         console.print("No saved chats yet.")

@@ -11,23 +11,25 @@
     [history]
     enabled = true
 
+    [keys]                  # binding id = key(s), e.g. new_chat = "ctrl+t"
+    new_chat = "ctrl+t"
+
+    [presets.calm]          # a sampling preset of /preset (``/preset save calm`` writes one)
+    temperature = 0.4
+
 A missing file means defaults; a broken one means defaults plus one warning line.
 Values are only shape-checked here; ``engine.SamplingParams`` validates them when a reply runs.
 """
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chatapp.core.config_file import ConfigWriteError as ConfigWriteError  # for its callers
+from chatapp.core.config_file import set_config, tomllib
 from engine.paths import config_dir
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10 needs the `tomli` backport (a conditional dependency)
-    import tomli as tomllib
 
 # The /set names users type, mapped to engine.SamplingParams fields.
 SAMPLING_KEYS: dict[str, str] = {
@@ -52,6 +54,10 @@ class Settings:
     history_enabled: bool = True
     # Keys are /set names (``max_tokens``, not ``max_new_tokens``); only the ones the user set.
     sampling: dict[str, Any] = field(default_factory=dict)
+    # [keys]: binding id → key string(s), as written (the TUI checks the ids and conflicts).
+    keys: dict[str, str] = field(default_factory=dict)
+    # [presets.NAME]: sampling values by /set name, as written (``check_preset`` validates).
+    presets: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def config_path() -> Path:
@@ -81,7 +87,24 @@ def sampling_params(values: dict[str, Any]) -> Any:
     return SamplingParams(**{SAMPLING_KEYS[k]: v for k, v in values.items()})
 
 
-TOP_LEVEL_KEYS = ("model", "system", "theme", "history", "sampling")
+def check_preset(values: dict[str, Any]) -> dict[str, Any]:
+    """The values of a sampling preset, checked as config.toml's [sampling] is (known /set
+    names, numbers of the right kind, the engine's ranges); ValueError with a one-line reason."""
+    for key, value in values.items():
+        if key not in SAMPLING_KEYS:
+            raise ValueError(f"unknown setting {key!r}")
+        allowed: tuple[type, ...] = (int,) if key in INT_KEYS else (int, float)
+        if not isinstance(value, allowed) or isinstance(value, bool):
+            kind = "an integer" if key in INT_KEYS else "a number"
+            raise ValueError(f"{key} must be {kind}, got {value!r}")
+        try:
+            sampling_params({key: value})
+        except ValueError as e:
+            raise ValueError(str(e).replace(SAMPLING_KEYS[key], key)) from None
+    return dict(values)
+
+
+TOP_LEVEL_KEYS = ("model", "system", "theme", "history", "sampling", "keys", "presets")
 
 
 def load_settings(path: Path | None = None) -> tuple[Settings, str | None]:
@@ -136,59 +159,43 @@ def load_settings(path: Path | None = None) -> tuple[Settings, str | None]:
             settings.sampling[key] = value
     else:
         problems.append("sampling")
+    keys = data.get("keys", {})
+    if isinstance(keys, dict):
+        for binding_id, value in keys.items():
+            if isinstance(value, str) and value.strip():
+                settings.keys[binding_id] = value
+            else:
+                problems.append(f"keys.{binding_id}")
+    else:
+        problems.append("keys")
+    presets = data.get("presets", {})
+    if isinstance(presets, dict):
+        for name, values in presets.items():
+            if not isinstance(values, dict):
+                problems.append(f"presets.{name}")
+                continue
+            settings.presets[name] = values  # checked again when used: /preset names the file
+            try:
+                check_preset(values)
+            except ValueError as e:
+                problems.append(f"presets.{name} ({e})")
+    else:
+        problems.append("presets")
     problems += sorted(k for k in data if k not in TOP_LEVEL_KEYS)
     if problems:
         return settings, f"{path}: ignored bad or unknown setting(s): {', '.join(problems)}"
     return settings, None
 
 
-class ConfigWriteError(Exception):
-    """config.toml could not be changed (unreadable, not valid TOML, a layout we cannot
-    edit safely); the message says what to do instead."""
+def save_setting(key: str, value: Any, path: Path | None = None) -> Path:
+    """Write one setting into config.toml keeping the rest of the file: a top-level ``key``
+    (``theme``, ``model``; None removes it) or, for a dict, the table ``[key]``
+    (``presets.calm``). Raises ConfigWriteError with a one-line reason."""
+    return set_config(path or config_path(), key, value)
 
 
 def set_default_model(name: str | None, path: Path | None = None) -> Path:
     """Write ``model = NAME`` into config.toml (``None`` removes it), keeping the rest of the
     file as it is (comments included); returns the file's path. The one place the default
     model is stored: the chat and ``chatapp ask`` both read it."""
-    import json
-    import re
-
-    path = path or config_path()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        text = ""
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigWriteError(f"could not read {path} ({e})") from None
-    try:
-        before = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigWriteError(f"{path} is not valid TOML ({e}); fix it first") from None
-    lines = text.splitlines(keepends=True)
-    # Top-level keys come before the first [table]; TOML basic strings take JSON's escapes.
-    first_table = next((i for i, ln in enumerate(lines) if re.match(r"\s*\[", ln)), len(lines))
-    key = next(
-        (i for i, ln in enumerate(lines[:first_table]) if re.match(r"\s*model\s*=", ln)), None
-    )
-    entry = [] if name is None else [f"model = {json.dumps(name, ensure_ascii=False)}\n"]
-    if key is not None:
-        lines[key : key + 1] = entry
-    else:
-        lines[:0] = entry
-    new = "".join(lines)
-    expected = {k: v for k, v in before.items() if k != "model"}
-    if name is not None:
-        expected["model"] = name
-    try:
-        ok = tomllib.loads(new) == expected
-    except tomllib.TOMLDecodeError:
-        ok = False
-    if not ok:  # e.g. a multi-line string that holds "model = ": never guess
-        setting = f"model = {json.dumps(name)}" if name else "remove its `model` line"
-        raise ConfigWriteError(f"could not edit {path} safely; {setting} there by hand")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(new, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return save_setting("model", name, path)

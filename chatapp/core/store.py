@@ -175,6 +175,14 @@ class Conversation:
 
 
 @dataclass(frozen=True)
+class PastPrompt:
+    """One entry of the prompt history."""
+
+    text: str
+    created_at: float
+
+
+@dataclass(frozen=True)
 class StoredMessage:
     id: int
     conversation_id: int
@@ -497,6 +505,22 @@ class Store:
                 "SELECT text FROM prompt_history ORDER BY id DESC LIMIT ?", (limit,)
             ).fetchall()
         return [r[0] for r in reversed(rows)]
+
+    def past_prompts(self, limit: int = 1000, search: str = "") -> list[PastPrompt]:
+        """The newest ``limit`` past prompts that contain ``search`` (any case, any script),
+        oldest first, with when each was sent (``chatapp history``)."""
+        needle = search.casefold()
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT text, created_at FROM prompt_history ORDER BY id DESC"
+            ).fetchall()
+        hits: list[PastPrompt] = []
+        for text, created_at in rows:
+            if len(hits) >= limit:
+                break
+            if needle in text.casefold():
+                hits.append(PastPrompt(text, created_at))
+        return hits[::-1]
 
     # Small key/value state (unused since issue 16: the default model lives in config.toml) ---
 

@@ -370,10 +370,10 @@ TOPICS: list[Topic] = [
         "what",
         "/help",
         [
-            "Type /help to see them all: /new, /model, /system, /set, /show, /clear, /help and "
-            "/quit.",
-            "/help lists the commands: /new, /model, /system, /set, /show, /clear and /quit. Ctrl+P "
-            "shows them too.",
+            "Type /help to see them all; the main ones are /new, /model, /system, /set, /show, "
+            "/clear and /quit.",
+            "/help lists every command, such as /new, /model, /system, /set, /show, /clear and "
+            "/quit. Ctrl+P shows them too.",
         ],
         ["the slash commands", "the chat commands", "the available commands", "the / commands"],
         ["the list of commands"],
@@ -881,6 +881,125 @@ TOPICS: list[Topic] = [
         ],
         ["turn off prompt history", "stop saving my prompts", "disable the history"],
         ["keep my prompts from being recorded"],
+    ),
+    # --- Prompt tools: editor, theme, presets, keys, history ---------------------------------
+    T(
+        "editor",
+        "key",
+        "Ctrl+G",
+        [
+            "Press Ctrl+G (or type /editor) to write the prompt in your own editor, $VISUAL or "
+            "$EDITOR. Save and quit: the text comes back into the prompt, unsent.",
+            "Ctrl+G opens the prompt's text in $EDITOR, handy for long prompts; /editor does the "
+            "same. Nothing is sent until you press Enter.",
+            "Use Ctrl+G or /editor. chatapp runs $VISUAL or $EDITOR (else vi) and puts the edited "
+            "text back in the prompt.",
+        ],
+        [
+            "write a long prompt in my editor",
+            "edit the prompt in vim",
+            "open my text editor",
+            "use $EDITOR for the prompt",
+            "compose a message in an external editor",
+            "edit a long message in nano",
+        ],
+        ["edit my prompt in an external editor", "write a long message in my text editor"],
+        ["What does /editor do?", "how do i use vim to write a prompt"],
+        ["What is /editor for?"],
+    ),
+    T(
+        "theme",
+        "howto",
+        "/theme",
+        [
+            "Type /theme NAME, for example /theme nord; /theme alone lists the themes. Your choice "
+            "is remembered in config.toml.",
+            "Use /theme followed by a theme name, such as /theme dracula. Tab completes the names, "
+            "and the choice is saved in config.toml.",
+            "/theme changes the colours; the Theme command of the Ctrl+P palette works too. Either "
+            "way config.toml keeps it.",
+        ],
+        [
+            "change the theme",
+            "switch the colour theme",
+            "change the colors",
+            "use a dark theme",
+            "pick a light theme",
+            "change how the app looks",
+            "give chatapp a new look",
+        ],
+        ["switch to a light colour theme", "change the look of the app"],
+        ["What does /theme do?", "which themes are there"],
+        ["What is /theme for?"],
+    ),
+    T(
+        "preset",
+        "howto",
+        "/preset",
+        [
+            "Type /preset precise, /preset balanced or /preset creative to set temperature, top_k "
+            "and top_p at once for this chat.",
+            "/preset NAME applies a sampling preset; /preset save NAME keeps this chat's values in "
+            "config.toml, and /preset alone lists them.",
+            "Use /preset: precise is temperature 0.2, balanced 0.7, creative 1.1. Your own presets "
+            "live in config.toml as [presets.NAME].",
+        ],
+        [
+            "use a sampling preset",
+            "apply a preset",
+            "make replies more creative",
+            "make the answers more precise",
+            "save my sampling settings as a preset",
+            "switch to balanced sampling",
+        ],
+        ["make the replies more precise with a preset", "save my settings as a preset"],
+        ["What does /preset do?", "what presets are there"],
+        ["What is /preset for?"],
+    ),
+    T(
+        "keymap",
+        "howto",
+        "[keys]",
+        [
+            "Add a [keys] table to config.toml with binding id = key, for example new_chat = "
+            '"ctrl+t". F1 then shows the new keys.',
+            'In config.toml, [keys] remaps bindings by id, like show_help = "f2". An unknown id or '
+            "a key used twice is a warning at start.",
+            "Remap keys with [keys] in config.toml: each line is a binding id and its keys. The "
+            "README lists the ids.",
+        ],
+        [
+            "change a keyboard shortcut",
+            "remap a key",
+            "rebind keys",
+            "use my own key bindings",
+            "change which key starts a new chat",
+            "customize the shortcuts",
+        ],
+        ["remap a keyboard shortcut", "change the key bindings"],
+        ["Can I change the keys?", "how do i rebind a shortcut", "Which keys can be remapped?"],
+        ["Can the shortcuts be remapped?"],
+    ),
+    T(
+        "history_cli",
+        "howto",
+        "chatapp history",
+        [
+            "Run chatapp history in your shell to print your past prompts, newest last; add "
+            "--search TEXT to filter and --limit N for more.",
+            "chatapp history lists the prompts you sent; chatapp history --json gives them to "
+            "scripts, and --search finds one.",
+        ],
+        [
+            "print my past prompts from the shell",
+            "list my prompt history in the terminal",
+            "export my prompts",
+            "see old prompts without opening the chat",
+            "get my prompt history as JSON",
+        ],
+        ["print my old prompts in the terminal", "list past prompts from the shell"],
+        ["What does chatapp history do?"],
+        ["What is chatapp history for?"],
     ),
     # --- Files ---------------------------------------------------------------------------------
     T(

@@ -12,10 +12,11 @@ from typing import Any
 
 from rich.text import Text
 from textual import on, work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SuspendNotSupported
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
+from textual.theme import Theme
 from textual.widgets import Footer, OptionList, Static
 
 from chatapp.console_text import printable, strip_control
@@ -28,10 +29,18 @@ from chatapp.core.session import (
     ReplyResult,
     one_line,
 )
-from chatapp.core.settings import Settings, load_settings
+from chatapp.core.settings import (
+    ConfigWriteError,
+    Settings,
+    config_path,
+    load_settings,
+    save_setting,
+)
 from chatapp.core.store import SearchHit, Store, StoreError
 from chatapp.models.choice import BUILTIN
 from chatapp.tui.commands import COMMANDS, ChatCommands, CommandError
+from chatapp.tui.editor import EditorError, edit_text, editor_command
+from chatapp.tui.keymap import check_keymap, merged_bindings, remapped
 from chatapp.tui.reply_stream import ReplyStream
 from chatapp.tui.screens.chat_search import ChatSearch
 from chatapp.tui.screens.dialogs import (
@@ -39,11 +48,18 @@ from chatapp.tui.screens.dialogs import (
     HelpScreen,
     KeySection,
     TextInputScreen,
+    key_label,
     key_rows,
 )
 from chatapp.tui.screens.history_search import HistorySearch
 from chatapp.tui.screens.model_picker import ModelPicker
-from chatapp.tui.widgets.chat_view import ChatView, MessageAction, Notice, Selectable
+from chatapp.tui.widgets.chat_view import (
+    ChatView,
+    MessageAction,
+    Notice,
+    Selectable,
+    UserMessage,
+)
 from chatapp.tui.widgets.prompt import PromptInput
 from chatapp.tui.widgets.sidebar import ConversationList, Sidebar
 from chatapp.tui.widgets.status_bar import StatusBar
@@ -85,28 +101,31 @@ class ChatApp(App[None]):
     TITLE = "chatapp"
     COMMANDS = App.COMMANDS | {ChatCommands}
     # The footer shows the descriptions; F1's help shows the tooltips (see ``key_help``).
+    # The ids are what config.toml's [keys] remaps (``chatapp.tui.keymap``).
     BINDINGS = [
-        Binding("escape", "stop_reply", "Stop", tooltip="stop the reply"),
-        Binding(
-            "ctrl+c", "stop_reply", "Stop", show=False, priority=True, tooltip="stop the reply"
-        ),
-        Binding("ctrl+n", "new_chat", "New chat", tooltip="new conversation"),
-        Binding("ctrl+b", "toggle_sidebar", "Chats", tooltip="show / hide the conversations"),
-        Binding("ctrl+o", "pick_model", "Model", tooltip="pick a model"),
-        Binding(
-            "ctrl+r", "search_history", "History", priority=True, tooltip="search past prompts"
-        ),  # fmt: skip
-        Binding(
-            "ctrl+up",
-            "select_message",
-            "Select",
-            tooltip="select a message (then ↑ ↓ ← → e r c Del)",
-        ),
-        Binding("f5", "regenerate", "Regenerate", show=False, tooltip="regenerate the last reply"),
-        Binding("f1", "show_help", "Help", tooltip="this help"),
-        Binding("question_mark", "show_help", "Help", show=False, tooltip="this help"),
-        Binding("ctrl+q", "quit", "Quit", show=False, priority=True, tooltip="quit"),
-    ]
+        Binding("escape", "stop_reply", "Stop", tooltip="stop the reply", id="stop_reply"),
+        Binding("ctrl+c", "stop_reply", "Stop", show=False, priority=True,
+                tooltip="stop the reply", id="stop_reply"),
+        Binding("ctrl+n", "new_chat", "New chat", tooltip="new conversation", id="new_chat"),
+        Binding("ctrl+b", "toggle_sidebar", "Chats", tooltip="show / hide the conversations",
+                id="toggle_sidebar"),
+        Binding("ctrl+o", "pick_model", "Model", tooltip="pick a model", id="pick_model"),
+        Binding("ctrl+r", "search_history", "History", priority=True,
+                tooltip="search past prompts", id="search_history"),
+        Binding("f1", "show_help", "Help", tooltip="this help", id="show_help"),
+        Binding("question_mark", "show_help", "Help", show=False, tooltip="this help",
+                id="show_help"),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True, tooltip="quit", id="quit"),
+        Binding("ctrl+g", "open_editor", "Editor", show=False,
+                tooltip="edit the prompt in $VISUAL / $EDITOR", id="open_editor"),
+        Binding("ctrl+up", "select_message", "Select",
+                tooltip="select a message (then ↑ ↓ ← → e r c Del)", id="select_message"),
+        Binding("f5", "regenerate", "Regenerate", show=False,
+                tooltip="regenerate the last reply", id="regenerate"),
+        # Textual's own palette binding, given an id so that it can be remapped too.
+        Binding(App.COMMAND_PALETTE_BINDING, "command_palette", "palette", show=False,
+                priority=True, tooltip="command palette", id="command_palette"),
+    ]  # fmt: skip
 
     def __init__(
         self,
@@ -133,6 +152,8 @@ class ChatApp(App[None]):
         self._replies_running = threading.Semaphore(1)  # held while a reply worker runs
         self._editing: int | None = None  # the prompt being edited (its message id)
         self._signals: list[signal.Signals] = []
+        self.keymap: dict[str, str] = {}  # [keys] as applied: binding id → keys
+        self._saved_theme = ""  # the theme config.toml holds (or the default one)
         if settings.theme and settings.theme in self.available_themes:
             self.theme = settings.theme
         elif settings.theme:
@@ -161,9 +182,45 @@ class ChatApp(App[None]):
             self.notify(
                 printable(self._settings_warning), severity="warning", timeout=8, markup=False
             )
+        self._apply_keymap()
+        self._saved_theme = self.theme
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
         self.load_model(self.requested_model)
         self.chat_view.show_welcome(self.welcome_text())
         self._handle_quit_signals()
+
+    @classmethod
+    def keymap_contexts(cls) -> list[list[Binding]]:
+        """The bindings active together, where a key must not do two things: the app's with
+        the prompt's (and the keys it handles itself), the app's with the chat list's, each
+        dialog's own."""
+        app = merged_bindings(cls)
+        prompt = [*merged_bindings(PromptInput), *Binding.make_bindings(PromptInput.OWN_KEYS)]
+        dialogs = (ConfirmScreen, TextInputScreen, HelpScreen, ModelPicker, HistorySearch)
+        return [
+            app + prompt,
+            app + merged_bindings(ConversationList),
+            app + merged_bindings(UserMessage),  # a selected message's keys
+            *(merged_bindings(d) for d in dialogs),
+        ]
+
+    def _apply_keymap(self) -> None:
+        """config.toml's [keys] through Textual's keymap; bad entries are one line each."""
+        keymap, warnings = check_keymap(
+            self.settings.keys, self.keymap_contexts(), str(config_path())
+        )
+        for warning in warnings:  # it quotes config.toml: never markup
+            self.notify(printable(warning), severity="warning", timeout=8, markup=False)
+        self.keymap = keymap
+        self.set_keymap(keymap)
+        if "command_palette" in keymap:
+            # Where the footer looks for the palette's key (a class variable in Textual).
+            self.__dict__["COMMAND_PALETTE_BINDING"] = keymap["command_palette"].split(",")[0]
+
+    def key_for(self, binding_id: str, default: str) -> str:
+        """The key that runs ``binding_id`` now, as people write it (``Ctrl+N``)."""
+        keys = self.keymap.get(binding_id)
+        return key_label(keys.split(",")[0]) if keys else default
 
     def _handle_quit_signals(self) -> None:
         """SIGTERM (``kill``) and SIGHUP (the terminal closed) quit like Ctrl+Q: the partial
@@ -245,8 +302,9 @@ class ChatApp(App[None]):
                 'text rather than answering. For plain completion: chatapp ask --raw "TEXT".'
             )
         lines.append(
-            "Enter sends · Esc stops a reply · Ctrl+O picks a model · F1 shows every key and "
-            "command"
+            f"Enter sends · {self.key_for('stop_reply', 'Esc')} stops a reply · "
+            f"{self.key_for('pick_model', 'Ctrl+O')} picks a model · "
+            f"{self.key_for('show_help', 'F1')} shows every key and command"
         )
         return "\n\n".join(lines)
 
@@ -733,13 +791,21 @@ class ChatApp(App[None]):
         self.push_screen(HelpScreen(self.key_help(), [(c.usage, c.help) for c in COMMANDS]))
 
     def key_help(self) -> list[KeySection]:
-        """F1's key table, read from the bindings of the app, the prompt and the chat list."""
-        palette = Binding(self.COMMAND_PALETTE_BINDING, "command_palette", "command palette")
+        """F1's key table, read from the bindings of the app, the prompt and the chat list,
+        with the keys config.toml's [keys] gave them."""
+        keymap = self.keymap
+        sidebar = self.key_for("toggle_sidebar", "Ctrl+B")
         return [
-            ("Keys", key_rows([*self.BINDINGS, palette])),
-            ("In the prompt", key_rows([*PromptInput.OWN_KEYS, *PromptInput.BINDINGS])),
-            ("In the chat list (Ctrl+B)", key_rows(ConversationList.BINDINGS)),
-            ("On a selected message (Ctrl+Up)", key_rows(Selectable.BINDINGS)),
+            ("Keys", key_rows(remapped(self.BINDINGS, keymap))),
+            (
+                "In the prompt",
+                key_rows([*PromptInput.OWN_KEYS, *remapped(PromptInput.BINDINGS, keymap)]),
+            ),
+            (
+                f"In the chat list ({sidebar})",
+                key_rows(remapped(ConversationList.BINDINGS, keymap)),
+            ),
+            ("On a selected message (Ctrl+Up)", key_rows(remapped(Selectable.BINDINGS, keymap))),
         ]
 
     def on_prompt_input_completions_changed(self, message: PromptInput.CompletionsChanged) -> None:
@@ -761,6 +827,38 @@ class ChatApp(App[None]):
         model = self.session.model
         current = (model.name if model is not None else "") or self.session.model_source
         self.push_screen(ModelPicker(self._list_models, current), chosen)
+
+    # The prompt in an editor, the theme -----------------------------------------------------
+
+    def action_open_editor(self) -> None:
+        """Ctrl+G / ``/editor``: edit the prompt's text in $VISUAL / $EDITOR; the edited text
+        comes back into the prompt, unsent. Anything that goes wrong is one line, and the
+        prompt keeps its text."""
+        text = self.prompt.text
+        try:
+            argv = editor_command()
+            with self.suspend():
+                edited = edit_text(text, argv)
+        except SuspendNotSupported:
+            self.show_notice(
+                "cannot open an editor here: this terminal cannot hand the screen over",
+                error=True,
+            )
+            return
+        except EditorError as e:
+            self.show_notice(f"{e}; the prompt is unchanged", error=True)
+            return
+        self.fill_prompt(edited)
+
+    def _theme_changed(self, theme: Theme) -> None:
+        """Remember a theme picked with /theme or the palette's "Change theme"."""
+        if theme.name == self._saved_theme:
+            return
+        self._saved_theme = theme.name
+        try:
+            save_setting("theme", theme.name)
+        except ConfigWriteError as e:
+            self.show_notice(f"could not remember the theme: {e}", error=True)
 
     def action_search_history(self) -> None:
         def chosen(text: str | None) -> None:

@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from chatapp.core.settings import SAMPLING_KEYS
+from chatapp.core.presets import (
+    BUILTIN_PRESETS,
+    PresetError,
+    describe,
+    preset_names,
+    preset_values,
+    save_preset,
+)
+from chatapp.core.settings import SAMPLING_KEYS, ConfigWriteError, sampling_params
 
 if TYPE_CHECKING:
     from chatapp.core.session import ChatSession
@@ -55,6 +63,14 @@ class ChatControls(Protocol):
     def search_chats(self, query: str) -> None: ...
 
     def export_chat(self, fmt: str, path: str) -> None: ...
+
+    def action_open_editor(self) -> None: ...
+
+    # Textual's: the theme's name (setting it switches the theme) and the registered ones.
+    theme: str
+
+    @property
+    def available_themes(self) -> dict[str, Any]: ...
 
     def exit(self) -> None: ...
 
@@ -285,6 +301,81 @@ def _export(app: ChatControls, arg: str) -> None:
     if fmt.lower() not in EXPORT_FORMATS:
         raise CommandError(f"usage: /export md|json [PATH], got {fmt!r}")
     app.export_chat(fmt.lower(), path.strip())
+
+
+@COMMANDS.command("editor", "Edit the prompt in $VISUAL / $EDITOR (also Ctrl+G); it comes back "
+                  "unsent")  # fmt: skip
+def _editor(app: ChatControls, arg: str) -> None:
+    app.action_open_editor()
+
+
+def _complete_theme(app: ChatControls, arg: str) -> list[str]:
+    return sorted(n for n in app.available_themes if n.startswith(arg))
+
+
+@COMMANDS.command("theme", "Switch the colour theme, remembered in config.toml (no name: list "
+                  "them)", "[NAME]", _complete_theme)  # fmt: skip
+def _theme(app: ChatControls, arg: str) -> None:
+    names = sorted(app.available_themes)
+    if not arg:
+        app.show_notice(f"theme: {app.theme} · /theme NAME picks one of: {', '.join(names)}")
+        return
+    if arg not in names:
+        near = difflib.get_close_matches(arg, names, n=3, cutoff=0.5)
+        hint = f"did you mean {' or '.join(near)}? " if near else ""
+        raise CommandError(f"unknown theme {arg!r}; {hint}/theme lists them")
+    app.theme = arg  # the app remembers it (it watches the theme, as for the palette's)
+    app.show_notice(f"theme: {arg}")
+
+
+PRESET_SAVE = "save"
+_BUILTINS = "; ".join(f"{n}: {describe(v)}" for n, v in BUILTIN_PRESETS.items())
+# "precise (temperature 0.2, top_k 40, top_p 0.9), balanced (0.7, 50, 0.95), ..." for /help.
+_SHORT = ", ".join(
+    f"{n} ({', '.join(f'{k} {x}' if i == 0 else str(x) for k, x in v.items())})"
+    for i, (n, v) in enumerate(BUILTIN_PRESETS.items())
+)
+
+
+def _complete_preset(app: ChatControls, arg: str) -> list[str]:
+    names = [f"{PRESET_SAVE} ", *preset_names(app.session.settings)]
+    return [n for n in names if n.startswith(arg)]
+
+
+@COMMANDS.command("preset", f"Apply a sampling preset: {_SHORT}, or a saved one; "
+                  f"`{PRESET_SAVE} NAME` keeps this chat's values in config.toml",
+                  f"[NAME | {PRESET_SAVE} NAME]", _complete_preset)  # fmt: skip
+def _preset(app: ChatControls, arg: str) -> None:
+    session = app.session
+    settings = session.settings
+    word, _, rest = arg.partition(" ")
+    if not arg:
+        saved = [f"{n} ({describe(v)})" for n, v in settings.presets.items()]
+        app.show_notice(
+            f"presets: {_BUILTINS}"
+            + (f" · saved: {', '.join(saved)}" if saved else "")
+            + f" · /preset NAME applies one, /preset {PRESET_SAVE} NAME keeps this chat's values"
+        )
+        return
+    if word.lower() == PRESET_SAVE:
+        name = rest.strip()
+        if not name:
+            raise CommandError(f"usage: /preset {PRESET_SAVE} NAME")
+        try:
+            path = save_preset(name, session.sampling, settings)
+        except (PresetError, ConfigWriteError) as e:
+            raise CommandError(str(e)) from None
+        app.show_notice(f"preset {name} saved in {path}: {describe(settings.presets[name])}")
+        return
+    try:
+        values = preset_values(arg, settings)
+        sampling_params({**session.sampling, **values})  # all or nothing, as one /set each
+    except ValueError as e:
+        raise CommandError(str(e)) from None
+    for key, value in values.items():
+        session.set_sampling(key, str(value))
+    app.show_notice(f"preset {arg}: {describe(values)}")
+    app.refresh_status()
 
 
 class ChatCommands(Provider):

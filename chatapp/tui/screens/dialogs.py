@@ -37,7 +37,10 @@ def key_rows(bindings: Iterable[BindingType]) -> list[tuple[str, str]]:
 
 
 class ConfirmScreen(ModalScreen[bool]):
-    BINDINGS = [Binding("escape", "dismiss(False)", "Cancel"), Binding("y", "dismiss(True)", "Yes")]
+    BINDINGS = [
+        Binding("escape", "dismiss(False)", "Cancel", id="dialog_cancel"),
+        Binding("y", "dismiss(True)", "Yes", id="confirm_yes"),
+    ]
 
     def __init__(self, question: str) -> None:
         super().__init__(classes="dialog")
@@ -58,7 +61,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
 
 class TextInputScreen(ModalScreen[str | None]):
-    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel", id="dialog_cancel")]
 
     def __init__(self, title: str, value: str = "") -> None:
         super().__init__(classes="dialog")
@@ -76,7 +79,7 @@ class TextInputScreen(ModalScreen[str | None]):
 
 
 class HelpScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,f1,q,question_mark", "dismiss(None)", "Close")]
+    BINDINGS = [Binding("escape,f1,q,question_mark", "dismiss(None)", "Close", id="close_help")]
 
     def __init__(self, keys: list[KeySection], commands: list[tuple[str, str]]) -> None:
         super().__init__(classes="dialog")

@@ -34,9 +34,9 @@ def search_prompts(prompts: list[str], query: str) -> list[str]:
 
 class HistorySearch(ModalScreen[str | None]):
     BINDINGS = [
-        Binding("escape", "dismiss(None)", "Cancel"),
-        Binding("down", "move(1)", show=False),
-        Binding("up", "move(-1)", show=False),
+        Binding("escape", "dismiss(None)", "Cancel", id="dialog_cancel"),
+        Binding("down", "move(1)", show=False, id="history_search_down"),
+        Binding("up", "move(-1)", show=False, id="history_search_up"),
     ]
 
     def __init__(self, prompts: list[str]) -> None:

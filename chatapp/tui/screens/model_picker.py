@@ -22,7 +22,7 @@ class ModelPicker(ModalScreen[str | None]):
     """Lists the models: the built-in one and the installed ones (read in a thread: it
     touches every checkpoint header)."""
 
-    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel", id="dialog_cancel")]
 
     def __init__(self, list_models: Callable[[], Sequence[Any]], current: str = "") -> None:
         super().__init__(classes="dialog")

@@ -36,16 +36,22 @@ class Selectable(Widget):
     message_id: int | None = None
 
     BINDINGS = [
-        Binding("up,k", "move(-1)", "Prev", tooltip="select the message above"),
-        Binding("down,j", "move(1)", "Next", tooltip="select the message below"),
-        Binding("left", "act('previous')", "◀ Alt", tooltip="show the previous alternative"),
-        Binding("right", "act('next')", "Alt ▶", tooltip="show the next alternative"),
-        Binding("e", "act('edit')", "Edit", tooltip="edit and resend a prompt (a new branch)"),
-        Binding("r", "act('regenerate')", "Regen", tooltip="a new alternative of a reply"),
-        Binding("c,y", "act('copy')", "Copy", tooltip="copy the message"),
-        Binding("delete", "act('delete')", "Delete", tooltip="delete it and what follows it"),
-        Binding("escape", "back", "Back", tooltip="back to the prompt"),
-    ]
+        Binding("up,k", "move(-1)", "Prev", tooltip="select the message above", id="message_up"),
+        Binding("down,j", "move(1)", "Next", tooltip="select the message below",
+                id="message_down"),
+        Binding("left", "act('previous')", "◀ Alt", tooltip="show the previous alternative",
+                id="previous_alternative"),
+        Binding("right", "act('next')", "Alt ▶", tooltip="show the next alternative",
+                id="next_alternative"),
+        Binding("e", "act('edit')", "Edit", tooltip="edit and resend a prompt (a new branch)",
+                id="edit_message"),
+        Binding("r", "act('regenerate')", "Regen", tooltip="a new alternative of a reply",
+                id="regenerate_message"),
+        Binding("c,y", "act('copy')", "Copy", tooltip="copy the message", id="copy_message"),
+        Binding("delete", "act('delete')", "Delete", tooltip="delete it and what follows it",
+                id="delete_message"),
+        Binding("escape", "back", "Back", tooltip="back to the prompt", id="back_to_prompt"),
+    ]  # fmt: skip
 
     def action_move(self, step: int) -> None:
         parent = self.parent

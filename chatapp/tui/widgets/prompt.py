@@ -23,8 +23,17 @@ class PromptInput(TextArea):
 
     EARLIER = "earlier prompts (on the first / last line)"
     BINDINGS = [
-        Binding("up", "history_previous", "Previous prompt", show=False, tooltip=EARLIER),
-        Binding("down", "history_next", "Next prompt", show=False, tooltip=EARLIER),
+        Binding(
+            "up",
+            "history_previous",
+            "Previous prompt",
+            show=False,
+            tooltip=EARLIER,
+            id="history_previous",
+        ),
+        Binding(
+            "down", "history_next", "Next prompt", show=False, tooltip=EARLIER, id="history_next"
+        ),
     ]
     # Keys ``_on_key`` handles itself (before TextArea sees them), for the help.
     OWN_KEYS = [

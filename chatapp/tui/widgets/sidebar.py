@@ -16,9 +16,9 @@ from chatapp.core.store import Conversation
 
 class ConversationList(OptionList):
     BINDINGS = [
-        Binding("enter", "select", "Open", show=False, tooltip="open the chat"),
-        Binding("r", "rename", "Rename", tooltip="rename it"),
-        Binding("delete,d", "delete", "Delete", tooltip="delete it"),
+        Binding("enter", "select", "Open", show=False, tooltip="open the chat", id="open_chat"),
+        Binding("r", "rename", "Rename", tooltip="rename it", id="rename_chat"),
+        Binding("delete,d", "delete", "Delete", tooltip="delete it", id="delete_chat"),
     ]
 
     class Action(Message):
