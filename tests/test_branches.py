@@ -19,7 +19,13 @@ from chatapp.core.store import MIGRATIONS, SCHEMA_VERSION, Store, StoredMessage
 from chatapp.tui.app import ChatApp
 from chatapp.tui.screens.chat_search import ChatSearch
 from chatapp.tui.screens.dialogs import ConfirmScreen
-from chatapp.tui.widgets.chat_view import AssistantMessage, Notice, UserMessage
+from chatapp.tui.widgets.chat_view import (
+    SHOWN_AT_ONCE,
+    AssistantMessage,
+    EarlierMessages,
+    Notice,
+    UserMessage,
+)
 
 SIZE = (100, 32)
 
@@ -308,3 +314,56 @@ async def test_export_writes_the_chat_and_never_over_a_file(
     assert "## You\n\na question" in first and "an answer" in first
     assert (tmp_path / f"chat-{cid}-2.md").read_text(encoding="utf-8") == first
     assert '"format": "chatapp.chat"' in (tmp_path / "all.json").read_text(encoding="utf-8")
+
+
+@async_test
+async def test_a_long_chat_opens_with_its_newest_messages_and_shows_older_ones_on_demand() -> None:
+    store = Store()
+    cid = store.create_conversation("long")
+    parent = None
+    for i in range(150):
+        parent = store.add_message(cid, "user" if i % 2 == 0 else "assistant", f"message {i}",
+                                   parent_id=parent)  # fmt: skip
+    store.close()
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await app.open_conversation(cid)
+        await pilot.pause()
+        assert len(shown(app)) == SHOWN_AT_ONCE and shown(app)[-1] == "message 149"
+        marker = app.query_one(EarlierMessages)
+        assert f"{150 - SHOWN_AT_ONCE} earlier messages" in str(marker.render())
+        app.chat_view.scroll_to(y=1, animate=False)  # scrolling up to the top shows more
+        await pilot.pause()
+        app.chat_view.scroll_to(y=0, animate=False)
+        left = 150 - 2 * SHOWN_AT_ONCE
+        await wait_until(pilot, lambda: f"{left} earlier messages" in str(marker.render()))
+        assert len(shown(app)) == 2 * SHOWN_AT_ONCE
+        # Moving the selection up past the oldest shown message shows older ones too (and
+        # selects the message just above it).
+        first = app.chat_view.messages()[0]
+        first.focus()
+        await pilot.pause()
+        await pilot.press("up")
+        above = (first.message_id or 0) - 1
+        await wait_until(pilot, lambda: getattr(app.focused, "message_id", None) == above)
+        assert len(shown(app)) > 2 * SHOWN_AT_ONCE
+        while app.query(EarlierMessages):  # Enter on the line shows more, to the first
+            marker.focus()
+            await pilot.press("enter")
+            await pilot.pause()
+        assert len(shown(app)) == 150
+        assert shown(app)[0] == "message 0" and not app.query(EarlierMessages)
+
+
+@async_test
+async def test_the_sidebar_search_box_opens_the_search_with_its_text() -> None:
+    app, _ = make_app(FakeModel(["about walruses"]))
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, app, "a question")
+        await pilot.press("ctrl+b")
+        app.query_one("#chat-search").focus()
+        await pilot.press(*"walrus", "enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ChatSearch))
+        screen = app.screen
+        assert isinstance(screen, ChatSearch)
+        await wait_until(pilot, lambda: [h.role for h in screen.hits] == ["assistant"])

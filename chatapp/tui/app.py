@@ -754,6 +754,9 @@ class ChatApp(App[None]):
         await self.open_conversation(new_id)
         self.show_notice(f"this branch is now a chat of its own: {self.session.title}")
 
+    def on_sidebar_search_requested(self, message: Sidebar.SearchRequested) -> None:
+        self.search_chats(message.text)
+
     def search_chats(self, query: str) -> None:
         def chosen(hit: SearchHit | None) -> None:
             if hit is not None:

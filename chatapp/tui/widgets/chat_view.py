@@ -53,8 +53,10 @@ class Selectable(Widget):
         Binding("escape", "back", "Back", tooltip="back to the prompt", id="back_to_prompt"),
     ]  # fmt: skip
 
-    def action_move(self, step: int) -> None:
+    async def action_move(self, step: int) -> None:
         parent = self.parent
+        if step < 0 and isinstance(parent, ChatView) and parent.messages()[:1] == [self]:
+            await parent.show_earlier()  # above the oldest message shown: show older ones
         siblings = parent.children if parent is not None else []
         messages = [w for w in siblings if isinstance(w, Selectable) and w.display]
         at = messages.index(self) + step
@@ -208,25 +210,70 @@ class ChatView(VerticalScroll):
         await self.mount(widget)
         return widget
 
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._earlier: list[StoredMessage] = []  # the branch's older messages, not yet shown
+        self._alternatives: Callable[[int], tuple[int, int]] = lambda _: (1, 1)
+
     async def show_branch(
         self, branch: list[StoredMessage], alternatives: Callable[[int], tuple[int, int]]
     ) -> None:
         """Replace what is shown with ``branch``, each message marked with its place among
-        its alternatives (``alternatives(id)`` gives "2 of 3" as (2, 3))."""
+        its alternatives (``alternatives(id)`` gives "2 of 3" as (2, 3)). A long branch
+        shows its newest ``SHOWN_AT_ONCE`` messages; older ones come when scrolled to (a
+        chat of hundreds of turns opens at once)."""
         await self.clear()
+        self._alternatives = alternatives
+        cut = max(0, len(branch) - SHOWN_AT_ONCE)
+        self._earlier = branch[:cut]
+        widgets = self._widgets(branch[cut:])
+        if self._earlier:
+            widgets.insert(0, EarlierMessages(len(self._earlier)))
+        if widgets:
+            await self.mount_all(widgets)
+
+    def _widgets(self, messages: list[StoredMessage]) -> list[Widget]:
         widgets: list[Widget] = []
-        for m in branch:
+        for m in messages:
             if m.role == "user":
                 user = UserMessage(m.content, m.id)
-                user.set_alternatives(*alternatives(m.id))
+                user.set_alternatives(*self._alternatives(m.id))
                 widgets.append(user)
             elif m.role == "assistant":
                 reply = AssistantMessage(m.content, reply_meta(m.stopped, m.stats), m.id)
-                reply.set_alternatives(*alternatives(m.id))
+                reply.set_alternatives(*self._alternatives(m.id))
                 reply.mark(m.stopped, m.stats)
                 widgets.append(reply)
+        return widgets
+
+    @property
+    def has_earlier(self) -> bool:
+        return bool(self._earlier)
+
+    async def show_earlier(self) -> None:
+        """Show the next ``SHOWN_AT_ONCE`` older messages above the oldest shown, keeping
+        what is on screen where it is."""
+        if not self._earlier:
+            return
+        cut = max(0, len(self._earlier) - SHOWN_AT_ONCE)
+        older, self._earlier = self._earlier[cut:], self._earlier[:cut]
+        marker = self.query(EarlierMessages)
+        shown = self.messages()
+        anchor = shown[0] if shown else None
+        widgets = self._widgets(older)
         if widgets:
-            await self.mount_all(widgets)
+            await self.mount_all(widgets, before=anchor)
+        if self._earlier and marker:
+            marker.first().show_count(len(self._earlier))
+        else:
+            await marker.remove()
+        if anchor is not None:
+            self.scroll_to_widget(anchor, top=True, animate=False)
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if new_value <= 0 < old_value and self._earlier:  # scrolled up to the top
+            self.call_later(self.show_earlier)
 
     def message_widget(self, message_id: int) -> Selectable | None:
         return next((w for w in self.messages() if w.message_id == message_id), None)
@@ -264,4 +311,29 @@ class ChatView(VerticalScroll):
         return widget
 
     async def clear(self) -> None:
+        self._earlier = []
         await self.remove_children()
+
+
+SHOWN_AT_ONCE = 24  # messages a chat shows when it opens; older ones when scrolled to
+
+
+class EarlierMessages(Static, can_focus=True):
+    """The line above the oldest message shown: how many older ones there are. Scrolling up
+    to it, a click or Enter shows more."""
+
+    BINDINGS = [Binding("enter", "show", "Show earlier", id="show_earlier")]
+
+    def __init__(self, count: int) -> None:
+        super().__init__(markup=False)
+        self.show_count(count)
+
+    def show_count(self, count: int) -> None:
+        self.update(Text(f"▲ {count} earlier messages (scroll up, click or Enter to show them)"))
+
+    async def action_show(self) -> None:
+        if isinstance(self.parent, ChatView):
+            await self.parent.show_earlier()
+
+    async def on_click(self) -> None:
+        await self.action_show()

@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
-from textual.widgets import Label, OptionList
+from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from chatapp.console_text import printable
@@ -51,9 +51,22 @@ def _fit(title: str) -> str:
 
 
 class Sidebar(Vertical):
+    class SearchRequested(Message):
+        """Enter in the sidebar's search box: search every chat for ``text``."""
+
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
     def compose(self) -> ComposeResult:
         yield Label("Conversations", classes="title")
+        yield Input(placeholder="search all chats ⏎", id="chat-search")
         yield ConversationList()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.post_message(self.SearchRequested(event.value))
+        event.input.value = ""
 
     def show(self, conversations: list[Conversation], current: int | None) -> None:
         options = self.query_one(ConversationList)
