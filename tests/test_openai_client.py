@@ -135,7 +135,9 @@ def test_completions_continue_plain_text_streaming_and_not(
     url, name = served
     expected = "".join(local.complete("Once upon a time", GREEDY))
     c = client(url)
-    whole = c.completions.create(model=name, prompt="Once upon a time", temperature=0, max_tokens=12)
+    whole = c.completions.create(
+        model=name, prompt="Once upon a time", temperature=0, max_tokens=12
+    )
     assert whole.object == "text_completion" and whole.choices[0].text == expected
     stream = c.completions.create(
         model=name, prompt="Once upon a time", temperature=0, max_tokens=12, stream=True
