@@ -312,3 +312,15 @@ def test_a_read_only_data_dir_opens_the_database_to_browse_from_the_cli(
     assert "Traceback" not in done.stderr
     assert (chatapp_home / "chatapp.db").read_bytes() == before
     assert sorted(p.name for p in chatapp_home.iterdir()) == ["chatapp.db"]  # no -wal, no -shm
+
+
+def test_a_read_only_data_dir_without_a_database_says_what_to_do(chatapp_home: Path) -> None:
+    import os
+
+    chatapp_home.mkdir(parents=True, exist_ok=True)
+    env = os.environ | {"CHATAPP_HOME": str(chatapp_home)}
+    code = "from chatapp.cli import main; raise SystemExit(main(['chats']))"
+    done = _run_read_only(chatapp_home, [sys.executable, "-c", code], env)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    (line,) = done.stderr.splitlines()
+    assert f"{chatapp_home} is read-only" in line and "CHATAPP_HOME" in line

@@ -212,7 +212,7 @@ class Store:
                 self.path, timeout=10.0, isolation_level=None, check_same_thread=False
             )
         except sqlite3.Error as e:
-            raise StoreError(f"cannot open {self.path}: {e}") from None
+            raise StoreError(f"cannot open {self.path}: {e}{self._folder_hint()}") from None
         self._lock = threading.RLock()
         self._db.row_factory = sqlite3.Row
         try:
@@ -260,6 +260,15 @@ class Store:
             )
         return db
 
+    def _folder_hint(self) -> str:
+        """What to do when the database cannot be made because its folder is read-only."""
+        if os.access(self.path.parent, os.W_OK):
+            return ""
+        return (
+            f"; {self.path.parent} is read-only: make it writable, or point CHATAPP_HOME at a "
+            "folder you can write to"
+        )
+
     def _enable_wal(self) -> None:
         # Switching a new file to WAL needs an exclusive lock, and SQLite does not wait on the
         # busy timeout for it: when another instance is creating the file too, retry briefly.
@@ -270,7 +279,7 @@ class Store:
                 return
             except sqlite3.OperationalError as e:
                 if "locked" not in str(e) or time.monotonic() > deadline:
-                    raise StoreError(f"cannot open {self.path}: {e}") from None
+                    raise StoreError(f"cannot open {self.path}: {e}{self._folder_hint()}") from None
                 time.sleep(0.02)
 
     def close(self) -> None:
