@@ -282,3 +282,38 @@ async def test_the_model_picker_offers_remote_models(chatapp_home: Path) -> None
         assert "box" in [k.value for k in table.rows]
         row = table.get_row("box")
         assert "(remote)" in str(row[0]) and "qwen-7b" in str(row[1])
+
+
+def test_replies_reuse_one_connection_and_a_stopped_one_does_not_break_the_next() -> None:
+    """Keep-alive: the second turn does not pay for a new connection (nor a new client);
+    after Esc hung one up, the next reply opens a fresh one and arrives whole."""
+    peers: list[tuple[str, int]] = []
+
+    async def chat(request: Request) -> Response:
+        assert request.client is not None
+        peers.append((request.client.host, request.client.port))
+        body = json.loads(await request.body())
+        words = ["w "] * (500 if body["messages"][-1]["content"] == "long" else 3)
+
+        async def events() -> AsyncIterator[str]:
+            for word in words:
+                yield f"data: {json.dumps({'choices': [{'delta': {'content': word}}]})}\n\n"
+                await asyncio.sleep(0.002)
+            yield 'data: {"choices": [{"delta": {}, "finish_reason": "stop"}]}\n\ndata: [DONE]\n\n'
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+    with Server(app) as base:
+        remote = RemoteModel(Remote("box", f"{base}/v1"))
+        assert "".join(remote.chat(CHAT)) == "w w w "
+        assert "".join(remote.chat(CHAT)) == "w w w "
+        assert peers[0] == peers[1]  # the same TCP connection, kept alive
+        cancel = threading.Event()
+        for i, _ in enumerate(remote.chat([{"role": "user", "content": "long"}], cancel=cancel)):
+            if i == 2:
+                cancel.set()
+        assert remote.last_stats.stop_reason == "cancelled"
+        assert "".join(remote.chat(CHAT)) == "w w w "
+        assert remote.last_stats.stop_reason == "eos"
+        assert peers[3] != peers[0]  # the hung-up connection was not reused
