@@ -73,6 +73,7 @@ def test_the_remote_client_streams_the_servers_reply(
     stats = remote.last_stats
     assert stats.new_tokens == local.last_stats.new_tokens and stats.time_to_first_token > 0
     assert stats.stop_reason in ("eos", "length")
+    assert remote.last_server_timings["predicted_n"] == local.last_stats.new_tokens
     assert "".join(remote.complete("Once", GREEDY)) == "".join(local.complete("Once", GREEDY))
 
 

@@ -131,6 +131,9 @@ class RemoteModel:
         self.path = remote.url
         self.warnings: list[str] = []
         self.last_stats = GenerationStats()
+        # The last reply's own ``timings`` as the server gave them (llama.cpp and chatapp
+        # serve do: prompt_ms is its time to first token), for benchmarks; {} when none.
+        self.last_server_timings: dict[str, Any] = {}
         self._context_length = context_length  # 0: unknown (the gauge is not shown)
         # One client for every reply: building one costs milliseconds (its TLS context), and
         # its pool keeps the connection open between turns, so neither adds to the time to
@@ -168,6 +171,7 @@ class RemoteModel:
         cancel: threading.Event | None,
     ) -> Iterator[str]:
         stats = self.last_stats = GenerationStats()
+        self.last_server_timings = {}
         body = body | request_fields(params) | {"stream": True}
         body["stream_options"] = {"include_usage": True}
         if self.remote.model:
@@ -207,6 +211,8 @@ class RemoteModel:
                         continue
                     event = _parse_event(self.remote, data)
                     usage = event.get("usage")
+                    if isinstance(event.get("timings"), dict):
+                        self.last_server_timings = event["timings"]
                     if isinstance(usage, dict):
                         stats.prompt_tokens = int(usage.get("prompt_tokens") or 0)
                         stats.new_tokens = int(usage.get("completion_tokens") or stats.new_tokens)
