@@ -230,7 +230,9 @@ class Store:
     def _connect_read_only(self) -> sqlite3.Connection:
         """A read-only connection (``mode=ro``); when SQLite cannot read a WAL database that
         way because it may not create the -shm file in a read-only folder, ``immutable=1``
-        (nobody can write there either). Our schema must be there as it is: no migration."""
+        (no locks, no -shm: right for a folder nobody writes to, as a read-only one mostly is;
+        a write by someone who may would not be seen). The schema must be ours as it is: a
+        read-only file cannot be migrated."""
         uri = self.path.resolve().as_uri()
         reason = ""
         for flags in ("mode=ro", "mode=ro&immutable=1"):
