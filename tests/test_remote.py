@@ -318,3 +318,47 @@ def test_replies_reuse_one_connection_and_a_stopped_one_does_not_break_the_next(
         assert "".join(remote.chat(CHAT)) == "w w w "
         assert remote.last_stats.stop_reason == "eos"
         assert peers[3] != peers[0]  # the hung-up connection was not reused
+
+
+@async_test
+async def test_a_chat_with_a_remote_model_reopens_while_its_server_is_down(
+    chatapp_home: Path,
+) -> None:
+    """The history shows; sending says, in one line, that the server cannot be reached, and
+    the chat goes on working."""
+    from fakes import wait_until
+
+    from chatapp.core.store import Store
+    from chatapp.remote.registry import add_remote
+    from chatapp.tui.app import ChatApp
+    from chatapp.tui.widgets.chat_view import AssistantMessage, UserMessage
+
+    add_remote(Remote("gone", "http://127.0.0.1:9/v1", "big"))  # nothing listens there
+    db = Store(chatapp_home / "chatapp.db")
+    chat = db.create_conversation("from yesterday", "gone")
+    db.add_message(chat, "user", "hello server")
+    db.add_message(chat, "assistant", "hello user")
+    db.close()
+    app = ChatApp("gone")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_until(pilot, lambda: app.session.model_ready)
+        await pilot.press("ctrl+b")
+        sidebar = app.query_one("ConversationList")
+        await wait_until(pilot, lambda: sidebar.option_count == 1)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: len(app.query(AssistantMessage)) == 1)
+        assert [str(u.render()) for u in app.query(UserMessage)] == ["hello server"]
+        assert app.query(AssistantMessage).first().text == "hello user"
+        app.prompt.text = "are you there?"
+        app.prompt.focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: len(app.query(AssistantMessage)) == 2 and not app.streaming)
+        await wait_until(
+            pilot,
+            lambda: "cannot reach" in str(list(app.query(AssistantMessage))[-1].meta.render()),
+        )
+        meta = str(list(app.query(AssistantMessage))[-1].meta.render())
+        assert "gone: cannot reach the server at http://127.0.0.1:9/v1" in meta
+        assert "\n" not in meta.strip()
+    messages = Store(chatapp_home / "chatapp.db").messages(chat)
+    assert [m.content for m in messages[:3]] == ["hello server", "hello user", "are you there?"]
