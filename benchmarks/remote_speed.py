@@ -2,11 +2,15 @@
 """What the OpenAI-compatible path costs: our engine alone, the same engine behind
 ``chatapp serve`` (its own timings), and what chatapp's remote client sees of it.
 
-    python benchmarks/remote_speed.py MODEL [--rounds 3] [--tokens 128]
+    python benchmarks/remote_speed.py MODEL [--rounds 7] [--tokens 128] [--server-cpu 1]
 
-Each round: the engine alone in this process, then one request through a ``chatapp serve``
-subprocess on 127.0.0.1 (greedy, the same prompt, a fresh cache each time). Prints medians of
-decode tokens/s and time to first token for the three, and the ratios the goals name.
+Each round: the engine alone in this process, then one request through chatapp's
+``RemoteModel`` to a ``chatapp serve`` subprocess on 127.0.0.1 (greedy, a prompt of its own,
+so no round reuses another's cache). The server's own time to first token and decode speed
+come from the ``timings`` it sends with the same reply. A first round warms up and is not
+counted. Prints medians and the ratios the goals name (issue 12: client TTFT <= server TTFT +
+20 ms; client tokens/s >= 0.95x the server's; serve's decode within 10% of the engine's).
+``--server-cpu N`` pins the server to core N (``taskset``), away from this process.
 """
 
 from __future__ import annotations
@@ -31,8 +35,9 @@ def free_port() -> int:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("model")
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--tokens", type=int, default=128)
+    p.add_argument("--server-cpu", type=int, help="pin the server to this core (taskset)")
     a = p.parse_args()
 
     import httpx
@@ -42,12 +47,10 @@ def main() -> None:
     from chatapp.remote.registry import Remote
 
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "chatapp", "serve", "--model", a.model, "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=os.environ,
-    )
+    cmd = [sys.executable, "-m", "chatapp", "serve", "--model", a.model, "--port", str(port)]
+    if a.server_cpu is not None:
+        cmd = ["taskset", "-c", str(a.server_cpu), *cmd]
+    server = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=os.environ)
     url = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.monotonic() + 120
@@ -62,49 +65,30 @@ def main() -> None:
         local = engine.load(a.model)
         remote = RemoteModel(Remote("bench", url))
         params = engine.SamplingParams(temperature=0, max_new_tokens=a.tokens)
-        chat = [{"role": "user", "content": PROMPT}]
-        rows: dict[str, list[float]] = {k: [] for k in (
-            "alone_tps", "alone_ttft", "server_tps", "server_ttft", "client_tps", "client_ttft"
-        )}  # fmt: skip
-        for r in range(a.rounds):
+        keys = ("alone_tps", "alone_ttft", "server_tps", "server_ttft", "client_tps",
+                "client_ttft", "extra_ms")  # fmt: skip
+        rows: dict[str, list[float]] = {k: [] for k in keys}
+        for r in range(a.rounds + 1):
             local.reset_cache()
-            "".join(local.chat(chat, params))
-            s = local.last_stats
-            rows["alone_tps"].append(s.decode_tokens_per_second)
-            rows["alone_ttft"].append(s.time_to_first_token)
-            # a new conversation each round (no cache reuse on the server either)
-            msgs = [{"role": "user", "content": f"{PROMPT} (take {r})"}]
-            body = {"messages": msgs, "stream": True, "temperature": 0, "max_tokens": a.tokens,
-                    "stream_options": {"include_usage": True}}  # fmt: skip
-            # the server's own timings come in the usage chunk; the client's from its stats
-            t0 = time.perf_counter()
-            first = 0.0
-            timings: dict[str, float] = {}
-            n = 0
-            with httpx.stream("POST", f"{url}/chat/completions", json=body, timeout=120) as resp:
-                import json
-
-                for line in resp.iter_lines():
-                    if not line.startswith("data: ") or line.endswith("[DONE]"):
-                        continue
-                    event = json.loads(line[6:])
-                    if event.get("timings"):
-                        timings = event["timings"]
-                    for c in event.get("choices", []):
-                        if c.get("delta", {}).get("content"):
-                            n += 1
-                            first = first or time.perf_counter()
-            end = time.perf_counter()
-            rows["server_tps"].append(timings["predicted_per_second"])
-            rows["server_ttft"].append(timings["prompt_ms"] / 1000)
-            rows["client_ttft"].append(first - t0)
-            rows["client_tps"].append((n - 1) / (end - first) if n > 1 else 0.0)
-            # the same through chatapp's RemoteModel (what the chat and ask use)
-            msgs2 = [{"role": "user", "content": f"{PROMPT} (again {r})"}]
-            "".join(remote.chat(msgs2, params))
-            print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in rows.items())
-                  + f", RemoteModel tps {remote.last_stats.decode_tokens_per_second:.1f}"
-                  f" ttft {remote.last_stats.time_to_first_token:.3f}", flush=True)  # fmt: skip
+            "".join(local.chat([{"role": "user", "content": PROMPT}], params))
+            alone = local.last_stats
+            # A prompt of its own (the number first, so little of it is a cached prefix).
+            "".join(remote.chat([{"role": "user", "content": f"({r}) {PROMPT}"}], params))
+            client, served = remote.last_stats, remote.last_server_timings
+            if r == 0:
+                continue  # warm-up: the first forward passes, the first connection
+            row = {
+                "alone_tps": alone.decode_tokens_per_second,
+                "alone_ttft": alone.time_to_first_token,
+                "server_tps": float(served["predicted_per_second"]),
+                "server_ttft": float(served["prompt_ms"]) / 1000,
+                "client_tps": client.decode_tokens_per_second,
+                "client_ttft": client.time_to_first_token,
+            }
+            row["extra_ms"] = (row["client_ttft"] - row["server_ttft"]) * 1000
+            for k, v in row.items():
+                rows[k].append(v)
+            print(f"round {r}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()), flush=True)
         med = {k: statistics.median(v) for k, v in rows.items()}
         print(f"\nmedians of {a.rounds} rounds, {a.tokens} tokens, {os.path.basename(a.model)}")
         for k, v in med.items():
@@ -115,8 +99,7 @@ def main() -> None:
         print(
             f"client tokens/s / what the server streams: {med['client_tps'] / med['server_tps']:.2f}"
         )
-        extra = (med["client_ttft"] - med["server_ttft"]) * 1000
-        print(f"client TTFT - server TTFT:                 {extra:+.1f} ms")
+        print(f"client TTFT - server TTFT (median):        {med['extra_ms']:+.1f} ms")
     finally:
         server.terminate()
         server.wait(10)

@@ -33,3 +33,20 @@ def test_the_sidebar_keys_in_the_readme_are_the_footers() -> None:
         for key in binding.key.split(","):  # type: ignore[union-attr]
             label = key_label(key)
             assert label in row or f"`{key}`" in row, (key, row)
+
+
+def test_the_server_sections_commands_are_the_clis() -> None:
+    """Every ``chatapp …`` line in "Bigger models: use a server" parses as the CLI has it."""
+    import shlex
+
+    from chatapp.cli import build_parser
+
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## Bigger models: use a server", 1)[1].split("\n## ", 1)[0]
+    lines = [ln.split("#", 1)[0].strip() for ln in section.splitlines()]
+    commands = [shlex.split(ln)[1:] for ln in lines if ln.startswith("chatapp ")]
+    assert {c[0] for c in commands} >= {"remote", "ask"} and len(commands) >= 5
+    parser = build_parser()
+    for argv in commands:
+        args = parser.parse_args(argv)  # SystemExit (a failed test) for a wrong option
+        assert callable(args.func), argv

@@ -73,6 +73,7 @@ def test_the_remote_client_streams_the_servers_reply(
     stats = remote.last_stats
     assert stats.new_tokens == local.last_stats.new_tokens and stats.time_to_first_token > 0
     assert stats.stop_reason in ("eos", "length")
+    assert remote.last_server_timings["predicted_n"] == local.last_stats.new_tokens
     assert "".join(remote.complete("Once", GREEDY)) == "".join(local.complete("Once", GREEDY))
 
 
@@ -282,3 +283,82 @@ async def test_the_model_picker_offers_remote_models(chatapp_home: Path) -> None
         assert "box" in [k.value for k in table.rows]
         row = table.get_row("box")
         assert "(remote)" in str(row[0]) and "qwen-7b" in str(row[1])
+
+
+def test_replies_reuse_one_connection_and_a_stopped_one_does_not_break_the_next() -> None:
+    """Keep-alive: the second turn does not pay for a new connection (nor a new client);
+    after Esc hung one up, the next reply opens a fresh one and arrives whole."""
+    peers: list[tuple[str, int]] = []
+
+    async def chat(request: Request) -> Response:
+        assert request.client is not None
+        peers.append((request.client.host, request.client.port))
+        body = json.loads(await request.body())
+        words = ["w "] * (500 if body["messages"][-1]["content"] == "long" else 3)
+
+        async def events() -> AsyncIterator[str]:
+            for word in words:
+                yield f"data: {json.dumps({'choices': [{'delta': {'content': word}}]})}\n\n"
+                await asyncio.sleep(0.002)
+            yield 'data: {"choices": [{"delta": {}, "finish_reason": "stop"}]}\n\ndata: [DONE]\n\n'
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+    with Server(app) as base:
+        remote = RemoteModel(Remote("box", f"{base}/v1"))
+        assert "".join(remote.chat(CHAT)) == "w w w "
+        assert "".join(remote.chat(CHAT)) == "w w w "
+        assert peers[0] == peers[1]  # the same TCP connection, kept alive
+        cancel = threading.Event()
+        for i, _ in enumerate(remote.chat([{"role": "user", "content": "long"}], cancel=cancel)):
+            if i == 2:
+                cancel.set()
+        assert remote.last_stats.stop_reason == "cancelled"
+        assert "".join(remote.chat(CHAT)) == "w w w "
+        assert remote.last_stats.stop_reason == "eos"
+        assert peers[3] != peers[0]  # the hung-up connection was not reused
+
+
+@async_test
+async def test_a_chat_with_a_remote_model_reopens_while_its_server_is_down(
+    chatapp_home: Path,
+) -> None:
+    """The history shows; sending says, in one line, that the server cannot be reached, and
+    the chat goes on working."""
+    from fakes import wait_until
+
+    from chatapp.core.store import Store
+    from chatapp.remote.registry import add_remote
+    from chatapp.tui.app import ChatApp
+    from chatapp.tui.widgets.chat_view import AssistantMessage, UserMessage
+
+    add_remote(Remote("gone", "http://127.0.0.1:9/v1", "big"))  # nothing listens there
+    db = Store(chatapp_home / "chatapp.db")
+    chat = db.create_conversation("from yesterday", "gone")
+    db.add_message(chat, "user", "hello server")
+    db.add_message(chat, "assistant", "hello user")
+    db.close()
+    app = ChatApp("gone")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_until(pilot, lambda: app.session.model_ready)
+        await pilot.press("ctrl+b")
+        sidebar = app.query_one("ConversationList")
+        await wait_until(pilot, lambda: sidebar.option_count == 1)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: len(app.query(AssistantMessage)) == 1)
+        assert [str(u.render()) for u in app.query(UserMessage)] == ["hello server"]
+        assert app.query(AssistantMessage).first().text == "hello user"
+        app.prompt.text = "are you there?"
+        app.prompt.focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: len(app.query(AssistantMessage)) == 2 and not app.streaming)
+        await wait_until(
+            pilot,
+            lambda: "cannot reach" in str(list(app.query(AssistantMessage))[-1].meta.render()),
+        )
+        meta = str(list(app.query(AssistantMessage))[-1].meta.render())
+        assert "gone: cannot reach the server at http://127.0.0.1:9/v1" in meta
+        assert "\n" not in meta.strip()
+    messages = Store(chatapp_home / "chatapp.db").messages(chat)
+    assert [m.content for m in messages[:3]] == ["hello server", "hello user", "are you there?"]

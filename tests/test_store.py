@@ -212,3 +212,115 @@ def test_a_database_made_by_the_sql_text_migration_still_opens(tmp_path: Path) -
     assert conv.title == "kept"
     reply = store.messages(conv.id)[-1]
     assert reply.stats == ReplyStats("guide", 5, 0, 3, 0.1, 40.0, "eos")
+
+
+def _saved_chat(path: Path) -> bytes:
+    """A database holding one chat (closed, so its WAL is checkpointed away); its bytes."""
+    store = Store(path)
+    chat = store.create_conversation("an old chat", "m")
+    store.add_message(chat, "user", "what about the kv cache")
+    store.add_message(chat, "assistant", "it is reused")
+    store.add_prompt("what about the kv cache")
+    store.close()
+    return path.read_bytes()
+
+
+def test_a_read_only_store_reads_everything_and_refuses_writes_in_one_line(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "chatapp.db"
+    before = _saved_chat(path)
+    store = Store(path, read_only=True)
+    (conv,) = store.list_conversations()
+    assert [m.content for m in store.messages(conv.id)] == [
+        "what about the kv cache",
+        "it is reused",
+    ]
+    assert [h.role for h in store.search("kv cache")] == ["user"]
+    assert store.prompts() == ["what about the kv cache"]
+    writes = [
+        lambda: store.add_prompt("more"),
+        lambda: store.create_conversation("new"),
+        lambda: store.add_message(conv.id, "user", "more"),
+        lambda: store.update_conversation(conv.id, title="x"),
+        lambda: store.delete_conversation(conv.id),
+    ]
+    for write in writes:
+        with pytest.raises(StoreError) as info:
+            write()
+        assert str(info.value) == f"{path} is read-only: nothing new is saved"
+    store.close()
+    assert path.read_bytes() == before
+
+
+def test_a_read_only_database_from_an_older_chatapp_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "chatapp.db"
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA user_version = 1")
+    db.close()
+    with pytest.raises(StoreError, match="read-only and from an older chatapp.*writable once"):
+        Store(path, read_only=True)
+
+
+def _run_read_only(
+    folder: Path, argv: list[str], env: dict[str, str]
+) -> subprocess.CompletedProcess:
+    """``argv`` with ``folder`` read-only for it: chmod for a user; for root (whom the mode
+    bits do not stop) a read-only bind mount in a mount namespace of its own."""
+    import os
+    import shutil
+
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+        finally:
+            folder.chmod(0o755)
+    if shutil.which("unshare") is None:
+        pytest.skip("running as root without unshare: cannot make a folder read-only")
+    script = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
+    done = subprocess.run(["unshare", "-m", "sh", "-c", script, str(folder), *argv], env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    if "mount" in done.stderr and done.returncode != 0:
+        pytest.skip(f"cannot make a read-only mount here: {done.stderr.strip()[:200]}")
+    return done
+
+
+CLI_ON_READ_ONLY = """
+from chatapp.cli import main
+from chatapp.core.store import Store
+print("read-only:", Store().read_only, flush=True)
+for argv in (["chats"], ["search", "kv", "cache"], ["export", "1", "--format", "md"]):
+    print("exit:", main(argv), flush=True)
+"""
+
+
+def test_a_read_only_data_dir_opens_the_database_to_browse_from_the_cli(
+    tmp_path: Path, chatapp_home: Path
+) -> None:
+    import os
+
+    chatapp_home.mkdir(parents=True, exist_ok=True)
+    before = _saved_chat(chatapp_home / "chatapp.db")
+    env = os.environ | {"CHATAPP_HOME": str(chatapp_home)}
+    done = _run_read_only(chatapp_home, [sys.executable, "-c", CLI_ON_READ_ONLY], env)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "read-only: True" in out and out.count("exit: 0") == 3, (out, done.stderr)
+    assert out.count("an old chat") >= 2  # listed, found, exported
+    assert "it is reused" in out  # the export has the reply
+    assert "Traceback" not in done.stderr
+    assert (chatapp_home / "chatapp.db").read_bytes() == before
+    assert sorted(p.name for p in chatapp_home.iterdir()) == ["chatapp.db"]  # no -wal, no -shm
+
+
+def test_a_read_only_data_dir_without_a_database_says_what_to_do(chatapp_home: Path) -> None:
+    import os
+
+    chatapp_home.mkdir(parents=True, exist_ok=True)
+    env = os.environ | {"CHATAPP_HOME": str(chatapp_home)}
+    code = "from chatapp.cli import main; raise SystemExit(main(['chats']))"
+    done = _run_read_only(chatapp_home, [sys.executable, "-c", code], env)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    (line,) = done.stderr.splitlines()
+    assert f"{chatapp_home} is read-only" in line and "CHATAPP_HOME" in line

@@ -1006,3 +1006,40 @@ async def test_ctrl_c_with_nothing_streaming_or_selected_says_what_it_does() -> 
         await wait_until(pilot, lambda: bool(app._notifications))
         (note,) = list(app._notifications)
         assert "Ctrl+C stops a reply" in note.message and "Ctrl+Q quits" in note.message
+
+
+@async_test
+async def test_a_read_only_database_shows_the_saved_chats_and_says_once_nothing_new_is_saved(
+    chatapp_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import chatapp.core.store as store_module
+
+    db = Store(chatapp_home / "chatapp.db")
+    chat = db.create_conversation("an old chat", "fake")
+    db.add_message(chat, "user", "what was said")
+    db.add_message(chat, "assistant", "and the answer")
+    db.close()
+    before = (chatapp_home / "chatapp.db").read_bytes()
+    # What a read-only file or folder looks like to chatapp (chmod cannot show it to root).
+    monkeypatch.setattr(store_module, "_can_write", lambda path: False)
+    app, model = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        assert app.store.read_only
+        said = [n for n in notices(app) if "read-only" in n]
+        assert len(said) == 1 and "not saved" in said[0] and "\n" not in said[0]
+        await pilot.press("ctrl+b")
+        sidebar = app.query_one("ConversationList")
+        await wait_until(pilot, lambda: sidebar.option_count == 1)
+        await pilot.press("enter")  # open it
+        await wait_until(pilot, lambda: len(app.query(AssistantMessage)) == 1)
+        assert [str(u.render()) for u in app.query(UserMessage)] == ["what was said"]
+        assert app.query(AssistantMessage).first().text == "and the answer"
+        await send(pilot, app, "a new question")
+        await wait_until(pilot, lambda: any("could not save" in n for n in notices(app)))
+        assert app.prompt.text == "a new question" and model.calls == []  # the prompt is kept
+        assert "read-only" in [n for n in notices(app) if "could not save" in n][0]
+        await send(pilot, app, "/set temperature 0.5")
+        await wait_until(pilot, lambda: any("is not saved" in n for n in notices(app)))
+        assert app.is_running
+    assert (chatapp_home / "chatapp.db").read_bytes() == before  # nothing was written

@@ -8,6 +8,7 @@ draw its first frame before that.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -164,7 +165,10 @@ class ChatSession:
         self.model_source = source
         self._ready.set()
         if self.conversation_id is not None:
-            self.store.update_conversation(self.conversation_id, model=source)
+            # A read-only or full database must not fail a load that worked: the chat keeps
+            # the model it names, which is all that is lost.
+            with contextlib.suppress(sqlite3.Error, StoreError):
+                self.store.update_conversation(self.conversation_id, model=source)
         return model
 
     def _load_failed(self, serial: int, message: str) -> str:

@@ -9,6 +9,7 @@ the new version.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -158,6 +159,12 @@ def db_path() -> Path:
     return data_dir() / "chatapp.db"
 
 
+def _can_write(path: Path) -> bool:
+    """Whether this process may change the database file and create its -wal and -shm files
+    beside it (root may, even where the mode bits say no; a read-only mount stops root too)."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
 class StoreError(Exception):
     """The database cannot be opened or is from a newer chatapp."""
 
@@ -201,8 +208,18 @@ STATS_FIELDS = tuple(f.name for f in fields(ReplyStats))
 class Store:
     """One connection, safe to share between the UI thread and workers (a lock serialises it)."""
 
-    def __init__(self, path: Path | str | None = None) -> None:
+    def __init__(self, path: Path | str | None = None, *, read_only: bool | None = None) -> None:
+        """``read_only``: open the database only to read it (history to browse; every write
+        is a ``StoreError``). None: so when the file exists but this process cannot change
+        it, or cannot create its WAL files beside it (a read-only data dir)."""
         self.path = Path(path) if path is not None else db_path()
+        if read_only is None:
+            read_only = self.path.exists() and not _can_write(self.path)
+        self.read_only = read_only
+        if read_only:
+            self._db = self._connect_read_only()
+            self._lock = threading.RLock()
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:  # read-only, a file in the way, no permission
@@ -221,7 +238,7 @@ class Store:
                 self.path, timeout=10.0, isolation_level=None, check_same_thread=False
             )
         except sqlite3.Error as e:
-            raise StoreError(f"cannot open {self.path}: {e}") from None
+            raise StoreError(f"cannot open {self.path}: {e}{self._folder_hint()}") from None
         self._lock = threading.RLock()
         self._db.row_factory = sqlite3.Row
         try:
@@ -236,6 +253,50 @@ class Store:
                 f"cannot use {self.path} ({e}); move it away and chatapp starts a new one"
             ) from None
 
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """A read-only connection (``mode=ro``); when SQLite cannot read a WAL database that
+        way because it may not create the -shm file in a read-only folder, ``immutable=1``
+        (no locks, no -shm: right for a folder nobody writes to, as a read-only one mostly is;
+        a write by someone who may would not be seen). The schema must be ours as it is: a
+        read-only file cannot be migrated."""
+        uri = self.path.resolve().as_uri()
+        reason = ""
+        for flags in ("mode=ro", "mode=ro&immutable=1"):
+            db = None
+            try:
+                db = sqlite3.connect(
+                    f"{uri}?{flags}", uri=True, isolation_level=None, check_same_thread=False
+                )
+                version = int(db.execute("PRAGMA user_version").fetchone()[0])
+                db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                break
+            except sqlite3.DatabaseError as e:
+                if db is not None:
+                    db.close()
+                reason = str(e)
+        else:
+            raise StoreError(f"cannot read {self.path} ({reason}); it is read-only here")
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA foreign_keys = ON")
+        if version != SCHEMA_VERSION:
+            db.close()
+            newer = version > SCHEMA_VERSION
+            raise StoreError(
+                f"{self.path} is read-only and from {'a newer' if newer else 'an older'} chatapp "
+                f"(schema {version}); "
+                + ("upgrade chatapp" if newer else "make it writable once so chatapp can update it")
+            )
+        return db
+
+    def _folder_hint(self) -> str:
+        """What to do when the database cannot be made because its folder is read-only."""
+        if os.access(self.path.parent, os.W_OK):
+            return ""
+        return (
+            f"; {self.path.parent} is read-only: make it writable, or point CHATAPP_HOME at a "
+            "folder you can write to"
+        )
+
     def _enable_wal(self) -> None:
         # Switching a new file to WAL needs an exclusive lock, and SQLite does not wait on the
         # busy timeout for it: when another instance is creating the file too, retry briefly.
@@ -246,7 +307,7 @@ class Store:
                 return
             except sqlite3.OperationalError as e:
                 if "locked" not in str(e) or time.monotonic() > deadline:
-                    raise StoreError(f"cannot open {self.path}: {e}") from None
+                    raise StoreError(f"cannot open {self.path}: {e}{self._folder_hint()}") from None
                 time.sleep(0.02)
 
     def close(self) -> None:
@@ -257,6 +318,8 @@ class Store:
     def _write(self) -> Iterator[sqlite3.Connection]:
         """A short write transaction; BEGIN IMMEDIATE takes the write lock up front, so two
         instances queue on busy_timeout instead of failing on a read-to-write upgrade."""
+        if self.read_only:
+            raise StoreError(f"{self.path} is read-only: nothing new is saved")
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:

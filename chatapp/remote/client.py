@@ -131,7 +131,14 @@ class RemoteModel:
         self.path = remote.url
         self.warnings: list[str] = []
         self.last_stats = GenerationStats()
+        # The last reply's own ``timings`` as the server gave them (llama.cpp and chatapp
+        # serve do: prompt_ms is its time to first token), for benchmarks; {} when none.
+        self.last_server_timings: dict[str, Any] = {}
         self._context_length = context_length  # 0: unknown (the gauge is not shown)
+        # One client for every reply: building one costs milliseconds (its TLS context), and
+        # its pool keeps the connection open between turns, so neither adds to the time to
+        # first token. A reply that is stopped closes its connection; the next opens one.
+        self._http = httpx.Client(timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT))
 
     @property
     def context_length(self) -> int:
@@ -164,6 +171,7 @@ class RemoteModel:
         cancel: threading.Event | None,
     ) -> Iterator[str]:
         stats = self.last_stats = GenerationStats()
+        self.last_server_timings = {}
         body = body | request_fields(params) | {"stream": True}
         body["stream_options"] = {"include_usage": True}
         if self.remote.model:
@@ -178,7 +186,6 @@ class RemoteModel:
         cancel: threading.Event | None,
     ) -> Iterator[str]:
         url = f"{self.remote.url}/{endpoint}"
-        timeout = httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)
         t0 = time.perf_counter()
         t_first = 0.0
         finished = reason_seen = False
@@ -188,21 +195,24 @@ class RemoteModel:
             raise RemoteReplyError(str(e)) from None
         done = threading.Event()
         try:
-            with (
-                httpx.Client(timeout=timeout) as client,
-                client.stream("POST", url, json=body, headers=headers) as r,
-            ):
+            with self._http.stream("POST", url, json=body, headers=headers) as r:
                 if r.status_code != 200:
                     raise RemoteReplyError(_status_message(self.remote, r))
                 if cancel is not None:
                     watch = threading.Thread(target=_hang_up, args=(r, cancel, done), daemon=True)
                     watch.start()
                 for data in _sse_data(r):
+                    if finished:
+                        continue  # past [DONE] (servers end the body there): read to its end
                     if data == "[DONE]":
+                        # Read on to the end of the body rather than break: a response read
+                        # whole gives its connection back to the pool for the next turn.
                         finished = True
-                        break
+                        continue
                     event = _parse_event(self.remote, data)
                     usage = event.get("usage")
+                    if isinstance(event.get("timings"), dict):
+                        self.last_server_timings = event["timings"]
                     if isinstance(usage, dict):
                         stats.prompt_tokens = int(usage.get("prompt_tokens") or 0)
                         stats.new_tokens = int(usage.get("completion_tokens") or stats.new_tokens)

@@ -187,6 +187,12 @@ class ChatApp(App[None]):
         self.theme_changed_signal.subscribe(self, self._theme_changed)
         self.load_model(self.requested_model)
         self.chat_view.show_welcome(self.welcome_text())
+        if self.store.read_only:
+            self.show_notice(
+                f"{self.store.path} is read-only: the saved chats can be read, "
+                "but new messages are not saved",
+                error=True,
+            )
         self._handle_quit_signals()
 
     @classmethod
@@ -380,6 +386,8 @@ class ChatApp(App[None]):
             await COMMANDS.run(self, text)
         except CommandError as e:
             self.show_notice(str(e), error=True)
+        except (sqlite3.Error, StoreError) as e:  # a read-only or full database
+            self.show_notice(f"the change is not saved ({one_line(e)})", error=True)
 
     def _complete(self, text: str) -> list[str]:
         return COMMANDS.completions(self, text)
