@@ -336,8 +336,8 @@ async def test_a_chat_with_a_remote_model_reopens_while_its_server_is_down(
     add_remote(Remote("gone", "http://127.0.0.1:9/v1", "big"))  # nothing listens there
     db = Store(chatapp_home / "chatapp.db")
     chat = db.create_conversation("from yesterday", "gone")
-    db.add_message(chat, "user", "hello server")
-    db.add_message(chat, "assistant", "hello user")
+    said = db.add_message(chat, "user", "hello server")
+    db.add_message(chat, "assistant", "hello user", parent_id=said)
     db.close()
     app = ChatApp("gone")
     async with app.run_test(size=(100, 32)) as pilot:

@@ -1016,8 +1016,8 @@ async def test_a_read_only_database_shows_the_saved_chats_and_says_once_nothing_
 
     db = Store(chatapp_home / "chatapp.db")
     chat = db.create_conversation("an old chat", "fake")
-    db.add_message(chat, "user", "what was said")
-    db.add_message(chat, "assistant", "and the answer")
+    said = db.add_message(chat, "user", "what was said")
+    db.add_message(chat, "assistant", "and the answer", parent_id=said)
     db.close()
     before = (chatapp_home / "chatapp.db").read_bytes()
     # What a read-only file or folder looks like to chatapp (chmod cannot show it to root).
