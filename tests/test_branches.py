@@ -367,3 +367,27 @@ async def test_the_sidebar_search_box_opens_the_search_with_its_text() -> None:
         screen = app.screen
         assert isinstance(screen, ChatSearch)
         await wait_until(pilot, lambda: [h.role for h in screen.hits] == ["assistant"])
+
+
+@async_test
+async def test_a_long_session_keeps_a_bounded_number_of_widgets() -> None:
+    """Turn after turn, the oldest messages go behind the "earlier messages" line (and the
+    footer's old keys are let go): what the app holds stays bounded, all of it reachable."""
+    import gc
+
+    from textual.widgets._footer import FooterKey
+
+    app, _ = make_app(FakeModel(["an answer"]))
+    async with app.run_test(size=SIZE) as pilot:
+        for turn in range(40):
+            await send(pilot, app, f"question {turn}")
+        assert len(app.chat_view.messages()) <= 2 * SHOWN_AT_ONCE
+        assert shown(app)[-2:] == ["question 39", "an answer"]
+        gc.collect()
+        keys = [o for o in gc.get_objects() if isinstance(o, FooterKey)]
+        assert len(keys) < 60, len(keys)  # a footer's worth, not ~20 per turn
+        while app.query(EarlierMessages):  # and the oldest are still there to see
+            app.query_one(EarlierMessages).focus()
+            await pilot.press("enter")
+            await pilot.pause()
+        assert shown(app)[:2] == ["question 0", "an answer"] and len(shown(app)) == 80

@@ -17,7 +17,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.theme import Theme
-from textual.widgets import Footer, OptionList, Static
+from textual.widgets import OptionList, Static
 
 from chatapp.console_text import printable, strip_control
 from chatapp.core.export import ChatFileError, export_json, export_markdown
@@ -60,6 +60,7 @@ from chatapp.tui.widgets.chat_view import (
     Selectable,
     UserMessage,
 )
+from chatapp.tui.widgets.footer import ChatFooter
 from chatapp.tui.widgets.prompt import PromptInput
 from chatapp.tui.widgets.sidebar import ConversationList, Sidebar
 from chatapp.tui.widgets.status_bar import StatusBar
@@ -169,7 +170,7 @@ class ChatApp(App[None]):
                 yield Static(id="completions", markup=False)
                 yield PromptInput(id="prompt", completer=self._complete)
                 yield StatusBar(id="status")
-        yield Footer()
+        yield ChatFooter()
 
     def on_mount(self) -> None:
         prompt = self.query_one(PromptInput)
@@ -462,6 +463,7 @@ class ChatApp(App[None]):
         if applied:
             stream.view.message_id = message.result.message_id
             stream.view.set_alternatives(*self.session.alternatives(self.session.leaf_id or 0))
+            await self.chat_view.trim(self.session.branch)
         elif message.request.leaf_id != message.request.parent_id and not message.result.text:
             # A regenerated reply that failed before any text: the old reply is shown again.
             self._end_stream()

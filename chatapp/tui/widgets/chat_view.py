@@ -270,6 +270,23 @@ class ChatView(VerticalScroll):
         if anchor is not None:
             self.scroll_to_widget(anchor, top=True, animate=False)
 
+    async def trim(self, branch: list[StoredMessage]) -> None:
+        """Keep a long chat light as it grows: when more than twice ``SHOWN_AT_ONCE``
+        messages are shown and the view is at its end, the oldest go back behind the
+        "earlier messages" line (``branch`` is what is shown, oldest first)."""
+        shown = self.messages()
+        if len(shown) <= 2 * SHOWN_AT_ONCE or self.scroll_y < self.max_scroll_y - 1:
+            return
+        first = shown[-SHOWN_AT_ONCE]
+        ids = [m.id for m in branch]
+        if first.message_id not in ids:
+            return  # a reply that was not stored is among them: leave the view as it is
+        self._earlier = branch[: ids.index(first.message_id)]
+        at = self.children.index(first)
+        await self.remove_children(list(self.children[:at]))  # notices above it go too
+        await self.mount(EarlierMessages(len(self._earlier)), before=first)
+        self.scroll_end(animate=False)
+
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
         if new_value <= 0 < old_value and self._earlier:  # scrolled up to the top
