@@ -219,14 +219,14 @@ async def test_regenerate_edit_and_step_through_alternatives_then_reopen(
     # Quit and reopen: the same tree, on the branch last shown.
     app2, _ = make_app()
     async with app2.run_test(size=SIZE) as pilot:
-        await app2.open_conversation(conversation or 0)
+        await app2.chat.open_conversation(conversation or 0)
         await pilot.pause()
         assert shown(app2) == ["question, edited", "reply 2"]
-        assert "‹2/3›" in str(app2.query_one(UserMessage).render())
-        app2.query_one(UserMessage).focus()
+        assert "‹2/3›" in str(app2.chat.query_one(UserMessage).render())
+        app2.chat.query_one(UserMessage).focus()
         await pilot.press("left")  # a branch goes on through its newest alternatives
         await wait_until(pilot, lambda: shown(app2) == ["question", "two"])
-        assert "‹2/2›" in meta(app2.query_one(AssistantMessage))
+        assert "‹2/2›" in meta(app2.chat.query_one(AssistantMessage))
     assert len(Store().messages(conversation or 0)) == 7  # 3 prompts, 4 replies
 
 
