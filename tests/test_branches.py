@@ -166,14 +166,14 @@ async def send(pilot: Any, app: ChatApp, text: str) -> None:
     """Send ``text`` and wait for its reply to be stored."""
     await wait_until(pilot, lambda: app.session.model_ready)
     before = len(app.session.tree)
-    app.prompt.text = text
-    app.prompt.focus()
+    app.chat.prompt.text = text
+    app.chat.prompt.focus()
     await pilot.press("enter")
-    await wait_until(pilot, lambda: not app.streaming and len(app.session.tree) == before + 2)
+    await wait_until(pilot, lambda: not app.chat.streaming and len(app.session.tree) == before + 2)
 
 
 def shown(app: ChatApp) -> list[str]:
-    return [w.text for w in app.chat_view.query("UserMessage, AssistantMessage")]  # type: ignore[attr-defined]
+    return [w.text for w in app.chat.chat_view.query("UserMessage, AssistantMessage")]  # type: ignore[attr-defined]
 
 
 def meta(view: AssistantMessage) -> str:
@@ -189,27 +189,29 @@ async def test_regenerate_edit_and_step_through_alternatives_then_reopen(
         await send(pilot, app, "question")
         model.chunks = ["two"]
         await pilot.press("f5")  # regenerate
-        await wait_until(pilot, lambda: shown(app) == ["question", "two"] and not app.streaming)
-        reply = app.query_one(AssistantMessage)
+        await wait_until(
+            pilot, lambda: shown(app) == ["question", "two"] and not app.chat.streaming
+        )
+        reply = app.chat.query_one(AssistantMessage)
         assert "‹2/2›" in meta(reply)
         await pilot.press("ctrl+up")  # select the reply, step back to the first alternative
         assert app.focused is reply
         await pilot.press("left")
         await wait_until(pilot, lambda: shown(app) == ["question", "one"])
-        assert "‹1/2›" in meta(app.query_one(AssistantMessage))
+        assert "‹1/2›" in meta(app.chat.query_one(AssistantMessage))
         # Edit the prompt twice: each edit is a new alternative of it.
         for n, text in enumerate(("question, edited", "question, again"), start=2):
             model.chunks = [f"reply {n}"]
-            await app.run_command("/edit")
-            assert app.prompt.text.startswith("question") and app.prompt.border_title
-            app.prompt.text = text
+            await app.chat.run_command("/edit")
+            assert app.chat.prompt.text.startswith("question") and app.chat.prompt.border_title
+            app.chat.prompt.text = text
             await pilot.press("enter")
-            await wait_until(pilot, lambda: not app.streaming and len(shown(app)) == 2)
+            await wait_until(pilot, lambda: not app.chat.streaming and len(shown(app)) == 2)
             await wait_until(pilot, lambda t=text: shown(app)[0] == t)  # type: ignore[misc]
-            assert f"‹{n}/{n}›" in str(app.query_one(UserMessage).render())
+            assert f"‹{n}/{n}›" in str(app.chat.query_one(UserMessage).render())
         assert model.calls[-1][-1] == {"role": "user", "content": "question, again"}
         assert len(model.calls[-1]) == 1  # the old branch is not in the new one's history
-        user = app.query_one(UserMessage)
+        user = app.chat.query_one(UserMessage)
         user.focus()
         await pilot.press("left")  # the previous prompt, and the reply on its branch
         await wait_until(pilot, lambda: shown(app) == ["question, edited", "reply 2"])
@@ -217,14 +219,14 @@ async def test_regenerate_edit_and_step_through_alternatives_then_reopen(
     # Quit and reopen: the same tree, on the branch last shown.
     app2, _ = make_app()
     async with app2.run_test(size=SIZE) as pilot:
-        await app2.open_conversation(conversation or 0)
+        await app2.chat.open_conversation(conversation or 0)
         await pilot.pause()
         assert shown(app2) == ["question, edited", "reply 2"]
-        assert "‹2/3›" in str(app2.query_one(UserMessage).render())
-        app2.query_one(UserMessage).focus()
+        assert "‹2/3›" in str(app2.chat.query_one(UserMessage).render())
+        app2.chat.query_one(UserMessage).focus()
         await pilot.press("left")  # a branch goes on through its newest alternatives
         await wait_until(pilot, lambda: shown(app2) == ["question", "two"])
-        assert "‹2/2›" in meta(app2.query_one(AssistantMessage))
+        assert "‹2/2›" in meta(app2.chat.query_one(AssistantMessage))
     assert len(Store().messages(conversation or 0)) == 7  # 3 prompts, 4 replies
 
 
@@ -234,11 +236,11 @@ async def test_search_finds_a_message_on_a_side_branch_and_opens_it_there() -> N
     async with app.run_test(size=SIZE) as pilot:
         await send(pilot, app, "tell me about seals")
         model.chunks = ["an answer about otters"]
-        await app.run_command("/regen")
-        await wait_until(pilot, lambda: not app.streaming and "otters" in shown(app)[-1])
-        app.action_new_chat()
+        await app.chat.run_command("/regen")
+        await wait_until(pilot, lambda: not app.chat.streaming and "otters" in shown(app)[-1])
+        app.chat.action_new_chat()
         await wait_until(pilot, lambda: shown(app) == [])
-        await app.run_command("/search walrus")
+        await app.chat.run_command("/search walrus")
         await wait_until(pilot, lambda: isinstance(app.screen, ChatSearch))
         screen = app.screen
         assert isinstance(screen, ChatSearch)
@@ -268,12 +270,12 @@ async def test_copy_writes_the_reply_or_its_code_block_as_osc_52() -> None:
                 if w.startswith("\x1b]52;c;")
             ]
 
-        await app.run_command("/copy 2")
+        await app.chat.run_command("/copy 2")
         assert payloads() == ["echo 2\n"]
-        await app.run_command("/copy")
+        await app.chat.run_command("/copy")
         assert payloads()[-1] == reply
-        await app.run_command("/copy 3")
-        assert "has 2 code blocks" in str(list(app.query(Notice))[-1].render())
+        await app.chat.run_command("/copy 3")
+        assert "has 2 code blocks" in str(list(app.chat.query(Notice))[-1].render())
         for key in ("ctrl+up", "up", "c"):  # copy the selected prompt
             await pilot.press(key)
             await pilot.pause()
@@ -306,10 +308,10 @@ async def test_export_writes_the_chat_and_never_over_a_file(
     async with app.run_test(size=SIZE) as pilot:
         await send(pilot, app, "a question")
         cid = app.session.conversation_id
-        await app.run_command("/export md")
-        await app.run_command("/export md")
-        await app.run_command(f"/export json {tmp_path / 'all.json'}")
-        await app.run_command("/export pdf")
+        await app.chat.run_command("/export md")
+        await app.chat.run_command("/export md")
+        await app.chat.run_command(f"/export json {tmp_path / 'all.json'}")
+        await app.chat.run_command("/export pdf")
     first = (tmp_path / f"chat-{cid}.md").read_text(encoding="utf-8")
     assert "## You\n\na question" in first and "an answer" in first
     assert (tmp_path / f"chat-{cid}-2.md").read_text(encoding="utf-8") == first
@@ -327,32 +329,32 @@ async def test_a_long_chat_opens_with_its_newest_messages_and_shows_older_ones_o
     store.close()
     app, _ = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        await app.open_conversation(cid)
+        await app.chat.open_conversation(cid)
         await pilot.pause()
         assert len(shown(app)) == SHOWN_AT_ONCE and shown(app)[-1] == "message 149"
-        marker = app.query_one(EarlierMessages)
+        marker = app.chat.query_one(EarlierMessages)
         assert f"{150 - SHOWN_AT_ONCE} earlier messages" in str(marker.render())
-        app.chat_view.scroll_to(y=1, animate=False)  # scrolling up to the top shows more
+        app.chat.chat_view.scroll_to(y=1, animate=False)  # scrolling up to the top shows more
         await pilot.pause()
-        app.chat_view.scroll_to(y=0, animate=False)
+        app.chat.chat_view.scroll_to(y=0, animate=False)
         left = 150 - 2 * SHOWN_AT_ONCE
         await wait_until(pilot, lambda: f"{left} earlier messages" in str(marker.render()))
         assert len(shown(app)) == 2 * SHOWN_AT_ONCE
         # Moving the selection up past the oldest shown message shows older ones too (and
         # selects the message just above it).
-        first = app.chat_view.messages()[0]
+        first = app.chat.chat_view.messages()[0]
         first.focus()
         await pilot.pause()
         await pilot.press("up")
         above = (first.message_id or 0) - 1
         await wait_until(pilot, lambda: getattr(app.focused, "message_id", None) == above)
         assert len(shown(app)) > 2 * SHOWN_AT_ONCE
-        while app.query(EarlierMessages):  # Enter on the line shows more, to the first
+        while app.chat.query(EarlierMessages):  # Enter on the line shows more, to the first
             marker.focus()
             await pilot.press("enter")
             await pilot.pause()
         assert len(shown(app)) == 150
-        assert shown(app)[0] == "message 0" and not app.query(EarlierMessages)
+        assert shown(app)[0] == "message 0" and not app.chat.query(EarlierMessages)
 
 
 @async_test
@@ -361,7 +363,7 @@ async def test_the_sidebar_search_box_opens_the_search_with_its_text() -> None:
     async with app.run_test(size=SIZE) as pilot:
         await send(pilot, app, "a question")
         await pilot.press("ctrl+b")
-        app.query_one("#chat-search").focus()
+        app.chat.query_one("#chat-search").focus()
         await pilot.press(*"walrus", "enter")
         await wait_until(pilot, lambda: isinstance(app.screen, ChatSearch))
         screen = app.screen
@@ -381,13 +383,13 @@ async def test_a_long_session_keeps_a_bounded_number_of_widgets() -> None:
     async with app.run_test(size=SIZE) as pilot:
         for turn in range(40):
             await send(pilot, app, f"question {turn}")
-        assert len(app.chat_view.messages()) <= 2 * SHOWN_AT_ONCE
+        assert len(app.chat.chat_view.messages()) <= 2 * SHOWN_AT_ONCE
         assert shown(app)[-2:] == ["question 39", "an answer"]
         gc.collect()
         keys = [o for o in gc.get_objects() if isinstance(o, FooterKey)]
         assert len(keys) < 60, len(keys)  # a footer's worth, not ~20 per turn
-        while app.query(EarlierMessages):  # and the oldest are still there to see
-            app.query_one(EarlierMessages).focus()
+        while app.chat.query(EarlierMessages):  # and the oldest are still there to see
+            app.chat.query_one(EarlierMessages).focus()
             await pilot.press("enter")
             await pilot.pause()
         assert shown(app)[:2] == ["question 0", "an answer"] and len(shown(app)) == 80

@@ -58,16 +58,18 @@ async def test_escape_sequences_from_a_reply_are_shown_not_sent_in_every_view(
     app = ChatApp("fake", loader=fake_loader(model), list_models=lambda: models)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.session.model_ready)
-        app.prompt.text = "hi " + HOSTILE
+        app.chat.prompt.text = "hi " + HOSTILE
         await pilot.press("enter")
-        await wait_until(pilot, lambda: bool(app.query(AssistantMessage)) and not app.streaming)
-        view = app.query_one(AssistantMessage)
+        await wait_until(
+            pilot, lambda: bool(app.chat.query(AssistantMessage)) and not app.chat.streaming
+        )
+        view = app.chat.query_one(AssistantMessage)
         assert view.text == "ok " + HOSTILE + " [b]end[/b]"  # kept as the model wrote it
         assert "␛]52;c;" in app.export_screenshot()  # shown, so the user sees it was there
         assert screen_controls(app) == []  # chat, status bar (model name)
 
         await pilot.press("ctrl+b")  # the sidebar: the title comes from the prompt
-        await wait_until(pilot, lambda: app.query_one("ConversationList").option_count == 1)
+        await wait_until(pilot, lambda: app.chat.query_one("ConversationList").option_count == 1)
         assert screen_controls(app) == []
 
         await pilot.press("ctrl+o")  # the picker: names and architectures come from files
@@ -83,7 +85,9 @@ async def test_escape_sequences_from_a_reply_are_shown_not_sent_in_every_view(
         assert screen_controls(app) == []
         await pilot.press("enter")  # the chosen prompt comes back as text
         await wait_until(pilot, lambda: not isinstance(app.screen, HistorySearch))
-        assert controls(app.prompt.text) == [] and app.prompt.text.startswith("hi a]52;c;")
+        assert controls(app.chat.prompt.text) == [] and app.chat.prompt.text.startswith(
+            "hi a]52;c;"
+        )
 
 
 @async_test
@@ -96,9 +100,9 @@ async def test_a_stored_chat_with_escape_sequences_reopens_safely(chatapp_home: 
     app = ChatApp("fake", loader=fake_loader(FakeModel()))
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.session.model_ready)
-        await app.open_conversation(conv)
+        await app.chat.open_conversation(conv)
         await pilot.press("ctrl+b")
-        await wait_until(pilot, lambda: bool(app.query(AssistantMessage)))
+        await wait_until(pilot, lambda: bool(app.chat.query(AssistantMessage)))
         await pilot.pause()
         assert "␛[2J" in app.export_screenshot()
         assert screen_controls(app) == []
@@ -108,13 +112,13 @@ async def test_a_stored_chat_with_escape_sequences_reopens_safely(chatapp_home: 
 async def test_a_paste_with_escape_sequences_enters_the_prompt_as_text() -> None:
     app = ChatApp("fake", loader=fake_loader(FakeModel()))
     async with app.run_test(size=SIZE) as pilot:
-        app.prompt.focus()
+        app.chat.prompt.focus()
         await pilot.pause()
         from textual import events
 
         app.post_message(events.Paste("x\x1b[2Jy\r\nz"))  # as the terminal delivers it
-        await wait_until(pilot, lambda: bool(app.prompt.text))
-        assert app.prompt.text == "x[2Jy\nz"
+        await wait_until(pilot, lambda: bool(app.chat.prompt.text))
+        assert app.chat.prompt.text == "x[2Jy\nz"
         assert screen_controls(app) == []
 
 

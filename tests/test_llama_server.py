@@ -131,16 +131,16 @@ async def test_the_chat_streams_from_llama_cpp_and_esc_stops_it_at_the_server(
     async with app.run_test(size=(100, 32)) as pilot:
         await wait_until(pilot, lambda: app.session.model_ready, timeout=CALL_TIMEOUT)
         assert isinstance(app.session.model, RemoteModel)
-        app.prompt.text = "/set max_tokens 1500"
-        app.prompt.focus()
+        app.chat.prompt.text = "/set max_tokens 1500"
+        app.chat.prompt.focus()
         await pilot.press("enter")
-        app.prompt.text = "Write a very long story about a dragon who learns to cook."
-        app.prompt.focus()
+        app.chat.prompt.text = "Write a very long story about a dragon who learns to cook."
+        app.chat.prompt.focus()
         await pilot.press("enter")
         view = await _first_assistant(pilot, app, AssistantMessage)
         await wait_until(pilot, lambda: len(view.text) > 20, timeout=CALL_TIMEOUT)  # streaming
         await pilot.press("escape")
-        await wait_until(pilot, lambda: not app.streaming, timeout=CALL_TIMEOUT)
+        await wait_until(pilot, lambda: not app.chat.streaming, timeout=CALL_TIMEOUT)
         assert view.has_class("stopped") and view.text.strip()
         # The server saw the connection go and stopped generating (llama_cpp.server prints
         # this when its event loop finds the client gone mid-stream).
@@ -160,5 +160,5 @@ async def test_the_chat_streams_from_llama_cpp_and_esc_stops_it_at_the_server(
 
 
 async def _first_assistant(pilot, app, kind):  # type: ignore[no-untyped-def]
-    await wait_until(pilot, lambda: bool(app.query(kind)), timeout=CALL_TIMEOUT)
-    return app.query(kind).first()
+    await wait_until(pilot, lambda: bool(app.chat.query(kind)), timeout=CALL_TIMEOUT)
+    return app.chat.query(kind).first()

@@ -204,13 +204,15 @@ async def test_the_chat_streams_a_remote_model_and_esc_stops_it_at_the_server(
         async with app.run_test(size=(100, 32)) as pilot:
             await wait_until(pilot, lambda: app.session.model_ready)
             assert isinstance(app.session.model, RemoteModel)
-            app.prompt.text = "hi"
-            app.prompt.focus()
+            app.chat.prompt.text = "hi"
+            app.chat.prompt.focus()
             await pilot.press("enter")
-            await wait_until(pilot, lambda: app.query(AssistantMessage).first().text == "far away ")
+            await wait_until(
+                pilot, lambda: app.chat.query(AssistantMessage).first().text == "far away "
+            )
             await pilot.press("escape")
-            await wait_until(pilot, lambda: not app.streaming)
-            view = app.query(AssistantMessage).first()
+            await wait_until(pilot, lambda: not app.chat.streaming)
+            view = app.chat.query(AssistantMessage).first()
             assert view.text == "far away " and view.has_class("stopped")
             # the server saw the disconnect: its generation ended as cancelled
             await wait_until(pilot, lambda: served.last_stats.stop_reason == "cancelled")
@@ -236,11 +238,13 @@ async def test_a_stream_cut_off_mid_reply_is_one_line_and_the_partial_reply_stay
         app = ChatApp("flaky")
         async with app.run_test(size=(100, 32)) as pilot:
             await wait_until(pilot, lambda: app.session.model_ready)
-            app.prompt.text = "hi"
-            app.prompt.focus()
+            app.chat.prompt.text = "hi"
+            app.chat.prompt.focus()
             await pilot.press("enter")
-            await wait_until(pilot, lambda: not app.streaming and bool(app.query(AssistantMessage)))
-            view = app.query(AssistantMessage).first()
+            await wait_until(
+                pilot, lambda: not app.chat.streaming and bool(app.chat.query(AssistantMessage))
+            )
+            view = app.chat.query(AssistantMessage).first()
             await wait_until(pilot, lambda: "cut off" in str(view.meta.render()))
             assert view.text == "Half a reply" and view.has_class("stopped")
             meta = str(view.meta.render())
@@ -343,21 +347,23 @@ async def test_a_chat_with_a_remote_model_reopens_while_its_server_is_down(
     async with app.run_test(size=(100, 32)) as pilot:
         await wait_until(pilot, lambda: app.session.model_ready)
         await pilot.press("ctrl+b")
-        sidebar = app.query_one("ConversationList")
+        sidebar = app.chat.query_one("ConversationList")
         await wait_until(pilot, lambda: sidebar.option_count == 1)
         await pilot.press("enter")
-        await wait_until(pilot, lambda: len(app.query(AssistantMessage)) == 1)
-        assert [str(u.render()) for u in app.query(UserMessage)] == ["hello server"]
-        assert app.query(AssistantMessage).first().text == "hello user"
-        app.prompt.text = "are you there?"
-        app.prompt.focus()
+        await wait_until(pilot, lambda: len(app.chat.query(AssistantMessage)) == 1)
+        assert [str(u.render()) for u in app.chat.query(UserMessage)] == ["hello server"]
+        assert app.chat.query(AssistantMessage).first().text == "hello user"
+        app.chat.prompt.text = "are you there?"
+        app.chat.prompt.focus()
         await pilot.press("enter")
-        await wait_until(pilot, lambda: len(app.query(AssistantMessage)) == 2 and not app.streaming)
+        await wait_until(
+            pilot, lambda: len(app.chat.query(AssistantMessage)) == 2 and not app.chat.streaming
+        )
         await wait_until(
             pilot,
-            lambda: "cannot reach" in str(list(app.query(AssistantMessage))[-1].meta.render()),
+            lambda: "cannot reach" in str(list(app.chat.query(AssistantMessage))[-1].meta.render()),
         )
-        meta = str(list(app.query(AssistantMessage))[-1].meta.render())
+        meta = str(list(app.chat.query(AssistantMessage))[-1].meta.render())
         assert "gone: cannot reach the server at http://127.0.0.1:9/v1" in meta
         assert "\n" not in meta.strip()
     messages = Store(chatapp_home / "chatapp.db").messages(chat)

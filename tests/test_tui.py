@@ -33,26 +33,26 @@ async def ready(pilot, app: ChatApp) -> None:
 
 
 async def send(pilot, app: ChatApp, text: str) -> None:
-    app.prompt.text = text
-    app.prompt.focus()
+    app.chat.prompt.text = text
+    app.chat.prompt.focus()
     await pilot.press("enter")
 
 
 async def reply_done(pilot, app: ChatApp, count: int = 1) -> AssistantMessage:
     def done() -> bool:
-        views = app.query(AssistantMessage)
-        return len(views) >= count and not app.streaming
+        views = app.chat.query(AssistantMessage)
+        return len(views) >= count and not app.chat.streaming
 
     await wait_until(pilot, done)
-    return list(app.query(AssistantMessage))[count - 1]
+    return list(app.chat.query(AssistantMessage))[count - 1]
 
 
 def notices(app: ChatApp) -> list[str]:
-    return [str(n.render()) for n in app.query(Notice)]
+    return [str(n.render()) for n in app.chat.query(Notice)]
 
 
 def status(app: ChatApp) -> str:
-    return str(app.query_one(StatusBar).render())
+    return str(app.chat.query_one(StatusBar).render())
 
 
 @async_test
@@ -64,12 +64,12 @@ async def test_reply_streams_into_the_chat_and_is_stored_with_stats(chatapp_home
         await send(pilot, app, "hello there")
         view = await reply_done(pilot, app)
         assert view.text == "Use [bold]x[/] and **y**."  # Rich markup is kept as text
-        assert [str(u.render()) for u in app.query(UserMessage)] == ["hello there"]
+        assert [str(u.render()) for u in app.chat.query(UserMessage)] == ["hello there"]
         assert "42.0 tok/s" in status(app) and "3 tokens " in status(app)
         assert "TTFT 125 ms" in status(app)
         assert str(view.meta.render()) == "3 tokens · 42.0 tok/s · TTFT 125 ms"  # one wording
         assert model.calls[-1] == [{"role": "user", "content": "hello there"}]
-        assert app.prompt.text == ""
+        assert app.chat.prompt.text == ""
     store = Store(chatapp_home / "chatapp.db")
     (conv,) = store.list_conversations()
     assert conv.title == "hello there"
@@ -90,10 +90,10 @@ async def test_a_long_reply_shows_as_it_streams_and_ends_whole() -> None:
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app)
         await send(pilot, app, "go")
-        view = app.query(AssistantMessage).first()
+        view = app.chat.query(AssistantMessage).first()
         # The model is paused half-way: the half it wrote is on screen before the reply ends.
         await wait_until(pilot, lambda: view.text == "a" * 150)
-        assert app.streaming and view.has_class("streaming")
+        assert app.chat.streaming and view.has_class("streaming")
         gate.set()
         view = await reply_done(pilot, app)
         assert view.text == "a" * 300 and not view.has_class("streaming")
@@ -134,16 +134,16 @@ async def test_escape_stops_the_reply_keeps_the_partial_text_and_focuses_the_pro
         await ready(pilot, app)
         await send(pilot, app, "tell me")
         await wait_until(
-            pilot, lambda: app.query(AssistantMessage).first().text == "partial answer"
+            pilot, lambda: app.chat.query(AssistantMessage).first().text == "partial answer"
         )
-        assert app.streaming
-        app.query_one("#chat").focus()
+        assert app.chat.streaming
+        app.chat.query_one("#chat").focus()
         await pilot.press("escape")
         view = await reply_done(pilot, app)
         assert view.text == "partial answer"
         assert view.has_class("stopped")
         assert "stopped" in str(view.meta.render())
-        assert app.focused is app.prompt
+        assert app.focused is app.chat.prompt
     store = Store(chatapp_home / "chatapp.db")
     (conv,) = store.list_conversations()
     last = store.messages(conv.id)[-1]
@@ -157,7 +157,7 @@ async def test_ctrl_c_stops_a_streaming_reply() -> None:
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app)
         await send(pilot, app, "count")
-        await wait_until(pilot, lambda: app.query(AssistantMessage).first().text == "one ")
+        await wait_until(pilot, lambda: app.chat.query(AssistantMessage).first().text == "one ")
         await pilot.press("ctrl+c")
         view = await reply_done(pilot, app)
         assert view.text == "one " and view.has_class("stopped")
@@ -168,13 +168,13 @@ async def test_ctrl_c_copies_the_selection_when_no_reply_streams() -> None:
     app, _ = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app)
-        app.prompt.text = "hello world"
-        app.prompt.focus()
-        app.prompt.selection = Selection((0, 0), (0, 5))
+        app.chat.prompt.text = "hello world"
+        app.chat.prompt.focus()
+        app.chat.prompt.selection = Selection((0, 0), (0, 5))
         await pilot.press("ctrl+c")
         await pilot.pause()
         assert app.clipboard == "hello"
-        assert app.prompt.text == "hello world"
+        assert app.chat.prompt.text == "hello world"
 
 
 @async_test
@@ -190,7 +190,7 @@ async def test_a_prompt_sent_while_the_model_loads_waits_for_it() -> None:
         assert app.session.loading
         assert "loading" in status(app)
         await send(pilot, app, "early bird")  # the prompt is usable at once
-        assert app.query(AssistantMessage).first().text == ""
+        assert app.chat.query(AssistantMessage).first().text == ""
         loaded.set()
         view = await reply_done(pilot, app)
         assert view.text == "Hello, world!"
@@ -201,7 +201,7 @@ async def test_a_prompt_sent_while_the_model_loads_waits_for_it() -> None:
 async def test_a_model_load_error_is_one_readable_line() -> None:
     app, _ = make_app(source="missing")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: bool(app.query(Notice)))
+        await wait_until(pilot, lambda: bool(app.chat.query(Notice)))
         (line,) = notices(app)
         assert line.startswith("no model at 'missing'")
         assert "\n" not in line and "Traceback" not in line
@@ -219,7 +219,7 @@ async def test_without_any_model_the_app_says_how_to_get_one(
     monkeypatch.delenv("CHATAPP_MODEL", raising=False)
     app = ChatApp(None, loader=fake_loader(FakeModel()))
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: bool(app.query(Notice)))
+        await wait_until(pilot, lambda: bool(app.chat.query(Notice)))
         assert "chatapp pull smollm2" in notices(app)[0]
         assert "/model PATH" in notices(app)[0]
 
@@ -230,12 +230,12 @@ async def test_enter_sends_but_ctrl_j_and_paste_keep_a_multi_line_prompt() -> No
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app)
         await pilot.press(*"line1", "ctrl+j", *"line2")
-        assert app.prompt.text == "line1\nline2"
+        assert app.chat.prompt.text == "line1\nline2"
         await pilot.press("shift+enter")
-        assert app.prompt.text == "line1\nline2\n"
-        app.prompt.text = ""
+        assert app.chat.prompt.text == "line1\nline2\n"
+        app.chat.prompt.text = ""
         app.post_message(__import__("textual").events.Paste("a\nb\nc"))
-        await wait_until(pilot, lambda: app.prompt.text == "a\nb\nc")
+        await wait_until(pilot, lambda: app.chat.prompt.text == "a\nb\nc")
         await pilot.press("enter")
         await reply_done(pilot, app)
         assert model.calls[0][-1]["content"] == "a\nb\nc"
@@ -251,17 +251,17 @@ async def test_up_and_down_recall_prompts_and_keep_the_draft() -> None:
             await reply_done(pilot, app, i)
         await pilot.press(*"draft")
         await pilot.press("up")
-        assert app.prompt.text == "second\nmore"
+        assert app.chat.prompt.text == "second\nmore"
         await pilot.press("up")  # the cursor is on the last line: Up moves it first
-        assert app.prompt.text == "second\nmore" and app.prompt.cursor_location[0] == 0
+        assert app.chat.prompt.text == "second\nmore" and app.chat.prompt.cursor_location[0] == 0
         await pilot.press("up")
-        assert app.prompt.text == "first"
+        assert app.chat.prompt.text == "first"
         await pilot.press("up")  # nothing older
-        assert app.prompt.text == "first"
+        assert app.chat.prompt.text == "first"
         await pilot.press("down")
-        assert app.prompt.text == "second\nmore"
+        assert app.chat.prompt.text == "second\nmore"
         await pilot.press("down")
-        assert app.prompt.text == "draft"
+        assert app.chat.prompt.text == "draft"
 
 
 @async_test
@@ -277,8 +277,8 @@ async def test_history_is_shared_across_runs_and_searchable_with_ctrl_r() -> Non
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app)
         await pilot.press("up")
-        assert app.prompt.text == "write a haiku"
-        app.prompt.text = ""
+        assert app.chat.prompt.text == "write a haiku"
+        app.chat.prompt.text = ""
         await pilot.press("ctrl+r")
         await wait_until(pilot, lambda: isinstance(app.screen, HistorySearch))
         await pilot.press(*"rpsc")  # fuzzy: r-o-P-e S-Cal...
@@ -295,7 +295,7 @@ async def test_history_is_shared_across_runs_and_searchable_with_ctrl_r() -> Non
         await pilot.press("backspace", "backspace")
         await pilot.pause()
         await pilot.press("enter")
-        await wait_until(pilot, lambda: app.prompt.text == "explain rope scaling")
+        await wait_until(pilot, lambda: app.chat.prompt.text == "explain rope scaling")
 
 
 @async_test
@@ -318,19 +318,19 @@ async def test_conversations_new_switch_rename_and_delete(chatapp_home: Path) ->
         await send(pilot, app, "first chat")
         await reply_done(pilot, app)
         await pilot.press("ctrl+n")
-        await wait_until(pilot, lambda: not app.query(UserMessage))
+        await wait_until(pilot, lambda: not app.chat.query(UserMessage))
         await send(pilot, app, "second chat")
         await reply_done(pilot, app)
         assert model.calls[-1] == [{"role": "user", "content": "second chat"}]  # fresh context
         await pilot.press("ctrl+b")
-        sidebar = app.query_one("ConversationList")
+        sidebar = app.chat.query_one("ConversationList")
         await wait_until(pilot, lambda: sidebar.option_count == 2)
         assert str(sidebar.get_option_at_index(0).prompt) == "second chat"  # newest first
         assert app.focused is sidebar
         await pilot.press("down", "enter")  # open "first chat"
         await wait_until(pilot, lambda: app.session.title == "first chat")
-        await wait_until(pilot, lambda: len(app.query(AssistantMessage)) == 1)
-        assert [str(u.render()) for u in app.query(UserMessage)] == ["first chat"]
+        await wait_until(pilot, lambda: len(app.chat.query(AssistantMessage)) == 1)
+        assert [str(u.render()) for u in app.chat.query(UserMessage)] == ["first chat"]
         await send(pilot, app, "and more")
         await reply_done(pilot, app)
         assert [m["content"] for m in model.calls[-1]] == [
@@ -369,7 +369,7 @@ async def test_slash_commands_change_settings_and_report_bad_values() -> None:
         await send(pilot, app, "/set top_p 2")
         await send(pilot, app, "/set flavour 1")
         await send(pilot, app, "/frobnicate")
-        errors = [str(n.render()) for n in app.query(Notice) if n.has_class("error")]
+        errors = [str(n.render()) for n in app.chat.query(Notice) if n.has_class("error")]
         assert errors == [
             "temperature must be a number, got 'hot'",
             "top_p must be in (0, 1] (1 = off), got 2.0",
@@ -402,7 +402,7 @@ async def test_settings_are_saved_with_the_conversation_and_restored_on_reopen()
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app)
         assert app.session.sampling == {}  # a new chat starts from the defaults
-        await app.open_conversation(conv.id)
+        await app.chat.open_conversation(conv.id)
         assert app.session.sampling == {"top_k": 7, "seed": 3}
         await send(pilot, app, "again")
         await reply_done(pilot, app, 2)
@@ -414,9 +414,9 @@ async def test_tab_completes_commands_and_setting_names() -> None:
     app, _ = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("/", "s", "e", "t", "tab")
-        assert app.prompt.text == "/set "
+        assert app.chat.prompt.text == "/set "
         await pilot.press("t", "e", "tab")
-        assert app.prompt.text == "/set temperature "
+        assert app.chat.prompt.text == "/set temperature "
 
 
 @async_test
@@ -451,7 +451,7 @@ async def test_f1_and_question_mark_show_the_key_bindings() -> None:
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("escape")
         await pilot.press("a", "?")  # inside text it is just a character
-        assert app.prompt.text == "a?"
+        assert app.chat.prompt.text == "a?"
 
 
 @async_test
@@ -495,7 +495,7 @@ async def test_keys_typed_right_after_enter_start_a_new_prompt() -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press(*"/set top_k 5", "enter", *"/set top_p 0.5", "enter")
         await wait_until(pilot, lambda: app.session.sampling == {"top_k": 5, "top_p": 0.5})
-        assert not [n for n in app.query(Notice) if n.has_class("error")]
+        assert not [n for n in app.chat.query(Notice) if n.has_class("error")]
 
 
 class Info:
@@ -520,8 +520,8 @@ async def test_model_switches_with_slash_model_and_the_picker_and_reopen_restore
         await send(pilot, app, "/model be")  # Tab-completable too; here typed in full below
         await wait_until(pilot, lambda: app.session.model_ready and loaded[-1] == "be")
         await pilot.press(*"/model b", "tab")
-        assert app.prompt.text == "/model beta"
-        app.prompt.text = ""
+        assert app.chat.prompt.text == "/model beta"
+        app.chat.prompt.text = ""
         await pilot.press("ctrl+o")
         await wait_until(pilot, lambda: bool(app.screen.query("DataTable")))
         table = app.screen.query_one("DataTable")
@@ -535,7 +535,7 @@ async def test_model_switches_with_slash_model_and_the_picker_and_reopen_restore
         await pilot.press("ctrl+n")
         await send(pilot, app, "/model alpha")
         await wait_until(pilot, lambda: app.session.model_ready and loaded[-1] == "alpha")
-        await app.open_conversation(conversation)
+        await app.chat.open_conversation(conversation)
         await wait_until(pilot, lambda: app.session.model_ready and loaded[-1] == "beta")
     assert Store().get_conversation(conversation).model == "beta"  # type: ignore[union-attr]
 
@@ -553,7 +553,7 @@ async def test_quitting_mid_reply_keeps_the_partial_reply(how: str) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app)
         await send(pilot, app, "start")
-        await wait_until(pilot, lambda: app.query(AssistantMessage).first().text == "half ")
+        await wait_until(pilot, lambda: app.chat.query(AssistantMessage).first().text == "half ")
         if how == "ctrl+q":
             await pilot.press("ctrl+q")
         else:
@@ -588,8 +588,8 @@ async def test_a_full_disk_when_sending_keeps_the_prompt_and_the_app(chatapp_hom
         app.store.add_prompt = full  # type: ignore[method-assign]
         await send(pilot, app, "an important question")
         await wait_until(pilot, lambda: any("disk is full" in n for n in notices(app)))
-        assert app.prompt.text == "an important question"  # nothing typed is lost
-        assert not app.query(UserMessage) and model.calls == []
+        assert app.chat.prompt.text == "an important question"  # nothing typed is lost
+        assert not app.chat.query(UserMessage) and model.calls == []
         app.store.add_prompt = real  # type: ignore[method-assign]
         await pilot.press("enter")  # the disk has room again: the same prompt goes out
         assert (await reply_done(pilot, app)).text == "Hello, world!"
@@ -630,11 +630,11 @@ async def test_a_chat_deleted_by_another_chatapp_is_one_line_and_nothing_is_lost
         other.close()
         await send(pilot, app, "second")
         await wait_until(pilot, lambda: any("could not save" in n for n in notices(app)))
-        assert app.prompt.text == "second"
+        assert app.chat.prompt.text == "second"
         await pilot.press("ctrl+b")  # the sidebar and the rest of the app still work
         await pilot.press("ctrl+n")
-        await wait_until(pilot, lambda: not app.query(UserMessage))
-        app.prompt.focus()
+        await wait_until(pilot, lambda: not app.chat.query(UserMessage))
+        app.chat.prompt.focus()
         await pilot.press("enter")  # the kept prompt, in a new chat
         assert (await reply_done(pilot, app)).text == "Hello, world!"
 
@@ -648,7 +648,7 @@ async def test_the_context_gauge_never_shows_more_than_the_context() -> None:
         await send(pilot, app, "fill it")
         await reply_done(pilot, app)
         app.session.context_used = 17  # a reply that ran into the end of the context
-        app.refresh_status()
+        app.chat.refresh_status()
         assert "ctx 16/16" in status(app)
 
 
@@ -664,7 +664,7 @@ async def test_a_reply_finishing_after_the_user_switched_chats_stays_in_its_own_
         chat_b = app.session.conversation_id
         assert chat_b is not None
         await pilot.press("ctrl+n")
-        await wait_until(pilot, lambda: not app.query(UserMessage))
+        await wait_until(pilot, lambda: not app.chat.query(UserMessage))
 
         storing, release = threading.Event(), threading.Event()
         real = app.store.add_message
@@ -679,7 +679,7 @@ async def test_a_reply_finishing_after_the_user_switched_chats_stays_in_its_own_
         await send(pilot, app, "chat a")
         await wait_until(pilot, storing.is_set)
         chat_a = app.session.conversation_id
-        await app.open_conversation(chat_b)
+        await app.chat.open_conversation(chat_b)
         release.set()
         await wait_until(pilot, lambda: len(Store().messages(chat_a)) == 2)  # type: ignore[arg-type]
         app.store.add_message = real  # type: ignore[method-assign]
@@ -726,11 +726,11 @@ def test_the_fake_model_has_the_engine_interface() -> None:
 def welcome(app: ChatApp) -> str:
     from chatapp.tui.widgets.chat_view import Welcome
 
-    return "".join(str(w.render()) for w in app.query(Welcome))
+    return "".join(str(w.render()) for w in app.chat.query(Welcome))
 
 
 def errors(app: ChatApp) -> list[str]:
-    return [str(n.render()) for n in app.query(Notice) if n.has_class("error")]
+    return [str(n.render()) for n in app.chat.query(Notice) if n.has_class("error")]
 
 
 @async_test
@@ -749,7 +749,7 @@ async def test_a_failed_model_switch_keeps_the_current_model_loaded_and_usable()
         await send(pilot, app, "still there?")
         assert (await reply_done(pilot, app)).text == "Hello, world!"
         await pilot.press("ctrl+n")
-        await wait_until(pilot, lambda: not app.query(UserMessage))
+        await wait_until(pilot, lambda: not app.chat.query(UserMessage))
         await send(pilot, app, "a new chat")
         assert (await reply_done(pilot, app)).text == "Hello, world!"
 
@@ -876,9 +876,9 @@ async def test_the_palette_puts_a_command_with_an_argument_into_the_prompt() -> 
         await ready(pilot, app)
         await send(pilot, app, "/system Be brief.")
         await palette_pick(pilot, app, "set")  # ranks /system and /set first
-        await wait_until(pilot, lambda: app.prompt.text.startswith("/s"))
-        assert app.prompt.text in ("/system ", "/set ")
-        assert app.prompt.cursor_location == (0, len(app.prompt.text))
+        await wait_until(pilot, lambda: app.chat.prompt.text.startswith("/s"))
+        assert app.chat.prompt.text in ("/system ", "/set ")
+        assert app.chat.prompt.cursor_location == (0, len(app.chat.prompt.text))
         assert app.session.system == "Be brief."  # nothing ran
 
 
@@ -908,8 +908,8 @@ async def test_a_reply_cut_off_at_the_end_of_the_context_is_marked() -> None:
         assert view.has_class("stopped")
         conversation = app.session.conversation_id
         await pilot.press("ctrl+n")
-        await app.open_conversation(conversation)  # type: ignore[arg-type]
-        view = app.query(AssistantMessage).first()
+        await app.chat.open_conversation(conversation)  # type: ignore[arg-type]
+        view = app.chat.query(AssistantMessage).first()
         assert str(view.meta.render()).startswith("■ cut off: the context is full")
 
 
@@ -924,14 +924,14 @@ async def test_the_chat_marks_where_older_turns_left_the_models_view() -> None:
         for i in (1, 2):
             await send(pilot, app, f"turn {i}")
             await reply_done(pilot, app, i)
-        assert not app.query(ContextCut)
+        assert not app.chat.query(ContextCut)
         model.dropped_messages = 2  # turn 1 and its reply no longer fit
         await send(pilot, app, "turn 3")
         await reply_done(pilot, app, 3)
-        await wait_until(pilot, lambda: bool(app.query(ContextCut)))
-        (cut,) = app.query(ContextCut)
+        await wait_until(pilot, lambda: bool(app.chat.query(ContextCut)))
+        (cut,) = app.chat.query(ContextCut)
         assert "2 messages above" in str(cut.render()) and "64-token context" in str(cut.render())
-        shown = [w for w in app.chat_view.children if isinstance(w, (UserMessage, ContextCut))]
+        shown = [w for w in app.chat.chat_view.children if isinstance(w, (UserMessage, ContextCut))]
         assert [str(w.render()) if isinstance(w, UserMessage) else "cut" for w in shown] == [
             "turn 1",
             "cut",
@@ -942,8 +942,8 @@ async def test_the_chat_marks_where_older_turns_left_the_models_view() -> None:
         stored = Store().messages(conversation)[-1]  # type: ignore[arg-type]
         assert stored.stats is not None and stored.stats.dropped_messages == 2
         await pilot.press("ctrl+n")
-        await app.open_conversation(conversation)  # type: ignore[arg-type]
-        shown = [w for w in app.chat_view.children if isinstance(w, (UserMessage, ContextCut))]
+        await app.chat.open_conversation(conversation)  # type: ignore[arg-type]
+        shown = [w for w in app.chat.chat_view.children if isinstance(w, (UserMessage, ContextCut))]
         assert [type(w).__name__ for w in shown] == [
             "UserMessage",
             "ContextCut",
@@ -985,7 +985,7 @@ async def test_a_mistyped_slash_command_suggests_the_closest() -> None:
 async def test_the_completions_strip_follows_the_prompt_and_goes_when_it_is_cleared() -> None:
     app, _ = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        strip = app.query_one("#completions")
+        strip = app.chat.query_one("#completions")
         await pilot.press("/", "s", "tab")
         assert strip.display and "/system" in str(strip.render()) and "/set" in str(strip.render())
         await pilot.press("y")  # "/sy": /system only
@@ -1029,15 +1029,15 @@ async def test_a_read_only_database_shows_the_saved_chats_and_says_once_nothing_
         said = [n for n in notices(app) if "read-only" in n]
         assert len(said) == 1 and "not saved" in said[0] and "\n" not in said[0]
         await pilot.press("ctrl+b")
-        sidebar = app.query_one("ConversationList")
+        sidebar = app.chat.query_one("ConversationList")
         await wait_until(pilot, lambda: sidebar.option_count == 1)
         await pilot.press("enter")  # open it
-        await wait_until(pilot, lambda: len(app.query(AssistantMessage)) == 1)
-        assert [str(u.render()) for u in app.query(UserMessage)] == ["what was said"]
-        assert app.query(AssistantMessage).first().text == "and the answer"
+        await wait_until(pilot, lambda: len(app.chat.query(AssistantMessage)) == 1)
+        assert [str(u.render()) for u in app.chat.query(UserMessage)] == ["what was said"]
+        assert app.chat.query(AssistantMessage).first().text == "and the answer"
         await send(pilot, app, "a new question")
         await wait_until(pilot, lambda: any("could not save" in n for n in notices(app)))
-        assert app.prompt.text == "a new question" and model.calls == []  # the prompt is kept
+        assert app.chat.prompt.text == "a new question" and model.calls == []  # the prompt is kept
         assert "read-only" in [n for n in notices(app) if "could not save" in n][0]
         await send(pilot, app, "/set temperature 0.5")
         await wait_until(pilot, lambda: any("is not saved" in n for n in notices(app)))

@@ -45,14 +45,16 @@ async def ready(pilot, app: ChatApp) -> None:
 
 
 async def send(pilot, app: ChatApp, text: str) -> None:
-    app.prompt.text = text
-    app.prompt.focus()
+    app.chat.prompt.text = text
+    app.chat.prompt.focus()
     await pilot.press("enter")
 
 
 def notices(app: ChatApp, error: bool | None = None) -> list[str]:
     return [
-        str(n.render()) for n in app.query(Notice) if error is None or n.has_class("error") == error
+        str(n.render())
+        for n in app.chat.query(Notice)
+        if error is None or n.has_class("error") == error
     ]
 
 
@@ -87,12 +89,12 @@ async def test_ctrl_g_edits_the_prompt_in_the_editor_and_brings_it_back_unsent(
     app, model = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app)
-        app.prompt.text = "a draft\nof two lines"
+        app.chat.prompt.text = "a draft\nof two lines"
         await pilot.press("ctrl+g")
-        await wait_until(pilot, lambda: app.prompt.text.startswith("edited"))
-        assert app.prompt.text == "edited in the editor\nsecond line"
-        assert app.focused is app.prompt
-        assert not app.query(UserMessage) and model.calls == []  # not sent
+        await wait_until(pilot, lambda: app.chat.prompt.text.startswith("edited"))
+        assert app.chat.prompt.text == "edited in the editor\nsecond line"
+        assert app.focused is app.chat.prompt
+        assert not app.chat.query(UserMessage) and model.calls == []  # not sent
     args, _, given = editor.read_text(encoding="utf-8").partition("\n")
     assert args == "['--wait']"  # the editor command's own arguments (shlex)
     assert given == "a draft\nof two lines"  # the editor got the prompt's text
@@ -106,14 +108,14 @@ async def test_slash_editor_failing_editor_is_one_line_and_the_prompt_is_kept(
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app)
         await send(pilot, app, "/editor")  # /editor from an empty prompt
-        await wait_until(pilot, lambda: app.prompt.text.startswith("edited"))
+        await wait_until(pilot, lambda: app.chat.prompt.text.startswith("edited"))
         monkeypatch.setenv("EDITOR", os.environ["EDITOR"].replace("--wait", "--fail"))
-        app.prompt.text = "keep me"
+        app.chat.prompt.text = "keep me"
         await pilot.press("ctrl+g")
         await wait_until(pilot, lambda: bool(notices(app, error=True)))
         (line,) = notices(app, error=True)
         assert "exited with status 3" in line and "the prompt is unchanged" in line
-        assert "\n" not in line and app.prompt.text == "keep me"
+        assert "\n" not in line and app.chat.prompt.text == "keep me"
 
 
 @async_test
@@ -124,7 +126,7 @@ async def test_a_missing_editor_or_no_terminal_to_suspend_is_one_line(
     app, _ = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app)
-        app.prompt.text = "my long prompt"
+        app.chat.prompt.text = "my long prompt"
         await pilot.press("ctrl+g")
         await wait_until(pilot, lambda: bool(notices(app, error=True)))
         assert "'no-such-editor-here' is not on PATH" in notices(app, error=True)[-1]
@@ -132,7 +134,7 @@ async def test_a_missing_editor_or_no_terminal_to_suspend_is_one_line(
         await pilot.press("ctrl+g")
         await wait_until(pilot, lambda: len(notices(app, error=True)) == 2)
         assert "cannot open an editor here" in notices(app, error=True)[-1]
-        assert app.prompt.text == "my long prompt"
+        assert app.chat.prompt.text == "my long prompt"
 
 
 # [keys] ---------------------------------------------------------------------------------------
@@ -146,17 +148,19 @@ async def test_a_remapped_key_works_the_old_one_does_not_and_f1_shows_it() -> No
         await ready(pilot, app)
         assert not app._notifications  # nothing to warn about
         await send(pilot, app, "first")
-        await wait_until(pilot, lambda: len(app.query(UserMessage)) == 1 and not app.streaming)
+        await wait_until(
+            pilot, lambda: len(app.chat.query(UserMessage)) == 1 and not app.chat.streaming
+        )
         await pilot.press("ctrl+n")
         await pilot.pause()
-        assert len(app.query(UserMessage)) == 1  # the old key no longer starts a chat
+        assert len(app.chat.query(UserMessage)) == 1  # the old key no longer starts a chat
         await pilot.press("ctrl+t")
-        await wait_until(pilot, lambda: not app.query(UserMessage))
+        await wait_until(pilot, lambda: not app.chat.query(UserMessage))
         assert app.session.conversation_id is None
         rows = dict(row for _, section in app.key_help() for row in section)
         assert rows["Ctrl+T"] == "new conversation" and "Ctrl+N" not in rows
         assert rows["F2"] == "this help"
-        assert "F2 shows every key" in app.welcome_text()
+        assert "F2 shows every key" in app.chat.welcome_text()
         await pilot.press("f1")
         await pilot.pause()
         assert not isinstance(app.screen, HelpScreen)
@@ -182,7 +186,7 @@ async def test_unknown_ids_and_conflicts_are_one_warning_each_and_keep_the_defau
         assert "Ctrl+T would be both pick_model and search_history" in warnings[2]
         assert app.keymap == {}
         await pilot.press("ctrl+b")  # the default still works
-        await wait_until(pilot, lambda: app.query_one("#sidebar").display)
+        await wait_until(pilot, lambda: app.chat.query_one("#sidebar").display)
 
 
 def test_a_key_taken_by_the_prompt_or_its_own_keys_is_a_conflict() -> None:
@@ -229,7 +233,7 @@ async def test_slash_theme_switches_and_is_remembered_keeping_the_rest_of_config
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app)
         await pilot.press(*"/theme dra", "tab")
-        assert app.prompt.text == "/theme dracula"
+        assert app.chat.prompt.text == "/theme dracula"
         await pilot.press("enter")
         await wait_until(pilot, lambda: "theme = " in path.read_text(encoding="utf-8"))
         assert app.theme == "dracula"
@@ -289,7 +293,7 @@ async def test_a_builtin_preset_sets_the_chats_sampling_and_is_stored_with_it() 
         }
         assert notices(app)[-1] == "preset precise: temperature=0.2 top_k=40 top_p=0.9"
         await send(pilot, app, "hi")
-        await wait_until(pilot, lambda: bool(model.params) and not app.streaming)
+        await wait_until(pilot, lambda: bool(model.params) and not app.chat.streaming)
         params = model.params[-1]
         assert (params.temperature, params.top_p, params.max_new_tokens) == (0.2, 0.9, 64)
         await send(pilot, app, "/preset creative")  # after the chat exists: saved too
@@ -327,7 +331,7 @@ async def test_preset_save_writes_config_and_the_next_start_lists_and_applies_it
             and "saved: mine (temperature=0.33 seed=5)" in listing
         )
         await pilot.press(*"/preset m", "tab")
-        assert app.prompt.text == "/preset mine"
+        assert app.chat.prompt.text == "/preset mine"
         await pilot.press("enter")
         await wait_until(pilot, lambda: app.session.sampling == {"temperature": 0.33, "seed": 5})
 

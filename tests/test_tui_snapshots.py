@@ -51,14 +51,14 @@ def make_app(gate: threading.Event | None = None) -> ChatApp:
 
 async def _ready(pilot: Any) -> None:
     app = pilot.app
-    app.prompt.cursor_blink = False  # a blinking cursor would make snapshots flaky
+    app.chat.prompt.cursor_blink = False  # a blinking cursor would make snapshots flaky
     await wait_until(pilot, lambda: app.session.model_ready)
 
 
 async def _send(pilot: Any, text: str = "Give me a list") -> None:
     app = pilot.app
     await _ready(pilot)
-    app.prompt.text = text
+    app.chat.prompt.text = text
     await pilot.press("enter")
 
 
@@ -68,7 +68,7 @@ def test_chat_mid_reply(snap_compare: Any) -> None:
 
     async def run_before(pilot: Any) -> None:
         await _send(pilot)
-        view = app.query(AssistantMessage).first()
+        view = app.chat.query(AssistantMessage).first()
         await wait_until(pilot, lambda: view.text.endswith("item\n"))
         await wait_until(pilot, lambda: len(view.body.query("MarkdownBullet")) == 1)
 
@@ -83,8 +83,8 @@ def test_chat_after_reply(snap_compare: Any) -> None:
 
     async def run_before(pilot: Any) -> None:
         await _send(pilot)
-        await wait_until(pilot, lambda: app.query(AssistantMessage) and not app.streaming)
-        view = app.query(AssistantMessage).first()  # rendered whole: the list and the code
+        await wait_until(pilot, lambda: app.chat.query(AssistantMessage) and not app.chat.streaming)
+        view = app.chat.query(AssistantMessage).first()  # rendered whole: the list and the code
         await wait_until(
             pilot, lambda: bool(view.body.query("MarkdownFence")) and view.meta.display
         )
@@ -124,10 +124,12 @@ def test_a_selected_reply_with_alternatives(snap_compare: Any) -> None:
 
     async def run_before(pilot: Any) -> None:
         await _send(pilot)
-        await wait_until(pilot, lambda: len(app.query(AssistantMessage)) == 1 and not app.streaming)
-        await app.run_command("/regen")
-        await wait_until(pilot, lambda: not app.streaming and "‹2/2›" in str(
-            app.query_one(AssistantMessage).meta.render()))  # fmt: skip
+        await wait_until(
+            pilot, lambda: len(app.chat.query(AssistantMessage)) == 1 and not app.chat.streaming
+        )
+        await app.chat.run_command("/regen")
+        await wait_until(pilot, lambda: not app.chat.streaming and "‹2/2›" in str(
+            app.chat.query_one(AssistantMessage).meta.render()))  # fmt: skip
         await pilot.press("ctrl+up")
         await pilot.pause()
 

@@ -1,34 +1,21 @@
-"""The chat TUI: composes the widgets and routes their messages to the ``ChatSession``."""
+"""The chat TUI's app: what every screen shares — the settings, the store, the ``ChatSession``,
+the key table (with config.toml's [keys]), the theme, F1's help and quitting. The chat itself
+is ``ChatScreen`` (``chatapp.tui.screens.chat``), pushed as the app starts."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
-import sqlite3
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from rich.text import Text
-from textual import on, work
-from textual.app import App, ComposeResult, SuspendNotSupported
+from textual.app import App
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.theme import Theme
-from textual.widgets import OptionList, Static
 
-from chatapp.console_text import printable, strip_control
-from chatapp.core.export import ChatFileError, export_json, export_markdown
-from chatapp.core.session import (
-    ChatSession,
-    Loader,
-    ModelUnavailable,
-    ReplyRequest,
-    ReplyResult,
-    one_line,
-)
+from chatapp.console_text import printable
+from chatapp.core.session import ChatSession, Loader
 from chatapp.core.settings import (
     ConfigWriteError,
     Settings,
@@ -36,13 +23,10 @@ from chatapp.core.settings import (
     load_settings,
     save_setting,
 )
-from chatapp.core.store import SearchHit, Store, StoreError
-from chatapp.models.choice import BUILTIN
-from chatapp.tui.commands import COMMANDS, ChatCommands, CommandError
-from chatapp.tui.editor import EditorError, edit_text, editor_command
+from chatapp.core.store import Store
+from chatapp.tui.commands import COMMANDS, ChatCommands
 from chatapp.tui.keymap import check_keymap, merged_bindings, remapped
-from chatapp.tui.reply_stream import ReplyStream
-from chatapp.tui.screens.chat_search import ChatSearch
+from chatapp.tui.screens.chat import ChatScreen
 from chatapp.tui.screens.dialogs import (
     ConfirmScreen,
     HelpScreen,
@@ -53,31 +37,13 @@ from chatapp.tui.screens.dialogs import (
 )
 from chatapp.tui.screens.history_search import HistorySearch
 from chatapp.tui.screens.model_picker import ModelPicker
-from chatapp.tui.widgets.chat_view import (
-    ChatView,
-    MessageAction,
-    Notice,
-    Selectable,
-    UserMessage,
-)
-from chatapp.tui.widgets.footer import ChatFooter
+from chatapp.tui.widgets.chat_view import Selectable, UserMessage
 from chatapp.tui.widgets.prompt import PromptInput
-from chatapp.tui.widgets.sidebar import ConversationList, Sidebar
-from chatapp.tui.widgets.status_bar import StatusBar
+from chatapp.tui.widgets.sidebar import ConversationList
 
 QUIT_SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
 )
-
-
-class ReplyFinished(Message):
-    """The reply worker is done (complete, stopped or failed)."""
-
-    def __init__(self, stream: ReplyStream, request: ReplyRequest, result: ReplyResult) -> None:
-        super().__init__()
-        self.stream = stream
-        self.request = request
-        self.result = result
 
 
 def engine_list_models() -> list[Any]:
@@ -86,31 +52,28 @@ def engine_list_models() -> list[Any]:
     return available_models()
 
 
-def free_path(folder: Path, stem: str, suffix: str) -> Path:
-    """``folder/stem.suffix``, or ``stem-2.suffix`` and on when that file exists."""
-    target, n = folder / f"{stem}.{suffix}", 1
-    while target.exists():
-        n += 1
-        target = folder / f"{stem}-{n}.{suffix}"
-    return target
-
-
 class ChatApp(App[None]):
     """``chatapp``: chat with a local model. The model loads in a thread while the UI runs."""
 
     CSS_PATH = "chatapp.tcss"
     TITLE = "chatapp"
     COMMANDS = App.COMMANDS | {ChatCommands}
-    # The footer shows the descriptions; F1's help shows the tooltips (see ``key_help``).
-    # The ids are what config.toml's [keys] remaps (``chatapp.tui.keymap``).
+    # The one key table: the footer shows the descriptions in this order, F1's help shows the
+    # tooltips (see ``key_help``), and the ids are what config.toml's [keys] remaps
+    # (``chatapp.tui.keymap``). Most are the chat's keys: their actions below hand over to
+    # the chat screen. They are the app's so that the priority ones (Ctrl+C, Ctrl+R) work
+    # over a dialog too and the footer keeps one order.
     BINDINGS = [
-        Binding("escape", "stop_reply", "Stop", tooltip="stop the reply", id="stop_reply"),
+        Binding("escape", "stop_reply", "Stop", tooltip="stop the reply",
+                id="stop_reply"),
         Binding("ctrl+c", "stop_reply", "Stop", show=False, priority=True,
                 tooltip="stop the reply", id="stop_reply"),
-        Binding("ctrl+n", "new_chat", "New chat", tooltip="new conversation", id="new_chat"),
-        Binding("ctrl+b", "toggle_sidebar", "Chats", tooltip="show / hide the conversations",
-                id="toggle_sidebar"),
-        Binding("ctrl+o", "pick_model", "Model", tooltip="pick a model", id="pick_model"),
+        Binding("ctrl+n", "new_chat", "New chat", tooltip="new conversation",
+                id="new_chat"),
+        Binding("ctrl+b", "toggle_sidebar", "Chats",
+                tooltip="show / hide the conversations", id="toggle_sidebar"),
+        Binding("ctrl+o", "pick_model", "Model", tooltip="pick a model",
+                id="pick_model"),
         Binding("ctrl+r", "search_history", "History", priority=True,
                 tooltip="search past prompts", id="search_history"),
         Binding("f1", "show_help", "Help", tooltip="this help", id="show_help"),
@@ -146,55 +109,30 @@ class ChatApp(App[None]):
         self.settings = settings
         self.store = Store(db_path)
         self.session = ChatSession(self.store, settings, loader)
-        self._list_models = list_models or engine_list_models
-        self._model_names: list[str] = []
-        self._stream: ReplyStream | None = None  # the reply streaming now
-        self._loading_notice: Notice | None = None  # "loading NAME…", until the load ends
-        self._replies_running = threading.Semaphore(1)  # held while a reply worker runs
-        self._editing: int | None = None  # the prompt being edited (its message id)
+        self.chat = ChatScreen(list_models or engine_list_models)
         self._signals: list[signal.Signals] = []
         self.keymap: dict[str, str] = {}  # [keys] as applied: binding id → keys
+        self._keymap_warnings = self._apply_keymap()  # before the chat's welcome names keys
         self._saved_theme = ""  # the theme config.toml holds (or the default one)
         if settings.theme and settings.theme in self.available_themes:
             self.theme = settings.theme
         elif settings.theme:
             self._settings_warning = f"unknown theme {settings.theme!r} in config.toml"
 
-    # Layout ----------------------------------------------------------------------------------
-
-    def compose(self) -> ComposeResult:
-        with Horizontal():
-            yield Sidebar(id="sidebar")
-            with Vertical(id="main"):
-                yield ChatView(id="chat")
-                yield Static(id="completions", markup=False)
-                yield PromptInput(id="prompt", completer=self._complete)
-                yield StatusBar(id="status")
-        yield ChatFooter()
-
     def on_mount(self) -> None:
-        prompt = self.query_one(PromptInput)
-        prompt.set_history(self.store.prompts())
-        prompt.focus()
-        self.query_one(Sidebar).display = False
-        self.query_one("#completions").display = False
         if self._settings_warning:
             # It quotes config.toml's values: never parsed as markup.
             self.notify(
                 printable(self._settings_warning), severity="warning", timeout=8, markup=False
             )
-        self._apply_keymap()
+        for warning in self._keymap_warnings:  # it quotes config.toml: never markup
+            self.notify(printable(warning), severity="warning", timeout=8, markup=False)
         self._saved_theme = self.theme
         self.theme_changed_signal.subscribe(self, self._theme_changed)
-        self.load_model(self.requested_model)
-        self.chat_view.show_welcome(self.welcome_text())
-        if self.store.read_only:
-            self.show_notice(
-                f"{self.store.path} is read-only: the saved chats can be read, "
-                "but new messages are not saved",
-                error=True,
-            )
+        self.push_screen(self.chat)
         self._handle_quit_signals()
+
+    # Keys ------------------------------------------------------------------------------------
 
     @classmethod
     def keymap_contexts(cls) -> list[list[Binding]]:
@@ -211,597 +149,23 @@ class ChatApp(App[None]):
             *(merged_bindings(d) for d in dialogs),
         ]
 
-    def _apply_keymap(self) -> None:
-        """config.toml's [keys] through Textual's keymap; bad entries are one line each."""
+    def _apply_keymap(self) -> list[str]:
+        """config.toml's [keys] through Textual's keymap; the bad entries' warnings (one line
+        each) are returned, to be shown once the app runs."""
         keymap, warnings = check_keymap(
             self.settings.keys, self.keymap_contexts(), str(config_path())
         )
-        for warning in warnings:  # it quotes config.toml: never markup
-            self.notify(printable(warning), severity="warning", timeout=8, markup=False)
         self.keymap = keymap
         self.set_keymap(keymap)
         if "command_palette" in keymap:
             # Where the footer looks for the palette's key (a class variable in Textual).
             self.__dict__["COMMAND_PALETTE_BINDING"] = keymap["command_palette"].split(",")[0]
+        return warnings
 
     def key_for(self, binding_id: str, default: str) -> str:
         """The key that runs ``binding_id`` now, as people write it (``Ctrl+N``)."""
         keys = self.keymap.get(binding_id)
         return key_label(keys.split(",")[0]) if keys else default
-
-    def _handle_quit_signals(self) -> None:
-        """SIGTERM (``kill``) and SIGHUP (the terminal closed) quit like Ctrl+Q: the partial
-        reply is stored and the terminal is restored, instead of the process dying mid-way."""
-        loop = asyncio.get_running_loop()
-        for sig in QUIT_SIGNALS:
-            try:
-                loop.add_signal_handler(sig, lambda: self.call_later(self.action_quit))
-                self._signals.append(sig)
-            except (NotImplementedError, RuntimeError, ValueError):  # Windows, not main thread
-                continue
-
-    @property
-    def chat_view(self) -> ChatView:
-        return self.query_one(ChatView)
-
-    @property
-    def prompt(self) -> PromptInput:
-        return self.query_one(PromptInput)
-
-    @property
-    def streaming(self) -> bool:
-        return self._stream is not None
-
-    # The model -------------------------------------------------------------------------------
-
-    def load_model(self, source: str | None) -> None:
-        serial = self.session.begin_load(source)
-        self.refresh_status()
-        self._load_model(source, serial)
-
-    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
-    def _load_model(self, source: str | None, serial: int) -> None:
-        try:
-            model = self.session.load_model(source, serial)
-        except ModelUnavailable as e:
-            self.call_from_thread(self._model_failed, str(e))
-            return
-        if model is not None:
-            self.call_from_thread(self._model_loaded)
-
-    def _model_loaded(self) -> None:
-        self._end_loading_notice()
-        model = self.session.model
-        if model is not None:
-            for warning in model.warnings:
-                self.show_notice(f"{model.name}: {warning}", error=True)
-        self.refresh_status()
-        self.refresh_sidebar()
-        self.chat_view.show_welcome(self.welcome_text())
-
-    def _model_failed(self, message: str) -> None:
-        self._end_loading_notice()
-        self.show_notice(message, error=True)
-        self.refresh_status()
-        self.chat_view.show_welcome(self.welcome_text())
-
-    def welcome_text(self) -> str:
-        """The welcome of an empty chat: which model this is, what the built-in one knows and
-        how to get a real one, a base model's note, the keys that matter."""
-        session = self.session
-        model = session.model
-        name = (model.name if model is not None else "") or session.model_source
-        if session.model_source == BUILTIN:
-            about = (
-                f"You are chatting with {BUILTIN}, chatapp's small built-in model. It knows "
-                "chatapp (keys, commands, settings) and how language models work, in English "
-                "and Chinese, and little else. For a general model: chatapp pull smollm2 "
-                "(then /model smollm2)."
-            )
-        elif name:
-            about = f"You are chatting with {name}."
-        else:
-            about = "No model is loaded: /model NAME or Ctrl+O picks one."
-        lines = [about]
-        if model is not None and model.base_model_note:
-            lines.append(
-                f"{name} has no chat template, so it is probably a base model: it continues "
-                'text rather than answering. For plain completion: chatapp ask --raw "TEXT".'
-            )
-        lines.append(
-            f"Enter sends · {self.key_for('stop_reply', 'Esc')} stops a reply · "
-            f"{self.key_for('pick_model', 'Ctrl+O')} picks a model · "
-            f"{self.key_for('show_help', 'F1')} shows every key and command"
-        )
-        return "\n\n".join(lines)
-
-    def _end_loading_notice(self) -> None:
-        if self._loading_notice is not None:
-            self._loading_notice.remove()
-            self._loading_notice = None
-
-    def switch_model(self, source: str) -> None:
-        """Load another model for this chat (``/model NAME`` or the picker); the one loaded
-        now stays in use if this one fails to load."""
-        self.action_stop_reply()
-        self._end_loading_notice()
-        self._loading_notice = self.show_notice(f"loading {source}…")
-        self.load_model(source)
-
-    def known_model_names(self) -> list[str]:
-        if not self._model_names:
-            try:
-                self._model_names = [m.name for m in self._list_models()]
-            except Exception:  # noqa: BLE001 - completion is best effort
-                return []
-        return self._model_names
-
-    # Status ----------------------------------------------------------------------------------
-
-    def refresh_status(self) -> None:
-        session = self.session
-        if session.loading:
-            state = "loading…"
-        elif session.model is None:
-            state = "not loaded"
-        elif self.streaming:
-            state = "replying…"
-        else:
-            state = ""
-        model = session.model
-        name = model.name if model is not None else ""
-        self.query_one(StatusBar).show(
-            model=name or Path(session.model_source).name or session.model_source,
-            state=state,
-            settings=session.describe_settings() if model is not None else dict(session.sampling),
-            context_used=session.context_used,
-            context_size=model.context_length if model is not None else None,
-            stats=session.last_stats,
-        )
-
-    def describe(self) -> str:
-        s = self.session
-        model = s.model
-        parts = [f"model: {(model.name if model else '') or s.model_source or 'none'}"]
-        if model is not None:
-            parts.append(f"context {s.context_used}/{model.context_length}")
-            if model.path:
-                parts.append(f"from {model.path}")
-        settings = s.describe_settings() if model is not None else s.sampling
-        parts.append(" ".join(f"{k}={v}" for k, v in settings.items()) or "engine defaults")
-        parts.append(f"system: {s.system!r}" if s.system else "no system prompt")
-        return " · ".join(parts)
-
-    def show_notice(self, text: str, error: bool = False) -> Notice:
-        return self.chat_view.add_notice(text, error)
-
-    # Sending and streaming -------------------------------------------------------------------
-
-    def fill_prompt(self, text: str) -> None:
-        self.prompt.text = strip_control(text)  # e.g. a stored prompt: text, no sequences
-        self.prompt.move_cursor(self.prompt.document.end)
-        self.prompt.focus()
-
-    async def run_command(self, text: str) -> None:
-        try:
-            await COMMANDS.run(self, text)
-        except CommandError as e:
-            self.show_notice(str(e), error=True)
-        except (sqlite3.Error, StoreError) as e:  # a read-only or full database
-            self.show_notice(f"the change is not saved ({one_line(e)})", error=True)
-
-    def _complete(self, text: str) -> list[str]:
-        return COMMANDS.completions(self, text)
-
-    async def on_prompt_input_submitted(self, message: PromptInput.Submitted) -> None:
-        text = message.text
-        if text.startswith("/") and "\n" not in text.strip():
-            await self.run_command(text)
-            return
-        if self.streaming:
-            if not self.prompt.text:
-                self.fill_prompt(text)  # keep it for when the reply is done
-            self.notify("a reply is still streaming: Esc stops it", timeout=3)
-            return
-        editing, self._editing = self._editing, None
-        self._show_editing()
-        try:
-            if self.settings.history_enabled:
-                self.store.add_prompt(text)
-            self.session.add_user_message(text, instead_of=editing)
-        except (sqlite3.Error, StoreError) as e:
-            # A full disk, a chat deleted by another chatapp, a damaged database: one line,
-            # and the prompt goes back into the box so nothing typed is lost.
-            self.fill_prompt(text)
-            self._editing = editing
-            self._show_editing()
-            self.show_notice(
-                f"could not save the message ({one_line(e)}); it is still in the prompt",
-                error=True,
-            )
-            return
-        self.prompt.remember(text)
-        self.chat_view.hide_welcome()
-        if editing is not None:  # a new branch from the edited prompt: show that branch
-            await self.show_branch()
-        else:
-            await self.chat_view.add_user(text, self.session.leaf_id)
-        await self._stream_reply(self.session.begin_reply())
-
-    async def _stream_reply(self, request: ReplyRequest) -> None:
-        """Show a reply view and stream ``request``'s reply into it (from a worker)."""
-        waiting = "…" if self.session.model_ready else "waiting for the model to load…"
-        view = await self.chat_view.add_assistant(meta=waiting)
-        self.chat_view.anchor()
-        view.start_stream(waiting)
-        self._stream = stream = ReplyStream(view)
-        stream.start(self)
-        self.refresh_bindings()  # shows Esc "Stop" in the footer
-        self.refresh_status()
-        self.refresh_sidebar()
-        self._reply(request, stream)
-
-    @work(thread=True, exclusive=True, group="reply", exit_on_error=False)
-    def _reply(self, request: ReplyRequest, stream: ReplyStream) -> None:
-        self._replies_running.acquire()
-        try:
-            result = self.session.run_reply(request, stream.cancel, stream.buffer.append)
-        except Exception as e:  # noqa: BLE001 - e.g. the database vanished: one line
-            result = ReplyResult("", stopped=False, error=str(e))
-        finally:
-            self._replies_running.release()
-        # The session's state is the UI thread's: the result is applied there.
-        self.post_message(ReplyFinished(stream, request, result))
-
-    async def on_reply_finished(self, message: ReplyFinished) -> None:
-        applied = self.session.apply_reply(message.request, message.result)
-        stream = message.stream
-        if stream is not self._stream:
-            return  # a reply of a chat the user has left
-        await stream.flush()
-        await stream.view.finish(message.result)
-        if applied:
-            stream.view.message_id = message.result.message_id
-            stream.view.set_alternatives(*self.session.alternatives(self.session.leaf_id or 0))
-            await self.chat_view.trim(self.session.branch)
-        elif message.request.leaf_id != message.request.parent_id and not message.result.text:
-            # A regenerated reply that failed before any text: the old reply is shown again.
-            self._end_stream()
-            await self.show_branch()
-            self.refresh_status()
-            return
-        if message.result.stats is not None:
-            dropped = message.result.stats.dropped_messages
-            await self._mark_context_cut(message.request.messages, dropped)
-        self._end_stream()
-        self.refresh_status()
-        if message.result.stopped:
-            self.prompt.focus()
-
-    async def _mark_context_cut(self, messages: list[dict[str, str]], dropped: int) -> None:
-        """Show where the turns the model no longer sees end: the first ``dropped`` of
-        ``messages`` (system prompt aside) were left out to fit the context."""
-        if not dropped:
-            return
-        turns = [m for m in messages if m["role"] != "system"]
-        kept = sum(m["role"] == "user" for m in turns[dropped:])
-        model = self.session.model
-        size = f"{model.context_length}-token " if model is not None else ""
-        await self.chat_view.mark_context_cut(
-            kept,
-            f"⋯ the model no longer sees the {dropped} messages above: its {size}context is "
-            "full (Ctrl+N starts a new chat)",
-        )
-
-    def _end_stream(self) -> None:
-        if self._stream is not None:
-            self._stream.stop()
-            self._stream = None
-        self.refresh_bindings()
-
-    def action_stop_reply(self) -> None:
-        if self._stream is not None:
-            self._stream.cancel.set()
-            self.prompt.focus()
-        elif self._editing is not None:  # Esc leaves an edit: the prompt is cleared
-            self._editing = None
-            self._show_editing()
-            self.prompt.text = ""
-            self.prompt.focus()
-
-    def _detach_reply(self) -> None:
-        """Stop the reply and forget its view (the chat is being replaced)."""
-        self.action_stop_reply()
-        self._end_stream()
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "stop_reply":
-            # Otherwise Esc / ctrl+c keep their usual meaning.
-            return self.streaming or self._editing is not None
-        return True
-
-    # Conversations ---------------------------------------------------------------------------
-
-    def action_new_chat(self, keep_settings: bool = False) -> None:
-        self._detach_reply()
-        self._cancel_edit()
-        self.session.new_conversation(keep_settings=keep_settings)
-        self.call_later(self._reset_view)
-
-    async def _reset_view(self) -> None:
-        await self.chat_view.clear()
-        self.chat_view.show_welcome(self.welcome_text())
-        self.refresh_status()
-        self.refresh_sidebar()
-        self.prompt.focus()
-
-    def refresh_sidebar(self) -> None:
-        sidebar = self.query_one(Sidebar)
-        if sidebar.display:
-            try:
-                conversations = self.store.list_conversations()
-            except (sqlite3.Error, StoreError) as e:
-                self.show_notice(f"could not read the saved chats ({one_line(e)})", error=True)
-                return
-            sidebar.show(conversations, self.session.conversation_id)
-
-    def action_toggle_sidebar(self) -> None:
-        sidebar = self.query_one(Sidebar)
-        sidebar.display = not sidebar.display
-        if sidebar.display:
-            self.refresh_sidebar()
-            self.query_one(ConversationList).focus()
-        else:
-            self.prompt.focus()
-
-    @on(OptionList.OptionSelected, "ConversationList")
-    async def _open_selected(self, event: OptionList.OptionSelected) -> None:
-        if event.option.id is not None:
-            await self.open_conversation(int(event.option.id))
-
-    async def open_conversation(self, conversation_id: int, at_message: int | None = None) -> None:
-        """Show a saved chat (``at_message``: on the branch through that message, selected)."""
-        self._detach_reply()
-        self._cancel_edit()
-        try:
-            stored = self.session.open_conversation(conversation_id, at_message)
-            conv = self.store.get_conversation(conversation_id)
-        except KeyError:  # deleted meanwhile (by another chatapp, say)
-            self.show_notice("that chat no longer exists", error=True)
-            self.refresh_sidebar()
-            return
-        except (sqlite3.Error, StoreError) as e:
-            self.show_notice(f"could not open the chat ({one_line(e)})", error=True)
-            return
-        await self.show_branch()
-        if not stored:
-            self.chat_view.show_welcome(self.welcome_text())
-        if conv is not None and conv.model and conv.model != self.session.model_source:
-            self.load_model(conv.model)
-        self.refresh_status()
-        self.refresh_sidebar()
-        selected = self.chat_view.message_widget(at_message) if at_message is not None else None
-        if selected is not None:
-            selected.focus()
-            self.call_after_refresh(selected.scroll_visible, animate=False)
-        else:
-            self.prompt.focus()
-
-    async def show_branch(self) -> None:
-        """Show the session's current branch (after opening a chat or moving between
-        alternatives), with its context-cut mark, scrolled to the end."""
-        session = self.session
-        await self.chat_view.show_branch(session.branch, session.alternatives)
-        last = session.last_stats
-        await self._mark_context_cut(session.messages, last.dropped_messages if last else 0)
-        self.chat_view.scroll_end(animate=False)
-
-    def on_conversation_list_action(self, message: ConversationList.Action) -> None:
-        conv = self.store.get_conversation(message.conversation_id)
-        if conv is None:
-            return
-
-        def renamed(title: str | None) -> None:
-            if title and conv is not None:
-                try:
-                    self.store.update_conversation(conv.id, title=title)
-                except (sqlite3.Error, StoreError) as e:
-                    self.show_notice(f"could not rename the chat ({one_line(e)})", error=True)
-                    return
-                if conv.id == self.session.conversation_id:
-                    self.session.title = title
-            self.refresh_sidebar()
-
-        def confirmed(yes: bool | None) -> None:
-            if yes and conv is not None:
-                try:
-                    self.store.delete_conversation(conv.id)
-                except (sqlite3.Error, StoreError) as e:
-                    self.show_notice(f"could not delete the chat ({one_line(e)})", error=True)
-                    return
-                if conv.id == self.session.conversation_id:
-                    self.action_new_chat()
-            self.refresh_sidebar()
-
-        if message.action == "rename":
-            self.push_screen(TextInputScreen("Rename conversation", conv.title), renamed)
-        elif message.action == "delete":
-            self.push_screen(ConfirmScreen(f"Delete “{conv.title}”? (y/n)"), confirmed)
-
-    # Branches: regenerate, edit, alternatives, the selected message --------------------------
-
-    def action_select_message(self) -> None:
-        """Select the newest message (then ↑ ↓ move, and its keys act on it)."""
-        messages = [w for w in self.chat_view.messages() if w.message_id is not None]
-        if messages:
-            messages[-1].focus()
-            messages[-1].scroll_visible(animate=False)
-
-    async def action_regenerate(self, message_id: int | None = None) -> None:
-        """A new alternative of the last reply (or of the reply ``message_id``); the old one
-        is kept beside it."""
-        if self.streaming:
-            self.notify("a reply is still streaming: Esc stops it", timeout=3)
-            return
-        request = self.session.begin_regenerate(message_id)
-        if request is None:
-            self.show_notice("nothing to regenerate yet: send a message first", error=True)
-            return
-        self._cancel_edit()
-        branch = self.session.tree.path(request.parent_id)
-        await self.chat_view.show_branch(branch, self.session.alternatives)
-        await self._stream_reply(request)
-
-    def begin_edit(self, message_id: int | None = None) -> None:
-        """Put a prompt (the last one, or ``message_id``) into the box to edit; Enter sends
-        it as a new branch from that point, Esc leaves the edit."""
-        branch = self.session.branch
-        prompts = [m for m in branch if m.role == "user" and m.id == (message_id or m.id)]
-        if not prompts:
-            self.show_notice("no prompt to edit yet", error=True)
-            return
-        self._editing = prompts[-1].id
-        self.fill_prompt(prompts[-1].content)
-        self._show_editing()
-
-    def _cancel_edit(self) -> None:
-        if self._editing is not None:
-            self._editing = None
-            self._show_editing()
-
-    def _show_editing(self) -> None:
-        self.prompt.border_title = (
-            "editing a prompt: Enter sends it as a new branch · Esc cancels"
-            if self._editing is not None
-            else None
-        )
-        self.refresh_bindings()
-
-    async def step_alternative(self, message_id: int, step: int) -> None:
-        if self.streaming:
-            self.notify("a reply is still streaming: Esc stops it", timeout=3)
-            return
-        try:
-            chosen = self.session.step_alternative(message_id, step)
-        except (sqlite3.Error, StoreError) as e:
-            self.show_notice(f"could not switch branches ({one_line(e)})", error=True)
-            return
-        if chosen is None:
-            return
-        self._cancel_edit()
-        await self.show_branch()
-        self.refresh_status()
-        widget = self.chat_view.message_widget(chosen)
-        if widget is not None:
-            widget.focus()
-            self.call_after_refresh(widget.scroll_visible, animate=False)
-
-    def copy_text(self, text: str, what: str) -> None:
-        """Put ``text`` on the clipboard (OSC 52: it works over SSH) and say so."""
-        self.copy_to_clipboard(text)
-        lines = text.count("\n") + 1
-        self.notify(f"copied {what} ({len(text)} characters, {lines} lines)", timeout=3)
-
-    def delete_message(self, message_id: int) -> None:
-        def confirmed(yes: bool | None) -> None:
-            if yes:
-                self.run_worker(self._delete(message_id), group="delete")
-
-        below = self._count_below(message_id)
-        also = f" and the {below} messages after it" if below else ""
-        self.push_screen(ConfirmScreen(f"Delete this message{also}? (y/n)"), confirmed)
-
-    def _count_below(self, message_id: int) -> int:
-        todo, count = [message_id], -1
-        while todo:
-            count += 1
-            todo += [m.id for m in self.session.tree.children(todo.pop())]
-        return count
-
-    async def _delete(self, message_id: int) -> None:
-        if self.streaming:
-            self._detach_reply()
-        try:
-            self.session.delete_message(message_id)
-        except (sqlite3.Error, StoreError) as e:
-            self.show_notice(f"could not delete the message ({one_line(e)})", error=True)
-            return
-        await self.show_branch()
-        if not self.session.branch:
-            self.chat_view.show_welcome(self.welcome_text())
-        self.refresh_status()
-        self.prompt.focus()
-
-    async def on_message_action(self, message: MessageAction) -> None:
-        tree = self.session.tree
-        if message.action == "back":
-            self.prompt.focus()
-            return
-        m = tree.by_id.get(message.message_id)
-        if m is None:
-            return
-        if message.action in ("previous", "next"):
-            await self.step_alternative(m.id, -1 if message.action == "previous" else 1)
-        elif message.action == "edit":
-            if m.role == "user":
-                self.begin_edit(m.id)
-            else:
-                self.notify("only prompts can be edited: r regenerates a reply", timeout=3)
-        elif message.action == "regenerate":
-            await self.action_regenerate(m.id)  # a reply, or the reply to a prompt
-        elif message.action == "copy":
-            self.copy_text(m.content, "the message")
-        elif message.action == "delete":
-            self.delete_message(m.id)
-
-    async def fork_chat(self) -> None:
-        """``/fork``: this branch becomes a chat of its own, opened at once."""
-        try:
-            new_id = self.session.fork()
-        except (sqlite3.Error, StoreError) as e:
-            self.show_notice(f"could not fork the chat ({one_line(e)})", error=True)
-            return
-        await self.open_conversation(new_id)
-        self.show_notice(f"this branch is now a chat of its own: {self.session.title}")
-
-    def on_sidebar_search_requested(self, message: Sidebar.SearchRequested) -> None:
-        self.search_chats(message.text)
-
-    def search_chats(self, query: str) -> None:
-        def chosen(hit: SearchHit | None) -> None:
-            if hit is not None:
-                self.run_worker(self.open_conversation(hit.conversation_id, hit.message_id))
-            else:
-                self.prompt.focus()
-
-        self.push_screen(ChatSearch(self.store.search, query), chosen)
-
-    def export_chat(self, fmt: str, path: str) -> None:
-        """``/export md|json [PATH]``: the chat into a file (by default ``chat-ID.md`` in the
-        current folder, never over an existing file)."""
-        cid = self.session.conversation_id
-        if cid is None:
-            self.show_notice("nothing to export yet: send a message first", error=True)
-            return
-        try:
-            text = (
-                export_json(self.store, [cid])
-                if fmt == "json"
-                else export_markdown(self.store, [cid])
-            )
-            target = Path(path).expanduser() if path else free_path(Path.cwd(), f"chat-{cid}", fmt)
-            target.write_text(text, encoding="utf-8")
-        except (OSError, sqlite3.Error, StoreError, ChatFileError) as e:
-            self.show_notice(f"could not export the chat ({one_line(e)})", error=True)
-            return
-        self.show_notice(f"saved the chat to {target}")
-
-    # Modals ----------------------------------------------------------------------------------
-
-    def action_show_help(self) -> None:
-        if isinstance(self.screen, HelpScreen):
-            return
-        self.push_screen(HelpScreen(self.key_help(), [(c.usage, c.help) for c in COMMANDS]))
 
     def key_help(self) -> list[KeySection]:
         """F1's key table, read from the bindings of the app, the prompt and the chat list,
@@ -821,47 +185,43 @@ class ChatApp(App[None]):
             ("On a selected message (Ctrl+Up)", key_rows(remapped(Selectable.BINDINGS, keymap))),
         ]
 
-    def on_prompt_input_completions_changed(self, message: PromptInput.CompletionsChanged) -> None:
-        strip = self.query_one("#completions", Static)
-        # Completions include model names (from disk): text, never markup.
-        strip.update(Text(printable("  ".join(o.strip() for o in message.options))))
-        strip.display = bool(message.options)
+    def action_show_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(HelpScreen(self.key_help(), [(c.usage, c.help) for c in COMMANDS]))
 
-    def on_prompt_input_help_requested(self) -> None:
-        self.action_show_help()
+    # The chat's keys, handed to the chat screen (whichever screen is on top).
+
+    def action_stop_reply(self) -> None:
+        self.chat.action_stop_reply()
+
+    def action_new_chat(self) -> None:
+        self.chat.action_new_chat()
+
+    def action_toggle_sidebar(self) -> None:
+        self.chat.action_toggle_sidebar()
 
     def action_pick_model(self) -> None:
-        def chosen(name: str | None) -> None:
-            if name:
-                self._model_names = []
-                self.switch_model(name)
-            self.prompt.focus()
+        self.chat.action_pick_model()
 
-        model = self.session.model
-        current = (model.name if model is not None else "") or self.session.model_source
-        self.push_screen(ModelPicker(self._list_models, current), chosen)
-
-    # The prompt in an editor, the theme -----------------------------------------------------
+    def action_search_history(self) -> None:
+        self.chat.action_search_history()
 
     def action_open_editor(self) -> None:
-        """Ctrl+G / ``/editor``: edit the prompt's text in $VISUAL / $EDITOR; the edited text
-        comes back into the prompt, unsent. Anything that goes wrong is one line, and the
-        prompt keeps its text."""
-        text = self.prompt.text
-        try:
-            argv = editor_command()
-            with self.suspend():
-                edited = edit_text(text, argv)
-        except SuspendNotSupported:
-            self.show_notice(
-                "cannot open an editor here: this terminal cannot hand the screen over",
-                error=True,
-            )
-            return
-        except EditorError as e:
-            self.show_notice(f"{e}; the prompt is unchanged", error=True)
-            return
-        self.fill_prompt(edited)
+        self.chat.action_open_editor()
+
+    def action_select_message(self) -> None:
+        self.chat.action_select_message()
+
+    async def action_regenerate(self) -> None:
+        await self.chat.action_regenerate()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stop_reply":
+            return self.chat.check_action(action, parameters)
+        return True
+
+    # The theme, quitting ---------------------------------------------------------------------
 
     def _theme_changed(self, theme: Theme) -> None:
         """Remember a theme picked with /theme or the palette's "Change theme"."""
@@ -871,16 +231,18 @@ class ChatApp(App[None]):
         try:
             save_setting("theme", theme.name)
         except ConfigWriteError as e:
-            self.show_notice(f"could not remember the theme: {e}", error=True)
+            self.chat.show_notice(f"could not remember the theme: {e}", error=True)
 
-    def action_search_history(self) -> None:
-        def chosen(text: str | None) -> None:
-            if text is not None:
-                self.fill_prompt(text)
-
-        prompts = self.store.prompts(limit=5000) if self.settings.history_enabled else []
-        prompts = prompts or self.prompt.prompt_history
-        self.push_screen(HistorySearch(prompts), chosen)
+    def _handle_quit_signals(self) -> None:
+        """SIGTERM (``kill``) and SIGHUP (the terminal closed) quit like Ctrl+Q: the partial
+        reply is stored and the terminal is restored, instead of the process dying mid-way."""
+        loop = asyncio.get_running_loop()
+        for sig in QUIT_SIGNALS:
+            try:
+                loop.add_signal_handler(sig, lambda: self.call_later(self.action_quit))
+                self._signals.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):  # Windows, not main thread
+                continue
 
     async def action_quit(self) -> None:
         self.action_stop_reply()
@@ -890,9 +252,5 @@ class ChatApp(App[None]):
         loop = asyncio.get_running_loop()
         for sig in self._signals:
             loop.remove_signal_handler(sig)
-        # Quitting mid-reply: stop it and let the worker store the partial reply first.
-        if self._stream is not None:
-            self._stream.cancel.set()
-        if self._replies_running.acquire(timeout=3.0):
-            self._replies_running.release()
+        self.chat.finish_replies(timeout=3.0)
         self.store.close()

@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 
 
 class ChatControls(Protocol):
-    """What a command may do to the chat it runs in: the narrow face of the app that commands
-    are written against (``ChatApp`` has it; a test can pass anything that does)."""
+    """What a command may do to the chat it runs in: the narrow face of the chat that commands
+    are written against (``ChatScreen`` has it; a test can pass anything that does)."""
 
     @property
     def session(self) -> ChatSession: ...
@@ -385,7 +385,7 @@ class ChatCommands(Provider):
 
     @property
     def chat_app(self) -> ChatControls:
-        return self.app  # type: ignore[return-value]  # the palette of a ChatApp
+        return self.app.chat  # type: ignore[attr-defined, no-any-return]  # a ChatApp's chat screen
 
     def _action(self, command: Command) -> Callable[[], Any]:
         if command.args and not command.palette_runs:

@@ -7,11 +7,13 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from textual.message import Message
 from textual.timer import Timer
 
 if TYPE_CHECKING:
     from textual.message_pump import MessagePump
 
+    from chatapp.core.session import ReplyRequest, ReplyResult
     from chatapp.tui.widgets.chat_view import AssistantMessage
 
 # Streamed text reaches the screen in batches: at least FLUSH_SECONDS apart, and further apart
@@ -83,3 +85,14 @@ class ReplyStream:
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
+
+
+class ReplyFinished(Message):
+    """The reply worker is done (complete, stopped or failed): the chat screen applies the
+    result on the UI thread."""
+
+    def __init__(self, stream: ReplyStream, request: ReplyRequest, result: ReplyResult) -> None:
+        super().__init__()
+        self.stream = stream
+        self.request = request
+        self.result = result
