@@ -393,3 +393,16 @@ async def test_a_long_session_keeps_a_bounded_number_of_widgets() -> None:
             await pilot.press("enter")
             await pilot.pause()
         assert shown(app)[:2] == ["question 0", "an answer"] and len(shown(app)) == 80
+
+
+@async_test
+async def test_a_regenerate_that_fails_shows_the_old_reply_and_why() -> None:
+    app, model = make_app(FakeModel(["the first answer"]))
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, app, "a question")
+        model.chat = lambda *a, **k: (_ for _ in ()).throw(ValueError("the template broke"))  # type: ignore[method-assign]
+        await app.chat.run_command("/regen")
+        await wait_until(pilot, lambda: not app.chat.streaming and any(
+            "the template broke" in str(n.render()) for n in app.chat.query(Notice)))  # fmt: skip
+        assert shown(app) == ["a question", "the first answer"]
+        assert len(app.session.tree) == 2  # nothing stored for the failed one

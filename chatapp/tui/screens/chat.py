@@ -365,9 +365,12 @@ class ChatScreen(Screen[None]):
             stream.view.set_alternatives(*self.session.alternatives(self.session.leaf_id or 0))
             await self.chat_view.trim(self.session.branch)
         elif message.request.leaf_id != message.request.parent_id and not message.result.text:
-            # A regenerated reply that failed before any text: the old reply is shown again.
+            # A regenerated reply that failed before any text: the old reply is shown again,
+            # and why the new one failed below it.
             self._end_stream()
             await self.show_branch()
+            if message.result.error:
+                self.show_notice(message.result.error, error=True)
             self.refresh_status()
             return
         if message.result.stats is not None:
