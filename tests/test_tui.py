@@ -767,7 +767,9 @@ async def test_the_guide_and_installed_models_go_by_name_alias_or_prefix_in_the_
     app = ChatApp(None)  # the default: the built-in guide
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.session.model_ready, timeout=30)
-        assert app.session.model_source == "guide" and "guide" in status(app)
+        # model_ready is set in the loading thread; the status line follows on the UI thread.
+        await wait_until(pilot, lambda: "guide" in status(app))
+        assert app.session.model_source == "guide"
         await send(pilot, app, "/model smolm")
         await wait_until(pilot, lambda: bool(errors(app)), timeout=30)  # real loads: slack
         assert errors(app)[-1] == (
