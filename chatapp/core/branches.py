@@ -28,26 +28,34 @@ class MessageTree:
     def __contains__(self, message_id: object) -> bool:
         return message_id in self.by_id
 
+    def _parent(self, message: StoredMessage) -> int | None:
+        """The message's parent in this tree (None for a root, or a parent not in it)."""
+        return message.parent_id if message.parent_id in self.by_id else None
+
     def add(self, message: StoredMessage) -> None:
         """A new message (its parent, if any, is in the tree already)."""
-        parent = message.parent_id if message.parent_id in self.by_id else None
+        parent = self._parent(message)
         self.by_id[message.id] = message
         self._children.setdefault(parent, []).append(message)
+
+    def subtree(self, message_id: int) -> list[int]:
+        """The message and every message below it (its replies, their alternatives...)."""
+        out, todo = [], [message_id] if message_id in self.by_id else []
+        while todo:
+            out.append(todo.pop())
+            todo += [m.id for m in self._children.get(out[-1], [])]
+        return out
 
     def remove(self, message_id: int) -> list[int]:
         """Take a message out with everything below it (as the database's ON DELETE CASCADE
         does); the ids removed."""
-        message = self.by_id.get(message_id)
-        if message is None:
-            return []
-        parent = message.parent_id if message.parent_id in self.by_id else None
-        self._children[parent] = [m for m in self._children[parent] if m.id != message_id]
-        removed, todo = [], [message]
-        while todo:
-            m = todo.pop()
-            removed.append(m.id)
-            del self.by_id[m.id]
-            todo += self._children.pop(m.id, [])
+        removed = self.subtree(message_id)
+        if removed:
+            parent = self._parent(self.by_id[message_id])
+            self._children[parent] = [m for m in self._children[parent] if m.id != message_id]
+        for i in removed:
+            del self.by_id[i]
+            self._children.pop(i, None)
         return removed
 
     def children(self, message_id: int | None) -> list[StoredMessage]:
@@ -56,9 +64,7 @@ class MessageTree:
     def siblings(self, message_id: int) -> list[StoredMessage]:
         """The alternatives of a message: every child of its parent, itself included, oldest
         first (the roots, for a first message)."""
-        message = self.by_id[message_id]
-        parent = message.parent_id if message.parent_id in self.by_id else None
-        return self.children(parent)
+        return self.children(self._parent(self.by_id[message_id]))
 
     def newest_leaf(self, message_id: int | None = None) -> int | None:
         """The end of the branch that goes on from ``message_id`` (the whole tree for None)

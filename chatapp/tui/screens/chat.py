@@ -610,16 +610,9 @@ class ChatScreen(Screen[None]):
             if yes:
                 self.run_worker(self._delete(message_id), group="delete")
 
-        below = self._count_below(message_id)
+        below = len(self.session.tree.subtree(message_id)) - 1
         also = f" and the {below} messages after it" if below else ""
         self.app.push_screen(ConfirmScreen(f"Delete this message{also}? (y/n)"), confirmed)
-
-    def _count_below(self, message_id: int) -> int:
-        todo, count = [message_id], -1
-        while todo:
-            count += 1
-            todo += [m.id for m in self.session.tree.children(todo.pop())]
-        return count
 
     async def _delete(self, message_id: int) -> None:
         if self.streaming:

@@ -55,10 +55,11 @@ class Selectable(Widget):
 
     async def action_move(self, step: int) -> None:
         parent = self.parent
-        if step < 0 and isinstance(parent, ChatView) and parent.messages()[:1] == [self]:
+        if not isinstance(parent, ChatView):
+            return
+        if step < 0 and parent.messages()[:1] == [self]:
             await parent.show_earlier()  # above the oldest message shown: show older ones
-        siblings = parent.children if parent is not None else []
-        messages = [w for w in siblings if isinstance(w, Selectable) and w.display]
+        messages = parent.messages()
         at = messages.index(self) + step
         if 0 <= at < len(messages):
             messages[at].focus()
