@@ -245,6 +245,7 @@ class Transformer(nn.Module):
         self.longrope = longrope_scales(cfg)
         self.windows = [cfg.layer_window(i) for i in range(cfg.num_layers)]
         for block, window in zip(self.layers, self.windows, strict=True):
+            assert isinstance(block, Block)
             block.self_attn.window = window
 
     def tie_weights(self) -> None:
