@@ -37,22 +37,32 @@ def through_tui(model: str, tokens: int) -> float:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from chatapp.core.settings import Settings
     from chatapp.tui.app import ChatApp
-    from chatapp.tui.widgets.chat_view import AssistantMessage
 
     settings = Settings(sampling={"temperature": 0.0, "max_tokens": tokens})
 
     async def run() -> float:
         app = ChatApp(model, settings=settings)
         async with app.run_test(size=(100, 40)) as pilot:
-            while not app.session.model_ready:
+            ready_by = time.monotonic() + 300
+            while not app.session.model_ready and time.monotonic() < ready_by:
                 await pilot.pause(0.05)
-            app.prompt.text = PROMPT
+            if not app.session.model_ready:
+                status = app.chat.query_one("#status").render()
+                raise SystemExit(f"the model did not load within 300 s (status: {status})")
+            before = app.session.last_stats  # a reopened chat's, or None
+            app.chat.prompt.text = PROMPT
+            app.chat.prompt.focus()
+            await pilot.pause()  # focus() takes effect on the next message
             await pilot.press("enter")
-            deadline = time.monotonic() + 600
-            while (
-                not app.query(AssistantMessage) or app.streaming
-            ) and time.monotonic() < deadline:
+            deadline = time.monotonic() + 300
+            # The reply is done when its stats are stored (the session sets them on the UI
+            # thread when the reply worker ends).
+            while app.session.last_stats is before and time.monotonic() < deadline:
                 await pilot.pause(0.05)
+            if time.monotonic() >= deadline:
+                print(f"no reply within 300 s: screens {app.screen_stack}, focused "
+                      f"{app.focused!r}, prompt {app.chat.prompt.text!r}, streaming "
+                      f"{app.chat.streaming}", file=sys.stderr)  # fmt: skip
             stats = app.session.last_stats
             return stats.tokens_per_second if stats else 0.0  # the decode speed, as stored
 

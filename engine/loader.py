@@ -19,7 +19,7 @@ from engine.formats import hf
 from engine.formats.hf import Weight, fuse, unfuse
 from engine.formats.safetensors_file import SafetensorsFormatError, read_safetensors
 from engine.generate import Model
-from engine.memory import available_bytes, trim_heap
+from engine.memory import available_bytes, gc_paused, trim_heap
 from engine.model import Transformer
 from engine.quantize import (
     COMPUTE_DTYPE,
@@ -56,6 +56,11 @@ def load(
     ``none`` dequantizes everything; ``int8`` / ``int4`` also quantize float weights (int4 for
     the transformer blocks, int8 for the embeddings and output head).
     """
+    with gc_paused():
+        return _load(source, dtype=dtype, device=device, quant=quant)
+
+
+def _load(source: str | os.PathLike[str], *, dtype: str, device: str, quant: str) -> Model:
     if quant not in QUANTS:
         raise ModelLoadError(f"unknown quant {quant!r}; use {', '.join(QUANTS)}")
     if quant == "auto" and dtype == "float32":
@@ -67,10 +72,15 @@ def load(
     path = resolve_source(source)
     name = path.name
     if path.is_file() and path.suffix.lower() == ".gguf":
-        from engine.formats.gguf import gguf_checkpoint
+        from engine.formats.gguf_cache import converted
 
         name = path.stem  # not the cache folder's name, which carries a digest
-        path = gguf_checkpoint(path, quantized=quant != "none")
+        done = converted(path, quantized=quant != "none")
+        if done is None:  # the converter (gguf, numpy) is imported only to convert
+            from engine.formats.gguf import gguf_checkpoint
+
+            done = gguf_checkpoint(path, quantized=quant != "none")
+        path = done
     if path.is_file():
         if path.suffix.lower() in PICKLE_SUFFIXES:
             raise _pickle_error(path)

@@ -12,7 +12,6 @@ group at once).
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import re
 import shutil
@@ -27,9 +26,9 @@ from gguf import GGMLQuantizationType, LlamaFileType
 from safetensors.numpy import save_file
 from safetensors.torch import save_file as save_torch
 
-from engine import paths
 from engine.atomic_dir import fsync_tree, remove_stale
 from engine.errors import ModelLoadError
+from engine.formats.gguf_cache import QUANTIZED_SUFFIX, cache_key, cache_root, converted
 from engine.formats.gguf_config import ARCHITECTURES, hf_config
 from engine.formats.gguf_dequant import SUPPORTED_TYPES, dequantize_tensor, unpermute_rope
 from engine.formats.gguf_file import GGUFFile, GGUFFormatError, Truncated
@@ -38,12 +37,8 @@ from engine.formats.gguf_tokenizer import build_tokenizer, field_value
 from engine.quantize import GROUP, QUANT_METHOD, QuantizedWeight, quantized_tensors
 
 Q = GGMLQuantizationType
-# Bump when the converted folder changes shape, so old cache entries are rebuilt.
-CONVERTER_VERSION = 2  # 2: control tokens outside the byte alphabet, warnings.json
 # Notes for the user about a converted model (a list of one-line strings).
 WARNINGS_FILE = "warnings.json"
-# The quantized conversion's cache folders end with this (and hold a different format).
-QUANTIZED_SUFFIX = "-q"
 # safetensors shards: the conversion holds at most one in memory.
 SHARD_BYTES = 2 << 30
 
@@ -87,11 +82,12 @@ def gguf_checkpoint(path: Path, *, quantized: bool = True) -> Path:
     """The converted folder for ``path`` (converted now unless the cache already has it):
     quantized tensors kept quantized, or everything float32 (``quantized=False``)."""
     path = Path(path)
+    done = converted(path, quantized=quantized)
+    if done is not None:
+        return done
     key = cache_key(path) + (QUANTIZED_SUFFIX if quantized else "")
-    root = paths.cache_dir() / "gguf"
+    root = cache_root()
     dest = root / key
-    if (dest / "config.json").is_file():  # folders appear complete (renamed into place)
-        return dest
     root.mkdir(parents=True, exist_ok=True)
     remove_stale(root, key)  # a conversion killed earlier
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
@@ -110,19 +106,6 @@ def gguf_checkpoint(path: Path, *, quantized: bool = True) -> Path:
         raise
     _drop_stale(root, cache_key(path), path)
     return dest
-
-
-def cache_key(path: Path) -> str:
-    """Folder name for ``path``: its stem and a digest of size, mtime and first MiB."""
-    try:
-        st = path.stat()
-        with path.open("rb") as f:
-            head = f.read(1 << 20)
-    except OSError as e:
-        raise ModelLoadError(f"cannot read {path}: {e.strerror or e}") from None
-    h = hashlib.sha256(f"{CONVERTER_VERSION}:{st.st_size}:{st.st_mtime_ns}:".encode())
-    h.update(head)
-    return f"{path.stem}-{h.hexdigest()[:16]}"
 
 
 def _drop_stale(root: Path, key: str, source: Path) -> None:
