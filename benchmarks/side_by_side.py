@@ -9,9 +9,10 @@ dependency: ``pip install 'llama-cpp-python'`` (it compiles llama.cpp, about 6 m
     python benchmarks/side_by_side.py MODEL.gguf [--rounds 3] [--threads 2] [--quality]
 
 Reported: load (the first chatapp load converts the file into its cache, timed apart),
-prefill and decode tokens/s, time to first token, decode at a long context, peak RSS, the
-size of chatapp's converted cache, and with ``--quality`` the top-1 agreement of each engine
-with chatapp's float32 dequantized reference over 256 teacher-forced positions of a chat.
+prefill and decode tokens/s, time to first token, decode at a short (100) and at a long
+(2,000) context, peak RSS, the size of chatapp's converted cache, and with ``--quality`` the
+top-1 agreement of each engine with chatapp's float32 dequantized reference over 256
+teacher-forced positions of a chat.
 """
 
 from __future__ import annotations
@@ -65,10 +66,14 @@ def work_chatapp(a: argparse.Namespace) -> dict[str, float]:
         "decode_tps": s.decode_tokens_per_second,
         "ttft_s": s.time_to_first_token,
     }
-    model.reset_cache()
     long = engine.SamplingParams(temperature=0, max_new_tokens=64)
-    list(model.generate(prompt_ids(vocab, a.long_context, 2), long, ignore_eos=True))
-    out["decode_long_tps"] = model.last_stats.decode_tokens_per_second
+    for key, n, seed in (
+        ("decode_short_tps", a.short_context, 3),
+        ("decode_long_tps", a.long_context, 2),
+    ):
+        model.reset_cache()
+        list(model.generate(prompt_ids(vocab, n, seed), long, ignore_eos=True))
+        out[key] = model.last_stats.decode_tokens_per_second
     out["peak_rss_mib"] = _peak_rss_mib()
     out["cache_mib"] = sum(f.stat().st_size for f in Path(model.path).iterdir()) / 2**20
     out["weights"] = model.weight_format  # type: ignore[assignment]
@@ -98,12 +103,14 @@ def work_llamacpp(a: argparse.Namespace) -> dict[str, float]:
 
     run(prompt_ids(vocab, 8, 1), 2)
     prefill, decode, ttft = run(prompt_ids(vocab, a.prompt_tokens, 0), a.gen_tokens)
+    _, decode_short, _ = run(prompt_ids(vocab, a.short_context, 3), 64)
     _, decode_long, _ = run(prompt_ids(vocab, a.long_context, 2), 64)
     return {
         "load_s": load,
         "prefill_tps": prefill,
         "decode_tps": decode,
         "ttft_s": ttft,
+        "decode_short_tps": decode_short,
         "decode_long_tps": decode_long,
         "peak_rss_mib": _peak_rss_mib(),
     }
@@ -141,7 +148,7 @@ def work_quality(a: argparse.Namespace) -> dict[str, float]:
 
 def measure(kind: str, a: argparse.Namespace, home: str) -> dict[str, float]:
     cmd = [sys.executable, __file__, a.model, "--worker", kind]
-    for flag in ("threads", "prompt_tokens", "gen_tokens", "long_context"):
+    for flag in ("threads", "prompt_tokens", "gen_tokens", "short_context", "long_context"):
         cmd += [f"--{flag.replace('_', '-')}", str(getattr(a, flag))]
     cmd += ["--quant", a.quant]
     env = os.environ | {"CHATAPP_HOME": home}
@@ -157,6 +164,7 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--prompt-tokens", type=int, default=512)
     p.add_argument("--gen-tokens", type=int, default=128)
+    p.add_argument("--short-context", type=int, default=100)
     p.add_argument("--long-context", type=int, default=2000)
     p.add_argument("--quant", default="auto", help="chatapp's load quant (auto, int8, int4...)")
     p.add_argument("--quality", action="store_true", help="also the top-1 agreement check")
@@ -182,7 +190,8 @@ def main() -> int:
             print(f"round {r + 1} {e}: " + ", ".join(
                 f"{k} {v:.3g}" for k, v in runs[e][-1].items() if isinstance(v, float)
             ), flush=True)  # fmt: skip
-    keys = ["decode_tps", "prefill_tps", "ttft_s", "load_s", "decode_long_tps", "peak_rss_mib"]
+    keys = ["decode_tps", "prefill_tps", "ttft_s", "load_s", "decode_short_tps", "decode_long_tps",
+            "peak_rss_mib"]  # fmt: skip
     med = {e: {k: statistics.median(x[k] for x in runs[e]) for k in keys} for e in engines}
     print(f"\nmedians of {a.rounds} rounds, {a.threads} threads, {Path(a.model).name}")
     print(
@@ -195,9 +204,10 @@ def main() -> int:
         if len(engines) > 1:
             row += f"{med['chatapp'][k] / med['llama.cpp'][k]:12.2f}"
         print(row)
-    c = med["chatapp"]
-    print(f"decode at {a.long_context} / decode at {a.prompt_tokens}: "
-          f"{c['decode_long_tps'] / c['decode_tps']:.2f} (chatapp)")  # fmt: skip
+    for e in engines:
+        m = med[e]
+        print(f"decode at {a.long_context} / decode at {a.short_context} tokens of context: "
+              f"{m['decode_long_tps'] / m['decode_short_tps']:.2f} ({e})")  # fmt: skip
     if a.quality:
         q = measure("quality", a, home)
         print("top-1 agreement with the float32 reference over "

@@ -13,6 +13,7 @@ import torch
 from engine.config import ModelConfig
 from engine.errors import ContextOverflowError, GenerationError
 from engine.kv_cache import KVCache
+from engine.memory import trim_heap
 from engine.model import Transformer
 from engine.quantize import dequant_workspace
 from engine.sampling import SamplingParams, make_generator, sample_next
@@ -296,6 +297,11 @@ class Model:
                 finally:
                     stats.decode_seconds = time.perf_counter() - t_decode
                     set_threads(restore)
+                    if len(ids) - stats.reused_tokens >= PREFILL_CHUNK:
+                        # A long prefill's transient buffers (activations, dequantized
+                        # weights) stay in malloc's free lists, ~25 MB resident after a
+                        # 2,000-token prompt: hand them back, after the reply, not before it.
+                        trim_heap()
             finally:
                 self._owner = None
 
