@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -567,6 +569,26 @@ def test_second_load_reuses_the_conversion(
     monkeypatch.setattr(gguf_format, "convert_gguf", fail)
     assert gguf_checkpoint(path) == folder
     engine.load(path)
+
+
+def test_a_cached_gguf_loads_without_the_converter_and_leaves_gc_on(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    """A cache hit needs only the folder's name: the converter (the gguf package, numpy) stays
+    unimported, which is most of what a warm load spent importing; and the load's pause of
+    the cyclic GC ends with it."""
+    path = write_gguf(tmp_path / "m.gguf", "llama", tiny_models["llama"])
+    gguf_checkpoint(path)
+    code = (
+        "import gc, sys, engine\n"
+        f"engine.load({str(path)!r})\n"
+        "print('gguf' in sys.modules, 'engine.formats.gguf' in sys.modules, gc.isenabled())"
+    )
+    out = subprocess.run(  # CHATAPP_HOME (the test's own) is in the environment
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False", "True"]
 
 
 def test_a_gguf_model_is_named_after_the_file(tiny_models: dict[str, Path], tmp_path: Path) -> None:
