@@ -57,8 +57,10 @@ def through_tui(model: str, tokens: int) -> float:
             deadline = time.monotonic() + 300
             # The reply is done when its stats are stored (the session sets them on the UI
             # thread when the reply worker ends).
+            # Plain sleeps, not pilot.pause: a pause waits for every widget to go idle (a
+            # callback posted to each, ~1,600 per reply), UI work a real user never causes.
             while app.session.last_stats is before and time.monotonic() < deadline:
-                await pilot.pause(0.05)
+                await asyncio.sleep(0.05)
             if time.monotonic() >= deadline:
                 print(f"no reply within 300 s: screens {app.screen_stack}, focused "
                       f"{app.focused!r}, prompt {app.chat.prompt.text!r}, streaming "
