@@ -230,3 +230,23 @@ def test_default_takes_a_path_and_keeps_it_absolute(
     monkeypatch.chdir(folder.parent)
     assert main(["default", "m"]) == 0
     assert configured_model() == str(folder)
+
+
+def test_a_replaced_model_is_freed_although_the_load_froze_the_gc() -> None:
+    """load_model freezes what is alive after a load (no full collections during replies); a
+    model switched away from must still go: nothing in a Model holds a cycle."""
+    import gc
+    import weakref
+
+    from chatapp.models.loading import load_model
+
+    model = load_model("guide")
+    "".join(
+        model.chat([{"role": "user", "content": "hi"}], engine.SamplingParams(max_new_tokens=4))
+    )
+    gone, net = weakref.ref(model), weakref.ref(model.net)
+    replacement = load_model("guide")  # the old one is alive, and frozen, during this load
+    assert gc.get_freeze_count() > 0
+    del model
+    assert gone() is None and net() is None
+    assert replacement.name
