@@ -28,7 +28,7 @@ from safetensors.torch import save_file as save_torch
 
 from engine.atomic_dir import fsync_tree, remove_stale
 from engine.errors import ModelLoadError
-from engine.formats.gguf_cache import QUANTIZED_SUFFIX, cache_key, cache_root, converted
+from engine.formats.gguf_cache import QUANTIZED_SUFFIX, cache_folder, is_complete
 from engine.formats.gguf_config import ARCHITECTURES, hf_config
 from engine.formats.gguf_dequant import SUPPORTED_TYPES, dequantize_tensor, unpermute_rope
 from engine.formats.gguf_file import GGUFFile, GGUFFormatError, Truncated
@@ -82,12 +82,10 @@ def gguf_checkpoint(path: Path, *, quantized: bool = True) -> Path:
     """The converted folder for ``path`` (converted now unless the cache already has it):
     quantized tensors kept quantized, or everything float32 (``quantized=False``)."""
     path = Path(path)
-    done = converted(path, quantized=quantized)
-    if done is not None:
-        return done
-    key = cache_key(path) + (QUANTIZED_SUFFIX if quantized else "")
-    root = cache_root()
-    dest = root / key
+    dest = cache_folder(path, quantized=quantized)
+    if is_complete(dest):
+        return dest
+    key, root = dest.name, dest.parent
     root.mkdir(parents=True, exist_ok=True)
     remove_stale(root, key)  # a conversion killed earlier
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
@@ -98,13 +96,13 @@ def gguf_checkpoint(path: Path, *, quantized: bool = True) -> Path:
         try:
             tmp.rename(dest)
         except OSError:
-            if not (dest / "config.json").is_file():  # not a concurrent conversion
+            if not is_complete(dest):  # not a concurrent conversion
                 raise
             shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _drop_stale(root, cache_key(path), path)
+    _drop_stale(root, key.removesuffix(QUANTIZED_SUFFIX), path)
     return dest
 
 

@@ -36,8 +36,17 @@ def cache_key(path: Path) -> str:
     return f"{path.stem}-{h.hexdigest()[:16]}"
 
 
+def cache_folder(path: Path, *, quantized: bool) -> Path:
+    """Where the conversion of ``path`` goes (it may not exist yet)."""
+    return cache_root() / (cache_key(path) + (QUANTIZED_SUFFIX if quantized else ""))
+
+
+def is_complete(folder: Path) -> bool:
+    """Folders appear complete: a conversion is renamed into place when it is done."""
+    return (folder / "config.json").is_file()
+
+
 def converted(path: Path, *, quantized: bool) -> Path | None:
-    """The finished conversion of ``path`` in the cache, or None (folders appear complete:
-    a conversion is renamed into place)."""
-    dest = cache_root() / (cache_key(path) + (QUANTIZED_SUFFIX if quantized else ""))
-    return dest if (dest / "config.json").is_file() else None
+    """The finished conversion of ``path`` in the cache, or None."""
+    dest = cache_folder(path, quantized=quantized)
+    return dest if is_complete(dest) else None
