@@ -24,12 +24,30 @@ class RMSNorm(nn.Module):
         super().__init__()
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(dim))
+        self._doubled: tuple[tuple[int, int], torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # F.rms_norm upcasts to float32 inside, normalises, applies the weight and rounds once:
-        # the closest to the float32 reference (top-1 agreement 98.4% on SmolLM2, against
-        # 97.3% for transformers' own bfloat16 order: round, then weight), in one call.
-        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
+        # On the CPU, F.rms_norm is a composite of about ten kernels (upcast, pow, mean, add,
+        # rsqrt, two muls, downcast...), ~9 us for one token's vector: 60 calls per token add
+        # up. The LayerNorm of [x, -x] is the same function (its mean is 0 and its variance
+        # mean(x^2)) in LayerNorm's one fused kernel, float32 inside and rounded once like
+        # F.rms_norm: the outputs are bit-identical in tests, at half the cost.
+        d = x.shape[-1]
+        both = torch.cat((x, -x), dim=-1)
+        return F.layer_norm(both, (2 * d,), self._doubled_weight(), None, self.eps)[..., :d]
+
+    def _doubled_weight(self) -> torch.Tensor:
+        w = self.weight
+        if torch.is_grad_enabled() and w.requires_grad:
+            return torch.cat((w, w))  # training: the gradient flows to the weight
+        try:
+            version = w._version
+        except RuntimeError:  # an inference tensor has no version counter
+            version = -1
+        key = (w.data_ptr(), version)  # made again if the weight is replaced or changed
+        if self._doubled is None or self._doubled[0] != key:
+            self._doubled = (key, torch.cat((w, w)).detach())
+        return self._doubled[1]
 
 
 def make_norm(cfg: ModelConfig) -> nn.Module:
