@@ -30,9 +30,9 @@ def quantized_weight(t: Any) -> QuantizedWeight:
     rows, cols = (int(d) for d in reversed(t.shape.tolist()))
     data = _bytes(t, rows)
     if t.tensor_type == Q.Q8_0:
-        return quantize_int8(_q8_0(data, rows, cols), scratch=True)
+        return _int8_by_rows(_q8_0, data, rows, cols)
     if t.tensor_type == Q.Q6_K:
-        return quantize_int8(_q6_k(data, rows, cols), scratch=True)
+        return _int8_by_rows(_q6_k, data, rows, cols)
     if t.tensor_type not in INT4_TYPES or not int4_fits((rows, cols)):
         return quantize_int8(torch.from_numpy(dequantize_tensor(t)), scratch=True)
     if t.tensor_type == Q.Q4_K:
@@ -43,6 +43,26 @@ def quantized_weight(t: Any) -> QuantizedWeight:
     return QuantizedWeight(
         "int4", packed.contiguous(), scale.to(COMPUTE_DTYPE), zero.to(COMPUTE_DTYPE)
     )
+
+
+# Rows decoded to float32 at a time on the way to int8: a few MB, which stay in the CPU's cache
+# between decoding and re-quantizing, where a whole 100M-value output head would be a 400 MB
+# temporary whose pages are faulted in one by one (and the peak of a first load).
+DECODE_VALUES = 1 << 20
+
+
+def _int8_by_rows(decode: Any, data: torch.Tensor, rows: int, cols: int) -> QuantizedWeight:
+    """``decode(data rows, n, cols)`` -> float32 rows, re-quantized to int8 a slice at a time
+    (one scale per row, so slices of rows are independent)."""
+    step = max(1, DECODE_VALUES // cols)
+    qweight = torch.empty(rows, cols, dtype=torch.int8)
+    scales = torch.empty(rows, dtype=COMPUTE_DTYPE)
+    for r in range(0, rows, step):
+        n = min(step, rows - r)
+        part = quantize_int8(decode(data[r : r + n], n, cols), scratch=True)
+        qweight[r : r + n] = part.qweight
+        scales[r : r + n] = part.scales
+    return QuantizedWeight("int8", qweight, scales)
 
 
 def _bytes(t: Any, rows: int) -> torch.Tensor:
