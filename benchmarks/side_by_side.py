@@ -8,7 +8,9 @@ dependency: ``pip install 'llama-cpp-python'`` (it compiles llama.cpp, about 6 m
 
     python benchmarks/side_by_side.py MODEL.gguf [--rounds 3] [--threads 2] [--quality]
 
-Reported: load (the first chatapp load converts the file into its cache, timed apart),
+Reported: load (the first chatapp load converts the file into its cache, timed apart; the
+imports each engine's load needs are import_s: llama_cpp, and engine's loader with tokenizers
+and jinja2 but not torch, which the thread count needs first),
 prefill and decode tokens/s, time to first token, decode at a short (100) and at a long
 (2,000) context, peak RSS, the size of chatapp's converted cache, and with ``--quality`` the
 top-1 agreement of each engine with chatapp's float32 dequantized reference over 256
@@ -49,10 +51,13 @@ def work_chatapp(a: argparse.Namespace) -> dict[str, float]:
     import torch
 
     torch.set_num_threads(a.threads)
-    import engine
-
     t0 = time.perf_counter()
-    model = engine.load(a.model, quant=a.quant)
+    import engine
+    from engine import load as load_model  # the loader's modules, as for llama_cpp below
+
+    imports = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    model = load_model(a.model, quant=a.quant)
     load = time.perf_counter() - t0
     vocab = model.config.vocab_size
     greedy = engine.SamplingParams(temperature=0, max_new_tokens=a.gen_tokens)
@@ -61,6 +66,7 @@ def work_chatapp(a: argparse.Namespace) -> dict[str, float]:
     list(model.generate(prompt_ids(vocab, a.prompt_tokens, 0), greedy, ignore_eos=True))
     s = model.last_stats
     out = {
+        "import_s": imports,
         "load_s": load,
         "prefill_tps": s.prefill_tokens_per_second,
         "decode_tps": s.decode_tokens_per_second,
@@ -81,8 +87,10 @@ def work_chatapp(a: argparse.Namespace) -> dict[str, float]:
 
 
 def work_llamacpp(a: argparse.Namespace) -> dict[str, float]:
+    t0 = time.perf_counter()
     from llama_cpp import Llama
 
+    imports = time.perf_counter() - t0
     t0 = time.perf_counter()
     llm = Llama(a.model, n_ctx=a.long_context + 128, n_threads=a.threads, verbose=False)
     load = time.perf_counter() - t0
@@ -106,6 +114,7 @@ def work_llamacpp(a: argparse.Namespace) -> dict[str, float]:
     _, decode_short, _ = run(prompt_ids(vocab, a.short_context, 3), 64)
     _, decode_long, _ = run(prompt_ids(vocab, a.long_context, 2), 64)
     return {
+        "import_s": imports,
         "load_s": load,
         "prefill_tps": prefill,
         "decode_tps": decode,
@@ -190,8 +199,8 @@ def main() -> int:
             print(f"round {r + 1} {e}: " + ", ".join(
                 f"{k} {v:.3g}" for k, v in runs[e][-1].items() if isinstance(v, float)
             ), flush=True)  # fmt: skip
-    keys = ["decode_tps", "prefill_tps", "ttft_s", "load_s", "decode_short_tps", "decode_long_tps",
-            "peak_rss_mib"]  # fmt: skip
+    keys = ["decode_tps", "prefill_tps", "ttft_s", "load_s", "import_s", "decode_short_tps",
+            "decode_long_tps", "peak_rss_mib"]  # fmt: skip
     med = {e: {k: statistics.median(x[k] for x in runs[e]) for k in keys} for e in engines}
     print(f"\nmedians of {a.rounds} rounds, {a.threads} threads, {Path(a.model).name}")
     print(
