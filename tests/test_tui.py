@@ -151,6 +151,24 @@ async def test_escape_stops_the_reply_keeps_the_partial_text_and_focuses_the_pro
 
 
 @async_test
+async def test_esc_reads_cancel_edit_while_a_prompt_is_edited_and_leaves_the_edit() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        assert "escape" not in app.screen.active_bindings  # nothing to stop or leave
+        await send(pilot, app, "first")
+        await reply_done(pilot, app)
+        app.chat.begin_edit()
+        await pilot.pause()
+        assert app.chat.prompt.text == "first"
+        shown = app.screen.active_bindings["escape"].binding
+        assert (shown.action, shown.description) == ("cancel_edit", "Cancel edit")
+        await pilot.press("escape")
+        assert app.chat.prompt.text == "" and app.chat.prompt.border_title is None
+        assert "escape" not in app.screen.active_bindings
+
+
+@async_test
 async def test_ctrl_c_stops_a_streaming_reply() -> None:
     gate = threading.Event()
     app, _ = make_app(FakeModel(chunks=["one ", "two"], gate=gate, pause_after=1))
@@ -697,13 +715,15 @@ async def test_a_reply_finishing_after_the_user_switched_chats_stays_in_its_own_
 
 def test_the_help_table_is_read_from_the_bindings() -> None:
     app, _ = make_app()
-    rows = dict(row for _, section in app.key_help() for row in section)
-    assert rows["Esc / Ctrl+C"] == "stop the reply"
+    all_rows = [row for _, section in app.key_help() for row in section]
+    rows = dict(all_rows)
+    esc = [what for keys, what in all_rows if keys == "Esc / Ctrl+C"]
+    assert esc == ["stop the reply", "leave the edit of an earlier prompt"]
     assert rows["F1 / ?"] == "this help"
     assert rows["Up / Down"].startswith("earlier prompts")
     assert rows["Del / D"] == "delete it"
     for binding in ChatApp.BINDINGS:  # a new binding is in the help without a second table
-        assert binding.tooltip in rows.values()  # type: ignore[union-attr]
+        assert binding.tooltip in [what for _, what in all_rows]  # type: ignore[union-attr]
 
 
 def test_the_fake_model_has_the_engine_interface() -> None:

@@ -68,6 +68,11 @@ class ChatApp(App[None]):
                 id="stop_reply"),
         Binding("ctrl+c", "stop_reply", "Stop", show=False, priority=True,
                 tooltip="stop the reply", id="stop_reply"),
+        # The same keys while an earlier prompt is being edited (and no reply streams).
+        Binding("escape", "cancel_edit", "Cancel edit",
+                tooltip="leave the edit of an earlier prompt", id="cancel_edit"),
+        Binding("ctrl+c", "cancel_edit", "Cancel edit", show=False, priority=True,
+                tooltip="leave the edit of an earlier prompt", id="cancel_edit"),
         Binding("ctrl+n", "new_chat", "New chat", tooltip="new conversation",
                 id="new_chat"),
         Binding("ctrl+b", "toggle_sidebar", "Chats",
@@ -195,6 +200,9 @@ class ChatApp(App[None]):
     def action_stop_reply(self) -> None:
         self.chat.action_stop_reply()
 
+    def action_cancel_edit(self) -> None:
+        self.chat.action_cancel_edit()
+
     def action_new_chat(self) -> None:
         self.chat.action_new_chat()
 
@@ -217,7 +225,7 @@ class ChatApp(App[None]):
         await self.chat.action_regenerate()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "stop_reply":
+        if action in ("stop_reply", "cancel_edit"):
             return self.chat.check_action(action, parameters)
         return True
 

@@ -406,9 +406,11 @@ class ChatScreen(Screen[None]):
         if self._stream is not None:
             self._stream.cancel.set()
             self.prompt.focus()
-        elif self._editing is not None:  # Esc leaves an edit: the prompt is cleared
-            self._editing = None
-            self._show_editing()
+
+    def action_cancel_edit(self) -> None:
+        """Esc while editing an earlier prompt: the edit is left and the prompt cleared."""
+        if self._editing is not None:
+            self._cancel_edit()
             self.prompt.text = ""
             self.prompt.focus()
 
@@ -418,9 +420,11 @@ class ChatScreen(Screen[None]):
         self._end_stream()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Otherwise Esc / Ctrl+C keep their usual meaning (Ctrl+C copies in the prompt).
         if action == "stop_reply":
-            # Otherwise Esc / ctrl+c keep their usual meaning.
-            return self.streaming or self._editing is not None
+            return self.streaming
+        if action == "cancel_edit":
+            return not self.streaming and self._editing is not None
         return True
 
     # Conversations ---------------------------------------------------------------------------
