@@ -28,6 +28,26 @@ def test_cached_decode_equals_uncached_forward(model: engine.Model) -> None:
     assert out == seq[len(ids) :]
 
 
+@pytest.mark.parametrize("grouped", [True, False])
+def test_both_decode_attention_layouts_match_the_full_forward(
+    model: engine.Model, grouped: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """4 query heads on 2 key/value heads: one-token steps, in the grouped layout and in
+    enable_gqa's, give the logits of a full forward."""
+    import engine.model as model_module
+
+    monkeypatch.setattr(model_module, "GROUPED_DECODE", grouped)
+    assert model.config.num_heads != model.config.num_kv_heads
+    ids = model.tokenizer.encode("The quick brown fox jumps over")
+    cache = KVCache(2, model.config.num_kv_heads, model.config.head_dim, 128)
+    with torch.no_grad():
+        model.net(torch.tensor([ids[:3]]), cache=cache, start=0)
+        steps = [model.net(torch.tensor([[t]]), cache=cache, start=i)[0, -1]
+                 for i, t in enumerate(ids[3:], start=3)]  # fmt: skip
+    full = model.logits(ids)[3:]
+    assert (torch.stack(steps) - full).abs().max().item() < 1e-4  # float32 sums, reordered
+
+
 def test_chunked_prefill_after_history_matches_full_forward(model: engine.Model) -> None:
     ids = model.tokenizer.encode("Hello world! The KV cache keeps keys and values.")
     cache = KVCache(2, model.config.num_kv_heads, model.config.head_dim, 128)
