@@ -13,6 +13,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from engine.memory import gc_paused
+
 if TYPE_CHECKING:
     from engine.config import SUPPORTED_ARCHITECTURES, ModelConfig
     from engine.errors import ContextOverflowError, GenerationError, ModelLoadError
@@ -75,7 +77,10 @@ def __getattr__(name: str) -> Any:
             if e.name != f"engine.{name}":
                 raise
         raise AttributeError(f"module 'engine' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    # The first of these imports torch (~200,000 objects): with the cyclic GC running, the
+    # full collections it triggers took a quarter of the import (0.93 -> 0.70 s here).
+    with gc_paused():
+        value = getattr(importlib.import_module(module), name)
     globals()[name] = value  # later lookups skip this function
     return value
 
