@@ -1,6 +1,11 @@
-"""The decode-thread chooser: it keeps whichever thread count its measured steps favour."""
+"""The decode-thread chooser: it keeps whichever thread count its measured steps favour. And
+the one engine thread that loads and generates."""
 
 from __future__ import annotations
+
+import threading
+
+import pytest
 
 from engine.threads import ThreadTuner
 
@@ -41,3 +46,26 @@ def test_the_choice_follows_the_machine_back() -> None:
 def test_one_configured_thread_never_tries_anything() -> None:
     tuner = ThreadTuner(1)
     assert set(run(tuner, {1: 0.03}, 100)) == {1}
+
+
+def test_engine_work_runs_on_one_thread_with_results_errors_and_nesting() -> None:
+    from engine.engine_thread import on_engine_thread
+
+    def where() -> threading.Thread:
+        return threading.current_thread()
+
+    first = on_engine_thread(where)
+    others = [on_engine_thread(where) for _ in range(3)]
+    from_a_thread: list[threading.Thread] = []
+    t = threading.Thread(target=lambda: from_a_thread.append(on_engine_thread(where)))
+    t.start()
+    t.join()
+    assert first is not threading.current_thread()
+    assert all(o is first for o in others) and from_a_thread == [first]
+    assert on_engine_thread(lambda: on_engine_thread(where)) is first  # no deadlock when nested
+
+    def fail() -> None:
+        raise ValueError("raised on the engine thread")
+
+    with pytest.raises(ValueError, match="raised on the engine thread"):
+        on_engine_thread(fail)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fakes import FakeModel, async_test, fake_loader, wait_until
@@ -166,6 +167,34 @@ async def test_esc_reads_cancel_edit_while_a_prompt_is_edited_and_leaves_the_edi
         await pilot.press("escape")
         assert app.chat.prompt.text == "" and app.chat.prompt.border_title is None
         assert "escape" not in app.screen.active_bindings
+
+
+@async_test
+async def test_the_model_loads_and_every_reply_runs_on_one_thread() -> None:
+    """torch's OpenMP keeps a team per calling thread; two teams slowed decode 2x (see
+    engine.engine_thread). So the load and the replies all run on the engine thread."""
+    threads: list[threading.Thread] = []
+
+    class Recording(FakeModel):
+        def chat(self, *args: Any, **kwargs: Any) -> Any:
+            threads.append(threading.current_thread())
+            return super().chat(*args, **kwargs)
+
+    model = Recording()
+    load = fake_loader(model)
+
+    def loader(source: str) -> FakeModel:
+        threads.append(threading.current_thread())
+        return load(source)
+
+    app = ChatApp("fake", loader=loader)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        for i in range(3):
+            await send(pilot, app, f"question {i}")
+            await reply_done(pilot, app, i + 1)
+    assert len(threads) == 4 and len(set(threads)) == 1
+    assert threads[0].name.startswith("engine")  # the engine's, whichever worker asked
 
 
 @async_test

@@ -54,6 +54,11 @@ class ModelLike(Protocol):
 Loader = Callable[[str], ModelLike]
 
 
+def is_remote(model: ModelLike | None) -> bool:
+    """Whether ``model`` is a remote one (``chatapp remote add``): no torch work of its own."""
+    return getattr(model, "weight_format", None) == "remote"
+
+
 class ModelUnavailable(Exception):
     """No model could be chosen or loaded; the message is one line for the user."""
 

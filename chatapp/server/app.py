@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chatapp.server import openai_api as api
 from chatapp.server.openai_api import RequestError
+from engine.engine_thread import engine_executor
 
 Loader = Callable[[str], Any]  # a model source -> engine.Model
 
@@ -80,7 +81,8 @@ class EngineHost:
         """Call with ``lock`` held."""
         source = self.source_for(requested)
         if self.model is None or source != self.source:
-            self.model = await asyncio.to_thread(self.loader, source)
+            loop = asyncio.get_running_loop()  # loads and generations share one thread
+            self.model = await loop.run_in_executor(engine_executor(), self.loader, source)
             self.source = source
             if source == self.default and self.default_name is None:
                 self.default_name = self.model.name
@@ -105,7 +107,7 @@ async def _in_thread(
         finally:
             loop.call_soon_threadsafe(queue.put_nowait, done)
 
-    worker = loop.run_in_executor(None, work)
+    worker = loop.run_in_executor(engine_executor(), work)  # see engine.engine_thread
     try:
         while (item := await queue.get()) is not done:
             if isinstance(item, BaseException):
