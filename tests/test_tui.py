@@ -198,6 +198,37 @@ async def test_the_model_loads_and_every_reply_runs_on_one_thread() -> None:
 
 
 @async_test
+async def test_a_new_chat_started_as_a_reply_ends_is_no_crash(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ctrl+N while the finished reply is being shown (an await in between): the reply is
+    stored in its own chat, and the new chat starts clean."""
+    app, model = make_app()
+    real_finish = AssistantMessage.finish
+
+    async def finish_while_the_user_leaves(self: AssistantMessage, result: Any) -> None:
+        app.chat.action_new_chat()
+        await real_finish(self, result)
+
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        monkeypatch.setattr(AssistantMessage, "finish", finish_while_the_user_leaves)
+        await send(pilot, app, "first")
+        await wait_until(
+            pilot, lambda: app.session.conversation_id is None and not app.chat.streaming
+        )
+        monkeypatch.setattr(AssistantMessage, "finish", real_finish)
+        await send(pilot, app, "second")
+        await reply_done(pilot, app)
+        assert app.session.messages == [
+            {"role": "user", "content": "second"},
+            {"role": "assistant", "content": "Hello, world!"},
+        ]
+    stored = [[m.content for m in Store().messages(c.id)] for c in Store().list_conversations()]
+    assert sorted(stored) == [["first", "Hello, world!"], ["second", "Hello, world!"]]
+
+
+@async_test
 async def test_ctrl_c_stops_a_streaming_reply() -> None:
     gate = threading.Event()
     app, _ = make_app(FakeModel(chunks=["one ", "two"], gate=gate, pause_after=1))

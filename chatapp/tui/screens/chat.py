@@ -368,9 +368,11 @@ class ChatScreen(Screen[None]):
             return  # a reply of a chat the user has left
         await stream.flush()
         await stream.view.finish(message.result)
-        if applied:
+        if stream is not self._stream:
+            return  # the chat was left during those awaits (Ctrl+N as the reply ended)
+        if applied and message.result.message_id is not None:
             stream.view.message_id = message.result.message_id
-            stream.view.set_alternatives(*self.session.alternatives(self.session.leaf_id or 0))
+            stream.view.set_alternatives(*self.session.alternatives(message.result.message_id))
             await self.chat_view.trim(self.session.branch)
         elif message.request.leaf_id != message.request.parent_id and not message.result.text:
             # A regenerated reply that failed before any text: the old reply is shown again,
