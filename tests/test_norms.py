@@ -35,6 +35,9 @@ def test_rms_norm_follows_a_changed_weight_and_trains() -> None:
     with torch.inference_mode():
         after = norm(x)
     torch.testing.assert_close(after, 2 * before)
+    norm.weight = torch.nn.Parameter(torch.full((64,), 3.0))  # a new weight (a load assigns)
+    with torch.inference_mode():
+        torch.testing.assert_close(norm(x), F.rms_norm(x, (64,), norm.weight.detach(), 1e-5))
     x.requires_grad_(True)
     norm(x).sum().backward()
     ref_w = norm.weight.detach().clone().requires_grad_(True)
