@@ -132,8 +132,8 @@ def _cpu_has_amx() -> bool:
 
 # Decode attention with the query heads of each key/value head as its rows (Attention.forward)
 # measured 4x faster than enable_gqa at a 2,000-token context on a Zen 5 CPU (AVX-512, no AMX;
-# 3x at 100), but 1.3x slower on a Xeon with AMX, whose bfloat16 kernels made enable_gqa's
-# reads cheap (SmolLM2, 2 threads, both). Elsewhere (a GPU) either is fine.
+# 3x at 100), but 1.3x slower on a Sapphire Rapids Xeon (AMX), where SDPA's bfloat16 kernels
+# differ (SmolLM2, 2 threads, both). Elsewhere (a GPU) either is fine.
 GROUPED_DECODE = not _cpu_has_amx()
 
 
