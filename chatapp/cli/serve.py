@@ -45,6 +45,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from chatapp.console_text import printable
     from chatapp.core.settings import load_settings
     from chatapp.models.choice import resolve_model_source
+    from engine.engine_thread import on_engine_thread
 
     key = None
     if args.api_key_env:
@@ -54,7 +55,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings, _warning = load_settings()
     try:
         source = resolve_model_source(args.model, settings.model)
-        model = engine.load(source, quant=args.quant)
+        # On the thread that will generate (see engine.engine_thread).
+        model = on_engine_thread(lambda: engine.load(source, quant=args.quant))
     except engine.ModelLoadError as e:
         return error(str(e))
     host = EngineHost(source, lambda src: engine.load(src, quant=args.quant), model.name)
