@@ -21,6 +21,7 @@ from chatapp.core.reply_stats import ReplyStats
 from chatapp.core.settings import SAMPLING_KEYS, Settings, parse_value, sampling_params
 from chatapp.core.store import Store, StoredMessage, StoreError
 from chatapp.models.choice import resolve_model_name, resolve_model_source
+from engine.engine_thread import on_engine_thread
 from engine.errors import ModelLoadError
 
 if TYPE_CHECKING:
@@ -156,7 +157,7 @@ class ChatSession:
                 raise ModelUnavailable(f"{e}, or type /model PATH") from None
             if serial == self._load_serial:
                 self.model_source = source
-            model = self._loader(source)
+            model = on_engine_thread(self._loader, source)  # where it will generate
         except ModelUnavailable as e:
             raise ModelUnavailable(self._load_failed(serial, str(e))) from None
         except Exception as e:  # noqa: BLE001 - engine.ModelLoadError and anything unexpected
@@ -419,13 +420,20 @@ class ChatSession:
         except ValueError as e:
             return ReplyResult("", stopped=False, error=str(e))
         parts: list[str] = []
-        error = None
-        try:
-            for delta in model.chat(request.messages, params, cancel=cancel):
-                parts.append(delta)
-                emit(delta)
-        except Exception as e:  # noqa: BLE001 - context overflow, template errors: one line
-            error = one_line(e)
+
+        def stream() -> str | None:
+            """The reply's deltas to ``parts`` and ``emit``; the error as one line, or None."""
+            try:
+                for delta in model.chat(request.messages, params, cancel=cancel):
+                    parts.append(delta)
+                    emit(delta)
+            except Exception as e:  # noqa: BLE001 - context overflow, template errors
+                return one_line(e)
+            return None
+
+        # A local model generates on the thread that loaded it (engine.engine_thread); a
+        # remote one is HTTP only, and must not queue behind a server in this process.
+        error = stream() if is_remote(model) else on_engine_thread(stream)
         text = "".join(parts)
         stats = ReplyStats.from_generation(model.name, model.last_stats)
         # Cut short by Esc, or by an error mid-reply (a remote stream cut off): marked as such.

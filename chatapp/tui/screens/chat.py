@@ -28,7 +28,6 @@ from chatapp.core.session import (
     ModelUnavailable,
     ReplyRequest,
     ReplyResult,
-    is_remote,
     one_line,
 )
 from chatapp.core.settings import Settings
@@ -46,7 +45,6 @@ from chatapp.tui.widgets.footer import ChatFooter
 from chatapp.tui.widgets.prompt import PromptInput
 from chatapp.tui.widgets.sidebar import ConversationList, Sidebar
 from chatapp.tui.widgets.status_bar import StatusBar
-from engine.engine_thread import on_engine_thread
 
 if TYPE_CHECKING:
     from chatapp.tui.app import ChatApp
@@ -164,7 +162,7 @@ class ChatScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def _load_model(self, source: str | None, serial: int) -> None:
         try:
-            model = on_engine_thread(self.session.load_model, source, serial)
+            model = self.session.load_model(source, serial)
         except ModelUnavailable as e:
             self.app.call_from_thread(self._model_failed, str(e))
             return
@@ -347,13 +345,7 @@ class ChatScreen(Screen[None]):
     def _reply(self, request: ReplyRequest, stream: ReplyStream) -> None:
         self._replies_running.acquire()
         try:
-            args = (request, stream.cancel, stream.buffer.append)
-            if is_remote(self.session.model):  # HTTP only; a server in this process may
-                result = self.session.run_reply(*args)  # be busy on the engine thread
-            else:
-                # On the one thread that loads and generates (engine.engine_thread): a thread
-                # worker of its own each time would give torch's OpenMP a team per thread.
-                result = on_engine_thread(self.session.run_reply, *args)
+            result = self.session.run_reply(request, stream.cancel, stream.buffer.append)
         except Exception as e:  # noqa: BLE001 - e.g. the database vanished: one line
             result = ReplyResult("", stopped=False, error=str(e))
         finally:
