@@ -24,8 +24,8 @@ class RMSNorm(nn.Module):
         super().__init__()
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(dim))
-        # (which weight, the weight, [weight, weight]): holding the weight keeps its id unique
-        self._doubled: tuple[tuple[int, int, int], torch.Tensor, torch.Tensor] | None = None
+        # (the weight, its data pointer and version, [weight, weight]) for inference
+        self._doubled: tuple[torch.Tensor, tuple[int, int], torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # On the CPU, F.rms_norm is a composite of about ten kernels (upcast, pow, mean, add,
@@ -45,9 +45,9 @@ class RMSNorm(nn.Module):
             version = w._version
         except RuntimeError:  # an inference tensor has no version counter
             version = -1
-        key = (id(w), w.data_ptr(), version)  # made again if the weight is replaced or changed
-        if self._doubled is None or self._doubled[0] != key or self._doubled[1] is not w:
-            self._doubled = (key, w, torch.cat((w, w)).detach())
+        state = (w.data_ptr(), version)  # made again if the weight is replaced or changed
+        if self._doubled is None or self._doubled[0] is not w or self._doubled[1] != state:
+            self._doubled = (w, state, torch.cat((w, w)).detach())
         return self._doubled[2]
 
 

@@ -55,11 +55,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings, _warning = load_settings()
     try:
         source = resolve_model_source(args.model, settings.model)
-        # On the thread that will generate (see engine.engine_thread).
-        model = on_engine_thread(lambda: engine.load(source, quant=args.quant))
+
+        def load(src: str) -> engine.Model:
+            return engine.load(src, quant=args.quant)
+
+        model = on_engine_thread(load, source)  # where it will generate (engine.engine_thread)
     except engine.ModelLoadError as e:
         return error(str(e))
-    host = EngineHost(source, lambda src: engine.load(src, quant=args.quant), model.name)
+    host = EngineHost(source, load, model.name)
     host.model, host.source = model, source
     for warning in model.warnings:
         print(printable(f"chatapp: warning: {model.name}: {warning}"))
