@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine import native
 from engine.config import ModelConfig
 from engine.kv_cache import KVCache
 
@@ -181,6 +182,10 @@ class Attention(nn.Module):
             # Decoding one token on a sliding layer: its keys are the last ``window``, so
             # slicing them replaces a mask (SDPA's masked path costs several times more).
             k, v = k[:, :, -self.window :], v[:, :, -self.window :]
+        if n == 1 and mask is None:
+            out = native.decode_attention(q, k, v, self.scale)
+            if out is not None:
+                return self.o_proj(out)
         if n == 1 and gqa and mask is None and GROUPED_DECODE:
             # One new token sees every key, so the query heads that share a key/value head
             # can be that head's query rows: [b, kv_heads, heads / kv_heads, head_dim]. Each
