@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from engine import native
 from engine.generate import Model
 from engine.sampling import SamplingParams
 
@@ -96,6 +97,7 @@ class BenchResult:
     parameters: int
     dtype: str  # activations and KV cache
     weights: str  # e.g. int4+int8, or the float dtype
+    attention: str  # what decode attention runs on: native (engine/csrc) or sdpa
     threads: int
     prompt_tokens: int
     gen_tokens: int
@@ -203,6 +205,7 @@ def _bench(
         parameters=model.num_parameters(),
         dtype=str(model.dtype).removeprefix("torch."),
         weights=model.weight_format,
+        attention=native.decode_attention_path(model.dtype, model.device),
         threads=torch.get_num_threads(),
         prompt_tokens=len(ids),
         gen_tokens=gen_tokens,

@@ -19,6 +19,7 @@ import hashlib
 import logging
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -74,11 +75,12 @@ def _cpu_key() -> str:
     return platform.processor() or platform.machine()
 
 
-def _compiler() -> str | None:
-    cc = os.environ.get("CC")
+def _compiler() -> list[str] | None:
+    cc = os.environ.get("CC")  # may carry words: "ccache gcc"
     if cc:
-        return cc
-    return next((c for c in ("cc", "gcc", "clang") if shutil.which(c)), None)
+        return shlex.split(cc)
+    found = next((c for c in ("cc", "gcc", "clang") if shutil.which(c)), None)
+    return [found] if found else None
 
 
 def build(dest_dir: Path, *, extra_flags: tuple[str, ...] = ()) -> Path:
@@ -93,7 +95,13 @@ def build(dest_dir: Path, *, extra_flags: tuple[str, ...] = ()) -> Path:
     source = SOURCE.read_bytes()
     key = hashlib.sha256(
         b"\0".join(
-            [source, " ".join(flags).encode(), cc.encode(), _cpu_key().encode(), str(gomp).encode()]
+            [
+                source,
+                " ".join(flags).encode(),
+                " ".join(cc).encode(),
+                _cpu_key().encode(),
+                str(gomp).encode(),
+            ]
         )
     ).hexdigest()[:16]
     lib = dest_dir / f"decode_attention-{key}.so"
@@ -104,12 +112,10 @@ def build(dest_dir: Path, *, extra_flags: tuple[str, ...] = ()) -> Path:
         obj, out = Path(tmp) / "kernel.o", Path(tmp) / lib.name
         compile_flags = [*flags, "-fopenmp"] if gomp else flags
         run = dict(check=True, capture_output=True, timeout=BUILD_TIMEOUT)
-        subprocess.run([cc, *compile_flags, "-c", str(SOURCE), "-o", str(obj)], **run)  # type: ignore[call-overload]
+        subprocess.run([*cc, *compile_flags, "-c", str(SOURCE), "-o", str(obj)], **run)  # type: ignore[call-overload]
         # Linked against the loaded libgomp by its path (not -lgomp): the library then needs
         # that very file, which the dynamic linker finds already in the process.
-        link = [cc, "-shared", str(obj), "-o", str(out), "-lm"]
-        if gomp:
-            link.insert(3, gomp)
+        link = [*cc, "-shared", str(obj), *([gomp] if gomp else []), "-o", str(out), "-lm"]
         subprocess.run(link, **run)  # type: ignore[call-overload]
         os.replace(out, lib)
     return lib
@@ -140,6 +146,13 @@ def kernel() -> _Kernel | None:
                 _kernel = _load()
                 _tried = True
     return _kernel
+
+
+def decode_attention_path(dtype: torch.dtype, device: torch.device | str) -> str:
+    """What a model of this dtype on this device decodes its attention with: ``native`` or
+    ``sdpa`` (for ``chatapp bench``)."""
+    usable = dtype == torch.bfloat16 and torch.device(device).type == "cpu"
+    return "native" if usable and kernel() is not None else "sdpa"
 
 
 def decode_attention(
