@@ -164,6 +164,8 @@ def decode_attention(
     kern = kernel()
     if kern is None or q.dtype != torch.bfloat16 or q.device.type != "cpu":
         return None
+    if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
+        return None  # no backward here: training keeps SDPA
     batch, heads, n, dim = q.shape
     kv_heads, length = k.shape[1], k.shape[2]
     if (

@@ -105,6 +105,7 @@ def test_the_kernel_declines_what_it_does_not_take() -> None:
     assert native.decode_attention(q.expand(2, -1, -1, -1), k, v, None) is None  # a batch
     q2, k2, v2 = _case(1, 1, 40, 10, capacity=10)  # head size not a multiple of 16
     assert native.decode_attention(q2, k2, v2, None) is None
+    assert native.decode_attention(q.requires_grad_(), k, v, None) is None  # it has no backward
 
 
 def test_no_compiler_or_switched_off_means_sdpa(monkeypatch: pytest.MonkeyPatch) -> None:
