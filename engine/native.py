@@ -1,15 +1,19 @@
 """Native kernels: C sources in ``engine/csrc`` built on first use with the machine's compiler.
 
-Only decode attention for now (``csrc/decode_attention.c``): one new token against a bfloat16
-KV cache, where torch's CPU SDPA reaches ~5 GB/s and this kernel ~30 (the file says why). It
-is built with ``-march=native`` into the cache folder, keyed on the source, the flags and the
-CPU, so each later process only loads it (~1 ms). Its OpenMP calls are linked against the
+- ``csrc/decode_attention.c``: one new token against a bfloat16 KV cache, where torch's CPU
+  SDPA reaches ~5 GB/s and this kernel ~30 (the file says why).
+- ``csrc/ggml_matmul.c``: products with weights in GGML's Q4_K / Q6_K blocks as the GGUF file
+  holds them (fewer bytes a token than torch's int4/int8 forms), and their dequantization.
+
+They are built with ``-march=native`` into one library in the cache folder, keyed on the
+sources, the flags and the CPU, so each later process only loads it (~1 ms). Its OpenMP calls are linked against the
 libgomp that torch has already loaded, so they run on torch's own thread team, never a second
 one (two teams on two cores cost half the decode speed, see ``engine.engine_thread``).
 
 Everything here is optional: with no C compiler, a build error, a CPU without AVX-512, an
 unwritable cache or ``CHATAPP_NATIVE=0``, :func:`decode_attention` returns None and the model
-uses SDPA, so this module never makes the engine fail.
+uses SDPA, and :func:`ggml_kernels` is False so the loader converts K-quant blocks to the
+int4/int8 forms: this module never makes the engine fail.
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ from engine.paths import cache_dir
 
 log = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).with_name("csrc") / "decode_attention.c"
+CSRC = Path(__file__).with_name("csrc")
+SOURCES = (CSRC / "decode_attention.c", CSRC / "ggml_matmul.c")
 FLAGS = ["-O3", "-march=native", "-fPIC", "-std=c11"]
 BUILD_TIMEOUT = 120  # seconds
 ENV = "CHATAPP_NATIVE"  # "0" turns the kernels off (A/B benchmarks, bug hunts)
@@ -50,6 +55,19 @@ class _Kernel:
         fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 6 + [ctypes.c_float, ctypes.c_int]
         self.fn = fn
         self.isa = int(lib.chatapp_decode_attention_isa())
+        self.ggml_matmul = lib.chatapp_ggml_matmul
+        self.ggml_matmul.restype = ctypes.c_int
+        self.ggml_matmul.argtypes = [
+            *(ctypes.c_int, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p),
+            *(ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int),
+        ]
+        self.ggml_dequant = lib.chatapp_ggml_dequant
+        self.ggml_dequant.restype = ctypes.c_int
+        self.ggml_dequant.argtypes = [
+            *(ctypes.c_int, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p),
+            *(ctypes.c_int64, ctypes.c_int),
+        ]
+        self.ggml_isa = int(lib.chatapp_ggml_isa())
 
 
 def _loaded_libgomp() -> str | None:
@@ -84,7 +102,7 @@ def _compiler() -> list[str] | None:
 
 
 def build(dest_dir: Path, *, extra_flags: tuple[str, ...] = ()) -> Path:
-    """Compile the kernel into ``dest_dir`` (if not already there) and return the library.
+    """Compile the kernels into ``dest_dir`` (if not already there) and return the library.
 
     Raises OSError or subprocess.CalledProcessError when it cannot be built."""
     cc = _compiler()
@@ -92,11 +110,10 @@ def build(dest_dir: Path, *, extra_flags: tuple[str, ...] = ()) -> Path:
         raise OSError("no C compiler found (set CC)")
     gomp = _loaded_libgomp() if "OpenMP" in torch.__config__.parallel_info() else None
     flags = [*FLAGS, *extra_flags]
-    source = SOURCE.read_bytes()
     key = hashlib.sha256(
         b"\0".join(
             [
-                source,
+                *(src.read_bytes() for src in SOURCES),
                 " ".join(flags).encode(),
                 " ".join(cc).encode(),
                 _cpu_key().encode(),
@@ -104,20 +121,26 @@ def build(dest_dir: Path, *, extra_flags: tuple[str, ...] = ()) -> Path:
             ]
         )
     ).hexdigest()[:16]
-    lib = dest_dir / f"decode_attention-{key}.so"
+    lib = dest_dir / f"chatapp_native-{key}.so"
     if lib.exists():
         return lib
     dest_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest_dir, prefix=".build-") as tmp:
-        obj, out = Path(tmp) / "kernel.o", Path(tmp) / lib.name
+        out = Path(tmp) / lib.name
         compile_flags = [*flags, "-fopenmp"] if gomp else flags
         run = dict(check=True, capture_output=True, timeout=BUILD_TIMEOUT)
-        subprocess.run([*cc, *compile_flags, "-c", str(SOURCE), "-o", str(obj)], **run)  # type: ignore[call-overload]
+        objs = []
+        for src in SOURCES:
+            objs.append(str(Path(tmp) / (src.stem + ".o")))
+            subprocess.run([*cc, *compile_flags, "-c", str(src), "-o", objs[-1]], **run)  # type: ignore[call-overload]
         # Linked against the loaded libgomp by its path (not -lgomp): the library then needs
         # that very file, which the dynamic linker finds already in the process.
-        link = [*cc, "-shared", str(obj), *([gomp] if gomp else []), "-o", str(out), "-lm"]
+        link = [*cc, "-shared", *objs, *([gomp] if gomp else []), "-o", str(out), "-lm"]
         subprocess.run(link, **run)  # type: ignore[call-overload]
         os.replace(out, lib)
+    for old in [*dest_dir.glob("chatapp_native-*.so"), *dest_dir.glob("decode_attention-*.so")]:
+        if old != lib:  # builds of older sources (a process still using one keeps its map)
+            old.unlink(missing_ok=True)
     return lib
 
 
@@ -131,14 +154,14 @@ def _load() -> _Kernel | None:
             kernel = _Kernel(ctypes.CDLL(str(build(where))))
         except (OSError, subprocess.SubprocessError, AttributeError) as e:
             detail = getattr(e, "stderr", b"") or b""
-            log.debug("decode attention kernel not built in %s: %s %s", where, e, detail[-500:])
+            log.debug("native kernels not built in %s: %s %s", where, e, detail[-500:])
             continue
         return kernel if kernel.isa > 0 else None
     return None
 
 
 def kernel() -> _Kernel | None:
-    """The decode-attention kernel, built or loaded once per process; None where unavailable."""
+    """The native kernels, built or loaded once per process; None where unavailable."""
     global _kernel, _tried
     if not _tried:
         with _lock:
@@ -197,3 +220,53 @@ def decode_attention(
         torch.get_num_threads(),
     )
     return out if status == 0 else None
+
+
+# GGML's type numbers for the blocks ``csrc/ggml_matmul.c`` reads.
+GGML_TYPES = {"q4_k": 12, "q6_k": 14}
+GGML_BLOCK = 256  # weights per superblock
+GGML_BLOCK_BYTES = {"q4_k": 144, "q6_k": 210}
+GGML_MAX_ROWS = 64  # rows of x one ggml_matmul call takes
+
+
+def ggml_kernels() -> bool:
+    """Whether the K-quant kernels run here (they need AVX512-BF16)."""
+    kern = kernel()
+    return kern is not None and kern.ggml_isa > 0
+
+
+def ggml_matmul(kind: str, blocks: torch.Tensor, cols: int, x: torch.Tensor) -> torch.Tensor:
+    """``x @ W.T`` for ``W`` ``[rows, cols]`` held as ``blocks`` (uint8 ``[rows, bytes a row]``
+    of GGML ``kind`` blocks) and ``x`` bfloat16 ``[n, cols]``, n <= ``GGML_MAX_ROWS``, its
+    rows contiguous. Returns bfloat16 ``[n, rows]``. Only where :func:`ggml_kernels`."""
+    kern = kernel()
+    assert kern is not None and x.dtype == torch.bfloat16 and x.stride(-1) == 1
+    n, rows = x.shape[0], blocks.shape[0]
+    y = torch.empty((n, rows), dtype=torch.bfloat16)
+    status = kern.ggml_matmul(
+        GGML_TYPES[kind], blocks.data_ptr(), rows, cols, x.data_ptr(), x.stride(0), n,
+        y.data_ptr(), torch.get_num_threads(),
+    )  # fmt: skip
+    if status != 0:
+        raise ValueError(f"ggml_matmul does not take {kind} {tuple(blocks.shape)} x {x.shape}")
+    return y
+
+
+def ggml_dequantize(
+    kind: str, blocks: torch.Tensor, cols: int, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The bfloat16 ``[rows, cols]`` values of GGML ``kind`` blocks (into ``out`` if given,
+    a contiguous bfloat16 tensor of that shape). Only where :func:`ggml_kernels`."""
+    kern = kernel()
+    assert kern is not None and blocks.is_contiguous()
+    rows = blocks.shape[0]
+    if out is None:
+        out = torch.empty((rows, cols), dtype=torch.bfloat16)
+    assert out.shape == (rows, cols) and out.dtype == torch.bfloat16 and out.is_contiguous()
+    status = kern.ggml_dequant(
+        GGML_TYPES[kind], blocks.data_ptr(), rows, cols, out.data_ptr(), cols,
+        torch.get_num_threads(),
+    )  # fmt: skip
+    if status != 0:
+        raise ValueError(f"ggml_dequant does not take {kind} {tuple(blocks.shape)}")
+    return out

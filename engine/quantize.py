@@ -1,12 +1,15 @@
 """Weight-only quantization: quantized weights stay quantized in files and in memory.
 
-Two forms, both for the weight ``[out, in]`` of a linear layer (or an embedding table):
+Three forms, all for the weight ``[out, in]`` of a linear layer (or an embedding table):
 
 - **int4**: groups of ``GROUP`` consecutive inputs share a scale and a zero point,
   ``w = (q - 8) * scale + zero`` with ``q`` in 0..15 (GGUF's Q4_0, Q4_1 and Q4_K map onto it
   exactly: Q4_K's sub-blocks are 32 wide). Multiplied by ``_weight_int4pack_mm_for_cpu``.
-- **int8**: one scale per output row, ``w = q * scale`` with ``q`` in -127..127 (GGUF's 5-,
-  6- and 8-bit types are re-quantized to it). Multiplied by ``torch._weight_int8pack_mm``.
+- **int8**: one scale per output row, ``w = q * scale`` with ``q`` in -127..127 (GGUF's 5-
+  and 8-bit types are re-quantized to it). Multiplied by ``torch._weight_int8pack_mm``.
+- **q4_k / q6_k**: GGML's K-quant blocks as a GGUF file holds them (4.5 and 6.6 bits a
+  weight, against int4's 5 and int8's 8), multiplied by ``engine.native``'s kernels. Where
+  those cannot run, they are converted at load: Q4_K to int4 exactly, Q6_K to int8.
 
 Files hold a portable form (``QuantizedWeight``: nibbles in plain row order); the CPU kernel's
 own tiled layout depends on the CPU, so it is made at load time. Like gpt-fast's
@@ -17,7 +20,7 @@ never mentions quantization.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -25,11 +28,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine import ggml_blocks, native
+
 GROUP = 32  # int4 group size: llama.cpp's block size
 # config.json's ``quantization_config.quant_method`` for folders in this form (transformers
 # refuses an unknown method with a clear message instead of loading garbage).
 QUANT_METHOD = "chatapp"
 KINDS = ("int4", "int8")
+GGML_KINDS = ("q4_k", "q6_k")
+GGML_SUFFIX = ".ggml_"  # file form: ``prefix.ggml_q4_k``, uint8 [out, bytes a row]
 # Activations of quantized layers: the int4 kernel's fast CPU path is bfloat16 only.
 COMPUTE_DTYPE = torch.bfloat16
 
@@ -40,7 +47,8 @@ class QuantizedWeight:
 
     int4: ``qweight`` uint8 ``[out, in / 2]`` (column ``2j`` in the low nibble, ``2j + 1`` in
     the high one), ``scales`` and ``zeros`` ``[out, in / GROUP]``. int8: ``qweight`` int8
-    ``[out, in]``, ``scales`` ``[out]``, no zeros.
+    ``[out, in]``, ``scales`` ``[out]``, no zeros. q4_k / q6_k: ``qweight`` uint8
+    ``[out, bytes a row]`` of GGML blocks (scales inside), ``scales`` empty, no zeros.
     """
 
     kind: str
@@ -49,19 +57,43 @@ class QuantizedWeight:
     zeros: torch.Tensor | None = None
 
     @property
+    def ggml(self) -> bool:
+        return self.kind in GGML_KINDS
+
+    @property
     def shape(self) -> tuple[int, int]:
         rows, cols = self.qweight.shape
+        if self.ggml:
+            return (int(rows), int(cols) // GGML_BYTES[self.kind] * ggml_blocks.BLOCK)
         return (int(rows), int(cols) * (2 if self.kind == "int4" else 1))
 
     def rows(self, start: int, stop: int) -> QuantizedWeight:
         z = self.zeros[start:stop] if self.zeros is not None else None
-        return QuantizedWeight(self.kind, self.qweight[start:stop], self.scales[start:stop], z)
+        s = self.scales if self.ggml else self.scales[start:stop]
+        return QuantizedWeight(self.kind, self.qweight[start:stop], s, z)
 
     def permute_rows(self, order: torch.Tensor) -> QuantizedWeight:
         z = self.zeros[order] if self.zeros is not None else None
-        return QuantizedWeight(self.kind, self.qweight[order], self.scales[order], z)
+        s = self.scales if self.ggml else self.scales[order]
+        return QuantizedWeight(self.kind, self.qweight[order], s, z)
+
+    def portable(self) -> QuantizedWeight:
+        """This weight in a form torch's kernels multiply: GGML blocks become int4 (Q4_K,
+        exactly but for bfloat16 scales) or int8 (Q6_K); int4/int8 stay as they are."""
+        rows, cols = self.shape
+        if self.kind == "q4_k" and int4_fits(self.shape):
+            q, scale, zero = ggml_blocks.q4_k(self.qweight, rows, cols)
+            return QuantizedWeight(
+                "int4", pack_int4(q), scale.to(COMPUTE_DTYPE), zero.to(COMPUTE_DTYPE)
+            )
+        if self.ggml:
+            return int8_by_rows(_GGML_DECODE[self.kind], self.qweight, rows, cols)
+        return self
 
     def dequantize(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        if self.ggml:
+            rows, cols = self.shape
+            return _GGML_DECODE[self.kind](self.qweight, rows, cols).to(dtype)
         if self.kind == "int8":
             return (self.qweight.float() * self.scales.float()[:, None]).to(dtype)
         assert self.zeros is not None
@@ -71,7 +103,10 @@ class QuantizedWeight:
         return (q * scale + zero).to(dtype)
 
     def tensors(self, prefix: str) -> dict[str, torch.Tensor]:
-        """The file form: ``prefix.qweight``, ``prefix.scales`` (and ``prefix.zeros``)."""
+        """The file form: ``prefix.qweight``, ``prefix.scales`` (and ``prefix.zeros``), or
+        ``prefix.ggml_<kind>`` for GGML blocks."""
+        if self.ggml:
+            return {f"{prefix}{GGML_SUFFIX}{self.kind}": self.qweight}
         out = {f"{prefix}.qweight": self.qweight, f"{prefix}.scales": self.scales}
         if self.zeros is not None:
             out[f"{prefix}.zeros"] = self.zeros
@@ -84,7 +119,7 @@ class QuantizedWeight:
         return QuantizedWeight(
             parts[0].kind,
             torch.cat([p.qweight for p in parts]),
-            torch.cat([p.scales for p in parts]),
+            parts[0].scales if parts[0].ggml else torch.cat([p.scales for p in parts]),
             torch.cat(zeros) if len(zeros) == len(parts) else None,
         )
 
@@ -93,7 +128,12 @@ def group_quantized(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor 
     """File tensors -> a state where each ``X.qweight/.scales/.zeros`` is one ``X.weight``."""
     out: dict[str, torch.Tensor | QuantizedWeight] = {}
     for name, t in tensors.items():
-        if name.endswith(".qweight"):
+        prefix, _, kind = name.rpartition(GGML_SUFFIX)
+        if prefix and kind in GGML_KINDS:
+            if t.dtype != torch.uint8 or t.dim() != 2 or t.shape[1] % GGML_BYTES[kind]:
+                raise ValueError(f"tensor {name!r} is not whole {kind} blocks")
+            out[f"{prefix}.weight"] = QuantizedWeight(kind, t, torch.empty(0))
+        elif name.endswith(".qweight"):
             prefix = name.removesuffix(".qweight")
             kind = "int4" if t.dtype == torch.uint8 else "int8"
             scales = tensors.get(f"{prefix}.scales")
@@ -164,6 +204,43 @@ def quantize_int8(w: torch.Tensor, *, scratch: bool = False) -> QuantizedWeight:
 def int4_fits(shape: tuple[int, ...]) -> bool:
     """Whether the int4 kernel takes a weight of this shape (rows in 16s, columns in groups)."""
     return len(shape) == 2 and shape[0] % 16 == 0 and shape[1] % GROUP == 0
+
+
+# Rows decoded to float32 at a time on the way to int8: a few MB, which stay in the CPU's cache
+# between decoding and re-quantizing, where a whole 100M-value output head would be a 400 MB
+# temporary whose pages are faulted in one by one (and the peak of a first load).
+DECODE_VALUES = 1 << 20
+
+
+def int8_by_rows(
+    decode: Callable[[torch.Tensor, int, int], torch.Tensor],
+    data: torch.Tensor,
+    rows: int,
+    cols: int,
+) -> QuantizedWeight:
+    """``decode(data rows, n, cols)`` -> float32 rows, re-quantized to int8 a slice at a time
+    (one scale per row, so slices of rows are independent)."""
+    step = max(1, DECODE_VALUES // cols)
+    qweight = torch.empty(rows, cols, dtype=torch.int8)
+    scales = torch.empty(rows, dtype=COMPUTE_DTYPE)
+    for r in range(0, rows, step):
+        n = min(step, rows - r)
+        part = quantize_int8(decode(data[r : r + n], n, cols), scratch=True)
+        qweight[r : r + n] = part.qweight
+        scales[r : r + n] = part.scales
+    return QuantizedWeight("int8", qweight, scales)
+
+
+GGML_BYTES = {"q4_k": ggml_blocks.Q4_K_BYTES, "q6_k": ggml_blocks.Q6_K_BYTES}
+
+
+def _q4_k_float(data: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    q, scale, zero = ggml_blocks.q4_k(data, rows, cols)
+    g = q.view(rows, cols // GROUP, GROUP).float().sub_(8).mul_(scale[..., None])
+    return g.add_(zero[..., None]).view(rows, cols)
+
+
+_GGML_DECODE = {"q4_k": _q4_k_float, "q6_k": ggml_blocks.q6_k}
 
 
 def quantize_weight(w: torch.Tensor, kind: str) -> QuantizedWeight:
@@ -361,6 +438,39 @@ class Int8Linear(nn.Module):
         return y.reshape(*shape[:-1], self.out_features)
 
 
+class GGMLLinear(nn.Module):
+    """``y = x @ W.T (+ b)`` with ``W`` in GGML K-quant blocks, by ``engine.native``'s kernels
+    (built only where ``native.ggml_kernels()``): a few rows of ``x`` (decode) straight from
+    the blocks, a prefill chunk through a bfloat16 copy of ``W`` and torch's GEMM."""
+
+    weight: torch.Tensor
+
+    def __init__(self, weight: QuantizedWeight, bias: torch.Tensor | None = None) -> None:
+        super().__init__()
+        assert weight.ggml
+        self.kind = weight.kind
+        self.out_features, self.in_features = weight.shape
+        self.register_buffer("weight", weight.qweight.contiguous(), persistent=False)
+        self.bias = None if bias is None else nn.Parameter(bias.to(COMPUTE_DTYPE), False)
+
+    def dequantize(self) -> torch.Tensor:
+        """``W`` ``[out, in]`` in bfloat16 (in the open ``dequant_workspace``, if any)."""
+        n, k = self.out_features, self.in_features
+        out = _workspace(2 * n * k).view(COMPUTE_DTYPE).view(n, k)
+        return native.ggml_dequantize(self.kind, self.weight, k, out=out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        x2 = _rows_of(x, self.in_features)
+        if x2.shape[0] >= DEQUANT_ROWS or x2.shape[0] > native.GGML_MAX_ROWS:
+            y = F.linear(x2, self.dequantize())
+        else:
+            y = native.ggml_matmul(self.kind, self.weight, self.in_features, x2)
+        if self.bias is not None:
+            y = y + self.bias
+        return y.reshape(*shape[:-1], self.out_features)
+
+
 class ConcatLinear(nn.Module):
     """A fused projection whose parts have different forms (e.g. q/k int4 and v int8, as
     llama.cpp's Q4_K_M mixes them): the parts' outputs side by side."""
@@ -391,6 +501,9 @@ class QuantizedEmbedding(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         flat = ids.reshape(-1)
+        if self.kind in GGML_KINDS:  # only built where the native kernels run
+            rows = native.ggml_dequantize(self.kind, self.qweight[flat], self.embedding_dim)
+            return rows.reshape(*ids.shape, self.embedding_dim)
         part = QuantizedWeight(
             self.kind,
             self.qweight[flat],
@@ -413,6 +526,9 @@ def linear_module(
             [linear_module(w, b, dtype) for w, b in zip(weight, biases, strict=True)]
         )
     if isinstance(weight, QuantizedWeight):
+        if weight.ggml:
+            assert native.ggml_kernels(), "swap_in converts GGML blocks where no kernel runs"
+            return GGMLLinear(weight, bias)
         if weight.kind == "int4" and int4_fits(weight.shape):
             return Int4Linear(weight, bias)
         if weight.kind == "int4":  # e.g. a fused projection whose rows the kernel cannot take
@@ -435,7 +551,24 @@ def swap_in(
 
     ``state`` is emptied on the way: each file-form weight is dropped as soon as its module
     holds the kernel's form, so the two forms of the whole model never sit in memory at once.
+    GGML blocks stay blocks where ``engine.native`` multiplies them, and are converted to
+    int4/int8 elsewhere (a tied embedding and head once, shared).
     """
+    if not native.ggml_kernels():
+        portable: dict[int, QuantizedWeight] = {}
+
+        def convert(w: QuantizedWeight) -> QuantizedWeight:
+            if id(w) not in portable:
+                portable[id(w)] = w.portable()
+            return portable[id(w)]
+
+        for name, value in state.items():
+            if isinstance(value, QuantizedWeight) and value.ggml:
+                state[name] = convert(value)
+            elif isinstance(value, list):
+                state[name] = [
+                    convert(w) if isinstance(w, QuantizedWeight) and w.ggml else w for w in value
+                ]
     rest: dict[str, torch.Tensor] = {}
     for name in list(state):
         if not isinstance(state[name], (QuantizedWeight, list)):
@@ -463,7 +596,7 @@ def parameter_count(net: nn.Module) -> int:
     for p in net.parameters():
         total += p.numel()
     for m in net.modules():
-        if isinstance(m, (Int4Linear, Int8Linear, QuantizedEmbedding)):
+        if isinstance(m, (Int4Linear, Int8Linear, GGMLLinear, QuantizedEmbedding)):
             key = (m.qweight if isinstance(m, QuantizedEmbedding) else m.weight).data_ptr()
             if key not in seen:
                 seen.add(key)
@@ -477,13 +610,14 @@ def parameter_count(net: nn.Module) -> int:
 
 
 def weight_kinds(net: nn.Module) -> list[str]:
-    """The quantized forms in ``net`` (``int4``, ``int8``), sorted; empty for a float net."""
+    """The quantized forms in ``net`` (``int4``, ``int8``, ``q4_k``, ``q6_k``), sorted; empty
+    for a float net."""
     kinds = set()
     for m in net.modules():
         if isinstance(m, Int4Linear):
             kinds.add("int4")
         elif isinstance(m, Int8Linear):
             kinds.add("int8")
-        elif isinstance(m, QuantizedEmbedding):
+        elif isinstance(m, (GGMLLinear, QuantizedEmbedding)):
             kinds.add(m.kind)
     return sorted(kinds)

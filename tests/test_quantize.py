@@ -128,10 +128,15 @@ def gguf_tensor(tmp_path: Path, qtype: Q, rows: int, cols: int) -> object:
 @pytest.mark.parametrize("qtype", [Q.Q4_0, Q.Q4_1, Q.Q4_K], ids=lambda q: q.name)
 def test_gguf_4bit_tensors_keep_their_values_as_int4(qtype: Q, tmp_path: Path) -> None:
     """Q4_0/Q4_1/Q4_K are int4 groups of 32 already: the 4-bit values are copied, so the only
-    difference from ggml's dequantization is bfloat16 rounding of the scales and offsets."""
+    difference from ggml's dequantization is bfloat16 rounding of the scales and offsets.
+    (Q4_K is kept as its blocks, and becomes int4 where the native kernels cannot run.)"""
     t = gguf_tensor(tmp_path, qtype, 32, 512)
     ref = torch.from_numpy(dequantize_tensor(t))
     qw = quantized_weight(t)
+    if qtype == Q.Q4_K:
+        assert qw.kind == "q4_k" and qw.shape == (32, 512)
+        assert torch.allclose(qw.dequantize(), ref, rtol=1e-6, atol=1e-6)
+        qw = qw.portable()
     assert qw.kind == "int4" and qw.shape == (32, 512)
     got = qw.dequantize()
     # Per group: |error| <= 2^-8 of (|zero| + 8 |scale|) (bfloat16 rounding of both); a value
@@ -145,8 +150,13 @@ def test_gguf_4bit_tensors_keep_their_values_as_int4(qtype: Q, tmp_path: Path) -
 def test_other_gguf_types_become_int8_rows(qtype: Q, tmp_path: Path) -> None:
     t = gguf_tensor(tmp_path, qtype, 16, 256)
     qw = quantized_weight(t)
+    ref = torch.from_numpy(dequantize_tensor(t))
+    if qtype == Q.Q6_K:  # kept as its blocks; int8 where the native kernels cannot run
+        assert qw.kind == "q6_k" and qw.shape == (16, 256)
+        assert torch.allclose(qw.dequantize(), ref, rtol=1e-6, atol=1e-6)
+        qw = qw.portable()
     assert qw.kind == "int8"
-    assert rel_err(qw.dequantize(), torch.from_numpy(dequantize_tensor(t))) < 1e-2
+    assert rel_err(qw.dequantize(), ref) < 1e-2
 
 
 def logits_agree(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -263,20 +273,21 @@ def test_byte_packing_equals_the_kernels_own(shape: tuple[int, int]) -> None:
 @pytest.mark.parametrize("qtype", [Q.Q8_0, Q.Q6_K, Q.Q4_K, Q.Q4_1, Q.Q4_0], ids=lambda q: q.name)
 def test_torch_block_decoding_equals_ggml(qtype: Q, tmp_path: Path) -> None:
     """Our whole-tensor torch decoding of each type gives ggml's values exactly."""
+    from engine import ggml_blocks as gb
     from engine.formats import gguf_quant as gq
 
     t = gguf_tensor(tmp_path, qtype, 32, 512)
     ref = torch.from_numpy(dequantize_tensor(t))
     data = gq._bytes(t, 32)
     if qtype == Q.Q8_0:
-        got = gq._q8_0(data, 32, 512)
+        got = gb.q8_0(data, 32, 512)
     elif qtype == Q.Q6_K:
-        got = gq._q6_k(data, 32, 512)
+        got = gb.q6_k(data, 32, 512)
     else:
         if qtype == Q.Q4_K:
-            q, scale, zero = gq._q4_k(data, 32, 512)
+            q, scale, zero = gb.q4_k(data, 32, 512)
         else:
-            q, scale, zero = gq._q4_0_1(data, 32, 512, with_min=qtype == Q.Q4_1)
+            q, scale, zero = gb.q4_0_1(data, 32, 512, with_min=qtype == Q.Q4_1)
         s = scale.repeat_interleave(32, dim=1)
         got = (q.float() - 8) * s + zero.repeat_interleave(32, dim=1)
     assert torch.allclose(got, ref, rtol=1e-6, atol=1e-6)

@@ -11,6 +11,8 @@ import pytest
 import torch
 
 import engine
+from engine import native
+from engine.kv_cache import KVCache
 
 pytestmark = pytest.mark.real_model
 
@@ -84,10 +86,41 @@ def test_the_quantized_default_path_continues_the_text(
 ) -> None:
     monkeypatch.setenv("CHATAPP_HOME", str(home))
     model = engine.load(gemma3_gguf)
-    assert "int4" in model.weight_format
+    # Q4_K_M: Q4_K and Q6_K blocks as they are where the native kernels run, else int4/int8
+    assert ("q4_k" if native.ggml_kernels() else "int4") in model.weight_format
     ids = model.tokenizer.encode(PROMPT)
     out = list(model.generate(ids, engine.SamplingParams(temperature=0, max_new_tokens=12)))
     assert "capital" in model.tokenizer.decode(out)
+
+
+@pytest.mark.skipif(not native.ggml_kernels(), reason="no native K-quant kernels here")
+def test_the_blocks_kernels_agree_with_the_converted_int4_int8_path(
+    gemma3_gguf: Path, ours: engine.Model, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decoding from the file's Q4_K/Q6_K blocks picks the tokens the float32 reference picks
+    at least as often as the int4/int8 conversion does (Q6_K is exact in the blocks)."""
+    monkeypatch.setenv("CHATAPP_HOME", str(home))
+    blocks = engine.load(gemma3_gguf)
+    monkeypatch.setattr(native, "ggml_kernels", lambda: False)
+    converted = engine.load(gemma3_gguf)
+    assert "q4_k" in blocks.weight_format and "q4_k" not in converted.weight_format
+    ids = ours.tokenizer.encode(" ".join(TEXTS[:1] + [TEXTS[3]]) * 2)
+    ref = ours.logits(ids).argmax(-1)
+
+    def stepwise(model: engine.Model) -> torch.Tensor:  # the decode path: a token a step
+        cfg = model.config
+        cache = KVCache(cfg.num_layers, cfg.num_kv_heads, cfg.head_dim, 256, dtype=model.dtype)
+        with torch.no_grad():
+            return torch.stack(
+                [
+                    model.net(torch.tensor([[t]]), cache=cache, start=i)[0, -1].argmax()
+                    for i, t in enumerate(ids)
+                ]  # fmt: skip
+            )
+
+    for pick in (lambda m: m.logits(ids).argmax(-1), stepwise):  # prefill, decode
+        agree = [float((pick(m) == ref).float().mean()) for m in (blocks, converted)]
+        assert agree[0] >= 0.85 and agree[0] >= agree[1] - 0.03, agree
 
 
 def test_a_base_model_says_so_and_chats_in_gemmas_turn_format(ours: engine.Model) -> None:

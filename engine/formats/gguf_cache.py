@@ -14,7 +14,8 @@ from engine import paths
 from engine.errors import ModelLoadError
 
 # Bump when the converted folder changes shape, so old cache entries are rebuilt.
-CONVERTER_VERSION = 2  # 2: control tokens outside the byte alphabet, warnings.json
+# 2: control tokens outside the byte alphabet, warnings.json; 3: Q4_K/Q6_K kept as blocks
+CONVERTER_VERSION = 3
 # The quantized conversion's cache folders end with this (and hold a different format).
 QUANTIZED_SUFFIX = "-q"
 

@@ -1,0 +1,363 @@
+/* Products with weights in GGML's K-quant blocks, as a GGUF file holds them (Q4_K, Q6_K).
+ *
+ * Decode reads every weight once per token, so its speed is the bytes it reads. Q4_K holds
+ * 4.5 bits a weight and Q6_K 6.5625, where torch's int4 kernel needs 5 (a bfloat16 scale and
+ * zero per 32) and its int8 one 8: reading the blocks as they are is 10-18% fewer bytes, and
+ * Q6_K stays exact instead of being re-quantized to int8.
+ *
+ * y = x W^T for a few rows of x (bfloat16, up to MAX_TOKENS): each 256-weight superblock is
+ * decoded once into bfloat16 integers (exact: Q4_K's nibbles as 128 + q by one bitwise op,
+ * Q6_K's 6-bit values by a table lookup), dotted with every row of x by AVX512-BF16 (exact
+ * products, float32 sums) and scaled per sub-block in float32; Q4_K's minimum terms come from
+ * per-32 sums of x computed once per call. Rows of W are split
+ * in contiguous runs over torch's own OpenMP team. Longer inputs (a prefill) dequantize W to
+ * bfloat16 here and multiply with torch's GEMM.
+ *
+ * Needs AVX-512 F/BW and BF16 (Zen 4 and later, Sapphire Rapids and later); elsewhere
+ * chatapp_ggml_isa() says 0 and the engine converts the blocks to its int4/int8 forms.
+ * Built at run time by engine/native.py with the machine's C compiler (-march=native).
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define QK 256          /* weights per superblock */
+#define Q4_K_BYTES 144  /* f16 d, f16 dmin, 12 bytes of 6-bit scales and mins, 128 of nibbles */
+#define Q6_K_BYTES 210  /* 128 bytes of low nibbles, 64 of high 2-bit parts, 16 int8 scales, d */
+#define MAX_TOKENS 64
+#define ROWS_PER_ITEM 16
+#define PREFETCH_BYTES 1024
+
+enum { GGML_Q4_K = 12, GGML_Q6_K = 14 }; /* ggml's type numbers */
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512BF16__) && defined(__F16C__)
+#include <immintrin.h>
+
+int chatapp_ggml_isa(void) { return 1; }
+
+static inline float f16(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+static inline uint16_t bf16_bits(float f) { /* exact for the small integers used here */
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return (uint16_t)(u >> 16);
+}
+
+static inline uint16_t to_bf16(float f) { /* round to nearest even */
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+/* Q6_K's lookup tables (32 words each): word i -> bfloat16 of i - 32 and of i (for the 6-bit
+ * values 0..63, permutex2var picks the table by bit 5). */
+static inline void q6_tables(__m512i *lo, __m512i *hi) {
+    uint16_t a[32], b[32];
+    for (int i = 0; i < 32; i++) {
+        a[i] = bf16_bits((float)(i - 32));
+        b[i] = bf16_bits((float)i);
+    }
+    *lo = _mm512_loadu_si512(a);
+    *hi = _mm512_loadu_si512(b);
+}
+
+/* ggml's get_scale_min_k4 on whole words (as its own AVX2 kernel does, but in a vector
+ * register: scalar words stored and re-read as one vector stall store forwarding): the
+ * eight 6-bit scales times d in lanes 0-7 and the eight minima times dmin in lanes 8-15.
+ * Words u0 u1 u2 of the 12 bytes -> u0 & m6 | (u2 & m4) + (u0 >> 6 & m2) << 4 | u1 & m6 |
+ * (u2 >> 4 & m4) + (u1 >> 6 & m2) << 4. */
+static inline __m512 q4k_scales(const uint8_t *blk) {
+    const __m128i u = _mm_loadu_si128((const __m128i *)(blk + 4)); /* 12 bytes and 4 of qs */
+    const __m128i a = _mm_shuffle_epi32(u, _MM_SHUFFLE(2, 1, 2, 0));  /* u0 u2 u1 u2 */
+    const __m128i b = _mm_shuffle_epi32(u, _MM_SHUFFLE(1, 1, 0, 0));  /* u0 u0 u1 u1 */
+    const __m128i low = _mm_and_si128(_mm_srlv_epi32(a, _mm_setr_epi32(0, 0, 0, 4)),
+                                      _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
+    const __m128i high = _mm_slli_epi32(
+        _mm_and_si128(_mm_srli_epi32(b, 6), _mm_setr_epi32(0, 0x03030303, 0, 0x03030303)), 4);
+    __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_or_si128(low, high)));
+    __m512 d = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(f16(blk)), _mm512_set1_ps(f16(blk + 2)));
+    return _mm512_mul_ps(v, d);
+}
+
+/* A Q4_K superblock's 256 values as bfloat16 numbers 128 + q (q 0..15), eight vectors of 32
+ * in order: byte l of chunk c holds value 64c + l (low nibble) and 64c + 32 + l (high). The
+ * nibble goes into the low mantissa bits of 128.0 (0x4300), where one step is exactly 1: one
+ * bitwise op a vector instead of a lookup; the 128s are taken off with the minima. */
+static inline void q4k_values(const uint8_t *qs, __m512i *w) {
+    const __m512i low4 = _mm512_set1_epi16(0x000F), bias = _mm512_set1_epi16(0x4300);
+    for (int c = 0; c < 4; c++) {
+        __m512i v = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(qs + 32 * c)));
+        w[2 * c] = _mm512_ternarylogic_epi32(v, low4, bias, 0xEA); /* (v & low4) | bias */
+        w[2 * c + 1] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 4), low4, bias, 0xEA);
+    }
+}
+
+/* A Q6_K superblock's 256 values as bfloat16 integers -32..31 (q - 32), in order: half h,
+ * group g holds values 128h + 32g + l from the low (g 0, 1) or high (g 2, 3) nibble of
+ * ql[64h + 32(g % 2) + l] and bits 2g of qh[32h + l] (ggml's dequantize_row_q6_K). */
+static inline void q6k_values(const uint8_t *ql, const uint8_t *qh, __m512i lo, __m512i hi,
+                              __m512i *w) {
+    const __m512i low4 = _mm512_set1_epi16(0x000F);
+    for (int h = 0; h < 2; h++) {
+        __m512i a = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(ql + 64 * h)));
+        __m512i b = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(ql + 64 * h + 32)));
+        __m512i c = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(qh + 32 * h)));
+        /* bits 0-3 from the nibble, bits 4-5 from qh (0xCA: low4 ? first : second); the
+         * lookup reads only the low 6 bits of each word */
+        __m512i q0 = _mm512_ternarylogic_epi32(low4, a, _mm512_slli_epi16(c, 4), 0xCA);
+        __m512i q1 = _mm512_ternarylogic_epi32(low4, b, _mm512_slli_epi16(c, 2), 0xCA);
+        __m512i q2 = _mm512_ternarylogic_epi32(low4, _mm512_srli_epi16(a, 4), c, 0xCA);
+        __m512i q3 =
+            _mm512_ternarylogic_epi32(low4, _mm512_srli_epi16(b, 4), _mm512_srli_epi16(c, 2), 0xCA);
+        w[4 * h + 0] = _mm512_permutex2var_epi16(lo, q0, hi);
+        w[4 * h + 1] = _mm512_permutex2var_epi16(lo, q1, hi);
+        w[4 * h + 2] = _mm512_permutex2var_epi16(lo, q2, hi);
+        w[4 * h + 3] = _mm512_permutex2var_epi16(lo, q3, hi);
+    }
+}
+
+/* Q6_K's sixteen scales (one per 16 values) times d, spread so that vector j's lanes match
+ * the dot products of values 32j .. 32j + 31 (lane i sums values 2i and 2i + 1). */
+static inline void q6k_scales(const uint8_t *blk, __m512 *s) {
+    const __m512 d = _mm512_set1_ps(f16(blk + 208));
+    __m128i raw = _mm_loadu_si128((const __m128i *)(blk + 192));
+    __m512 s16 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(raw)), d);
+    for (int j = 0; j < 8; j++) {
+        __m512i idx = _mm512_mask_set1_epi32(_mm512_set1_epi32(2 * j), 0xFF00, 2 * j + 1);
+        s[j] = _mm512_permutexvar_ps(idx, s16);
+    }
+}
+
+/* One superblock's eight 32-value dot products with x, scaled per sub-block, into four
+ * accumulators: four chains of two FMAs (one chain of eight would wait on FMA latency). */
+static inline __attribute__((always_inline)) void dot8(const __m512i *v, const __m512 *s,
+                                                        const uint16_t *x, __m512 *a) {
+    for (int j = 0; j < 8; j++) {
+        __m512 p = _mm512_dpbf16_ps(_mm512_setzero_ps(), (__m512bh)v[j],
+                                    (__m512bh)_mm512_loadu_si512(x + 32 * j));
+        a[j & 3] = _mm512_fmadd_ps(p, s[j], a[j & 3]);
+    }
+}
+
+static inline float sum4(const __m512 *a) {
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3])));
+}
+
+static inline float sum8(__m256 m) {
+    __m128 m4 = _mm_add_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    m4 = _mm_add_ps(m4, _mm_movehl_ps(m4, m4));
+    return _mm_cvtss_f32(_mm_add_ss(m4, _mm_movehdup_ps(m4)));
+}
+
+static inline void prefetch_ahead(const uint8_t *blk, int bytes) {
+    for (int k = 0; k < bytes; k += 64)
+        _mm_prefetch((const char *)(blk + PREFETCH_BYTES + k), _MM_HINT_T0);
+}
+
+/* A Q4_K superblock decoded: values v, per-sub-block scales s (broadcast), minima dm. */
+static inline __attribute__((always_inline)) void q4k_block(const uint8_t *blk, __m512i *v,
+                                                             __m512 *s, __m256 *dm) {
+    __m512 scales = q4k_scales(blk);
+    for (int j = 0; j < 8; j++) s[j] = _mm512_permutexvar_ps(_mm512_set1_epi32(j), scales);
+    /* w = s q - m = s (128 + q) - (m + 128 s): the values carry 128 (see q4k_values) */
+    *dm = _mm256_fmadd_ps(_mm512_castps512_ps256(scales), _mm256_set1_ps(128.f),
+                          _mm512_extractf32x8_ps(scales, 1));
+    q4k_values(blk + 16, v);
+}
+
+/* Rows [r0, r1) of y = x W^T for n rows of x (ldx apart); y is [n, ldy]. One row of x (a
+ * decode step) keeps its accumulators in registers; more keep theirs in memory, where the
+ * rows of x are the independent chains. */
+static void q4k_rows(const uint8_t *w, int64_t r0, int64_t r1, int64_t nb, const uint16_t *x,
+                     int64_t ldx, const float *xsum, int64_t n, uint16_t *y, int64_t ldy) {
+    __m512 acc[MAX_TOKENS][4];
+    __m256 mins[MAX_TOKENS];
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *blk = w + r * nb * Q4_K_BYTES;
+        if (n == 1) {
+            __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                           _mm512_setzero_ps()};
+            __m256 mn = _mm256_setzero_ps();
+            for (int64_t b = 0; b < nb; b++, blk += Q4_K_BYTES) {
+                prefetch_ahead(blk, Q4_K_BYTES);
+                __m512i v[8];
+                __m512 s[8];
+                __m256 dm;
+                q4k_block(blk, v, s, &dm);
+                dot8(v, s, x + b * QK, a);
+                mn = _mm256_fmadd_ps(dm, _mm256_loadu_ps(xsum + b * 8), mn);
+            }
+            y[r] = to_bf16(sum4(a) - sum8(mn));
+            continue;
+        }
+        for (int64_t t = 0; t < n; t++) {
+            for (int k = 0; k < 4; k++) acc[t][k] = _mm512_setzero_ps();
+            mins[t] = _mm256_setzero_ps();
+        }
+        for (int64_t b = 0; b < nb; b++, blk += Q4_K_BYTES) {
+            prefetch_ahead(blk, Q4_K_BYTES);
+            __m512i v[8];
+            __m512 s[8];
+            __m256 dm;
+            q4k_block(blk, v, s, &dm);
+            for (int64_t t = 0; t < n; t++) {
+                dot8(v, s, x + t * ldx + b * QK, acc[t]);
+                mins[t] = _mm256_fmadd_ps(dm, _mm256_loadu_ps(xsum + (t * nb + b) * 8), mins[t]);
+            }
+        }
+        for (int64_t t = 0; t < n; t++) y[t * ldy + r] = to_bf16(sum4(acc[t]) - sum8(mins[t]));
+    }
+}
+
+static void q6k_rows(const uint8_t *w, int64_t r0, int64_t r1, int64_t nb, const uint16_t *x,
+                     int64_t ldx, int64_t n, uint16_t *y, int64_t ldy) {
+    __m512i lo, hi;
+    q6_tables(&lo, &hi);
+    __m512 acc[MAX_TOKENS][4];
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *blk = w + r * nb * Q6_K_BYTES;
+        if (n == 1) {
+            __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                           _mm512_setzero_ps()};
+            for (int64_t b = 0; b < nb; b++, blk += Q6_K_BYTES) {
+                prefetch_ahead(blk, Q6_K_BYTES);
+                __m512 s[8];
+                __m512i v[8];
+                q6k_scales(blk, s);
+                q6k_values(blk, blk + 128, lo, hi, v);
+                dot8(v, s, x + b * QK, a);
+            }
+            y[r] = to_bf16(sum4(a));
+            continue;
+        }
+        for (int64_t t = 0; t < n; t++)
+            for (int k = 0; k < 4; k++) acc[t][k] = _mm512_setzero_ps();
+        for (int64_t b = 0; b < nb; b++, blk += Q6_K_BYTES) {
+            prefetch_ahead(blk, Q6_K_BYTES);
+            __m512 s[8];
+            __m512i v[8];
+            q6k_scales(blk, s);
+            q6k_values(blk, blk + 128, lo, hi, v);
+            for (int64_t t = 0; t < n; t++) dot8(v, s, x + t * ldx + b * QK, acc[t]);
+        }
+        for (int64_t t = 0; t < n; t++) y[t * ldy + r] = to_bf16(sum4(acc[t]));
+    }
+}
+
+static inline int64_t row_bytes(int type, int64_t cols) {
+    return cols / QK * (type == GGML_Q4_K ? Q4_K_BYTES : Q6_K_BYTES);
+}
+
+/* y [n, rows] = x [n, cols] (rows ldx apart) times W^T, W [rows, cols] in `type` blocks.
+ * Returns 0, or -1 for an input it does not take (the caller then uses another path). */
+int chatapp_ggml_matmul(int type, const uint8_t *w, int64_t rows, int64_t cols,
+                        const uint16_t *x, int64_t ldx, int64_t n, uint16_t *y, int threads) {
+    if ((type != GGML_Q4_K && type != GGML_Q6_K) || cols % QK || n < 1 || n > MAX_TOKENS)
+        return -1;
+    const int64_t nb = cols / QK;
+    float *xsum = NULL;
+    if (type == GGML_Q4_K) { /* per-32 sums of x, for the minima */
+        xsum = malloc((size_t)(n * nb * 8) * sizeof(float));
+        if (!xsum) return -1;
+        for (int64_t t = 0; t < n; t++) {
+            for (int64_t g = 0; g < nb * 8; g++) {
+                const uint16_t *p = x + t * ldx + 32 * g;
+                __m512 lo = _mm512_castsi512_ps(_mm512_slli_epi32(
+                    _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
+                __m512 hi = _mm512_castsi512_ps(_mm512_slli_epi32(
+                    _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(p + 16))), 16));
+                xsum[t * nb * 8 + g] = _mm512_reduce_add_ps(_mm512_add_ps(lo, hi));
+            }
+        }
+    }
+    const int64_t items = (rows + ROWS_PER_ITEM - 1) / ROWS_PER_ITEM;
+    const int team = items > 1 ? threads : 1;
+#pragma omp parallel for schedule(static) num_threads(team) if (team > 1)
+    for (int64_t i = 0; i < items; i++) {
+        const int64_t r0 = i * ROWS_PER_ITEM;
+        const int64_t r1 = r0 + ROWS_PER_ITEM < rows ? r0 + ROWS_PER_ITEM : rows;
+        if (type == GGML_Q4_K)
+            q4k_rows(w, r0, r1, nb, x, ldx, xsum, n, y, rows);
+        else
+            q6k_rows(w, r0, r1, nb, x, ldx, n, y, rows);
+    }
+    free(xsum);
+    return 0;
+}
+
+static inline void store_bf16(uint16_t *dst, __m512 a, __m512 b) { /* 32 values, rounded */
+    _mm512_storeu_si512(dst, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+}
+
+static inline __m512 bf16_lo(__m512i v) { /* values 0..15 of 32 bfloat16, as float32 */
+    return _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(v)), 16));
+}
+
+static inline __m512 bf16_hi(__m512i v) { /* values 16..31 */
+    return _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(v, 1)), 16));
+}
+
+/* W [rows, cols] in `type` blocks -> bfloat16 [rows, cols] (ld apart), rounded once from
+ * float32: what a prefill multiplies with torch's GEMM, and embedding rows. */
+int chatapp_ggml_dequant(int type, const uint8_t *w, int64_t rows, int64_t cols, uint16_t *out,
+                         int64_t ld, int threads) {
+    if ((type != GGML_Q4_K && type != GGML_Q6_K) || cols % QK) return -1;
+    const int64_t nb = cols / QK, rb = row_bytes(type, cols);
+    const int team = rows >= 2 * ROWS_PER_ITEM ? threads : 1;
+#pragma omp parallel for schedule(static) num_threads(team) if (team > 1)
+    for (int64_t r = 0; r < rows; r++) {
+        __m512i lo, hi;
+        q6_tables(&lo, &hi);
+        const uint8_t *blk = w + r * rb;
+        uint16_t *dst = out + r * ld;
+        for (int64_t b = 0; b < nb; b++, dst += QK) {
+            __m512i v[8];
+            if (type == GGML_Q4_K) {
+                float sm[16];
+                _mm512_storeu_ps(sm, q4k_scales(blk));
+                q4k_values(blk + 16, v);
+                for (int j = 0; j < 8; j++) {
+                    /* s q - m = s (128 + q) - (m + 128 s): the values carry 128 */
+                    __m512 s = _mm512_set1_ps(sm[j]), m = _mm512_set1_ps(sm[8 + j] + 128.f * sm[j]);
+                    store_bf16(dst + 32 * j, _mm512_fmsub_ps(bf16_lo(v[j]), s, m),
+                               _mm512_fmsub_ps(bf16_hi(v[j]), s, m));
+                }
+                blk += Q4_K_BYTES;
+            } else {
+                const float d = f16(blk + 208);
+                const int8_t *sc = (const int8_t *)(blk + 192);
+                q6k_values(blk, blk + 128, lo, hi, v);
+                for (int j = 0; j < 8; j++) {
+                    __m512 a = _mm512_set1_ps(d * (float)sc[2 * j]);
+                    __m512 c = _mm512_set1_ps(d * (float)sc[2 * j + 1]);
+                    store_bf16(dst + 32 * j, _mm512_mul_ps(bf16_lo(v[j]), a),
+                               _mm512_mul_ps(bf16_hi(v[j]), c));
+                }
+                blk += Q6_K_BYTES;
+            }
+        }
+    }
+    return 0;
+}
+
+#else /* no AVX512-BF16: the engine converts the blocks to its int4/int8 forms */
+int chatapp_ggml_isa(void) { return 0; }
+int chatapp_ggml_matmul(int type, const uint8_t *w, int64_t rows, int64_t cols,
+                        const uint16_t *x, int64_t ldx, int64_t n, uint16_t *y, int threads) {
+    (void)type, (void)w, (void)rows, (void)cols, (void)x, (void)ldx, (void)n, (void)y;
+    (void)threads;
+    return -1;
+}
+int chatapp_ggml_dequant(int type, const uint8_t *w, int64_t rows, int64_t cols, uint16_t *out,
+                         int64_t ld, int threads) {
+    (void)type, (void)w, (void)rows, (void)cols, (void)out, (void)ld, (void)threads;
+    return -1;
+}
+#endif

@@ -1,0 +1,87 @@
+"""GGML's quantized blocks decoded in torch, whole tensors at a time (no ``gguf`` package).
+
+What the GGUF converter uses to turn Q4_0/Q4_1/Q4_K into our int4 form and Q8_0/Q6_K into
+floats, and what ``QuantizedWeight`` uses to dequantize or convert the K-quant blocks it keeps
+as they are (``engine.native`` multiplies those directly where it can). Layouts follow ggml's
+``dequantize_row_*`` loops; tests check every type against ggml's values.
+"""
+
+from __future__ import annotations
+
+import torch
+
+BLOCK = 256  # weights per K-quant superblock
+Q4_K_BYTES = 144
+Q6_K_BYTES = 210
+
+
+def f16(b: torch.Tensor) -> torch.Tensor:
+    """Little-endian float16 from the last dimension's pairs of bytes, as float32."""
+    return b.contiguous().view(torch.float16).float()
+
+
+def nibbles(qs: torch.Tensor) -> torch.Tensor:
+    """ggml's 16 bytes of a 32-block: element j in the low nibble of byte j, j + 16 in the high
+    nibble -> the 32 values in order."""
+    return torch.cat((qs & 0x0F, qs >> 4), dim=-1)
+
+
+def q4_0_1(
+    data: torch.Tensor, rows: int, cols: int, *, with_min: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Q4_0 / Q4_1 -> (values 0..15 ``[rows, cols]``, scale, zero ``[rows, cols / 32]``) with
+    ``w = (q - 8) * scale + zero``."""
+    head = 4 if with_min else 2
+    blocks = data.view(rows, cols // 32, head + 16)
+    d = f16(blocks[..., 0:2])[..., 0]
+    q = nibbles(blocks[..., head:]).reshape(rows, cols)
+    if with_min:  # Q4_1: w = d * q + m
+        return q, d, f16(blocks[..., 2:4])[..., 0] + 8 * d
+    return q, d, torch.zeros_like(d)  # Q4_0: w = d * (q - 8)
+
+
+def q4_k(data: torch.Tensor, rows: int, cols: int) -> tuple[torch.Tensor, ...]:
+    """Q4_K -> (values 0..15, scale, zero) as ``q4_0_1`` gives them."""
+    # A 256-superblock: f16 d, f16 dmin, 12 bytes of 6-bit (scale, min) for its eight 32-wide
+    # sub-blocks, then 128 bytes where chunk c holds sub-block 2c in low nibbles and 2c + 1 in
+    # high ones. w = d * sc * q - dmin * m.
+    nb = rows * cols // BLOCK
+    blocks = data.reshape(nb, Q4_K_BYTES)
+    d, dmin = f16(blocks[:, 0:2]), f16(blocks[:, 2:4])
+    s = blocks[:, 4:16].reshape(nb, 3, 4)  # see ggml's get_scale_min_k4
+    a, b, c = s[:, 0], s[:, 1], s[:, 2]
+    sc = torch.cat((a & 0x3F, (c & 0x0F) | ((a >> 2) & 0x30)), dim=-1).float()
+    m = torch.cat((b & 0x3F, (c >> 4) | ((b >> 2) & 0x30)), dim=-1).float()
+    qs = blocks[:, 16:].reshape(nb, 4, 32)
+    q = torch.stack((qs & 0x0F, qs >> 4), dim=2).reshape(rows, cols)
+    scale = d * sc
+    zero = 8 * scale - dmin * m
+    return q, scale.reshape(rows, cols // 32), zero.reshape(rows, cols // 32)
+
+
+def q8_0(data: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    """Q8_0 -> float32 ``[rows, cols]``."""
+    blocks = data.view(rows, cols // 32, 34)
+    d = f16(blocks[..., 0:2])
+    return (blocks[..., 2:].contiguous().view(torch.int8).float() * d).reshape(rows, cols)
+
+
+def q6_k(data: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    """Q6_K -> float32 ``[rows, cols]``."""
+    # A 256-superblock: 128 bytes of low nibbles, 64 of 2-bit high parts, 16 int8 scales (one
+    # per 16 values), f16 d. Value e = 128 n + 32 g + l of half n, group g takes the low (g 0, 1)
+    # or high (g 2, 3) nibble of ql[64 n + 32 (g % 2) + l] and bits 2g of qh[32 n + l];
+    # w = d * scale[8 n + 2 g + l // 16] * (q - 32). (ggml's dequantize_row_q6_K.)
+    nb = rows * cols // BLOCK
+    blocks = data.reshape(nb, Q6_K_BYTES)
+    ql = blocks[:, :128].reshape(nb, 2, 2, 32)  # [block, n, g % 2, l]
+    qh = blocks[:, 128:192].reshape(nb, 2, 1, 32)  # [block, n, -, l]
+    q = torch.stack((ql & 0x0F, ql >> 4), dim=2).reshape(nb, 2, 4, 32)  # g = 2 * hi + g % 2
+    shifts = torch.tensor([0, 2, 4, 6], dtype=torch.uint8).view(1, 1, 4, 1)
+    q |= ((qh >> shifts) & 3) << 4  # the 6-bit values 0..63
+    sc = blocks[:, 192:208].contiguous().view(torch.int8).float().view(nb, 2, 4, 2, 1)
+    d = f16(blocks[:, 208:210]).view(nb, 1, 1, 1, 1)
+    # One float32 tensor, scaled in place: a 100M-value output head makes every full-size
+    # temporary cost (its pages are faulted in one by one).
+    w = q.view(nb, 2, 4, 2, 16).float().sub_(32).mul_(sc * d)
+    return w.reshape(rows, cols)

@@ -1,0 +1,151 @@
+"""GGML K-quant blocks kept as they are: the native kernels against gguf's own dequantization,
+the layers built on them, and the conversion where the kernels cannot run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gguf
+import numpy as np
+import pytest
+import torch
+from gguf import GGMLQuantizationType as Q
+from test_gguf import random_blocks, raw_tensor
+
+from engine import native
+from engine.formats.gguf_dequant import dequantize_tensor
+from engine.formats.gguf_quant import quantized_weight
+from engine.quantize import (
+    GGMLLinear,
+    Int4Linear,
+    Int8Linear,
+    QuantizedEmbedding,
+    QuantizedWeight,
+    group_quantized,
+    linear_module,
+    quantized_tensors,
+    swap_in,
+)
+
+needs_kernels = pytest.mark.skipif(
+    not native.ggml_kernels(), reason="no C compiler or no AVX512-BF16 here: blocks are converted"
+)
+KINDS = {Q.Q4_K: "q4_k", Q.Q6_K: "q6_k"}
+
+
+def blocks(tmp_path: Path, qtype: Q, rows: int, cols: int, seed: int = 0):
+    """A GGUF tensor of random ``qtype`` blocks, as ours and as gguf's float32 values."""
+    block, _ = gguf.GGML_QUANT_SIZES[qtype]
+    raw = random_blocks(qtype, rows * cols // block, np.random.default_rng(seed))
+    t = raw_tensor(tmp_path / f"t{seed}.gguf", raw.reshape(rows, -1), qtype)
+    return quantized_weight(t), torch.from_numpy(dequantize_tensor(t))
+
+
+def within_bf16(got: torch.Tensor, ref: torch.Tensor, scale: torch.Tensor | float) -> bool:
+    """Every value within bfloat16 rounding (2^-8 relative, plus a float32 sum's slack)."""
+    return bool(((got.float() - ref).abs() <= ref.abs() / 256 + 1e-5 * scale).all())
+
+
+@needs_kernels
+@pytest.mark.parametrize("qtype", list(KINDS), ids=lambda q: q.name)
+@pytest.mark.parametrize(("rows", "cols", "n"), [(16, 256, 1), (40, 1024, 1), (33, 512, 7),
+                                                 (64, 768, 64)])  # fmt: skip
+def test_matmul_on_the_blocks_equals_the_dequantized_product(
+    qtype: Q, rows: int, cols: int, n: int, tmp_path: Path
+) -> None:
+    qw, ref = blocks(tmp_path, qtype, rows, cols)
+    assert qw.kind == KINDS[qtype] and qw.shape == (rows, cols)
+    x = torch.randn(n, cols).bfloat16()
+    y = native.ggml_matmul(qw.kind, qw.qweight.contiguous(), cols, x)
+    expected = x.double() @ ref.double().T
+    # bfloat16 products are exact in float32; what is left is float32 sums and one rounding
+    bound = (x.double().abs() @ ref.double().abs().T) * 1e-5
+    assert y.shape == (n, rows) and y.dtype == torch.bfloat16
+    assert ((y.double() - expected).abs() <= expected.abs() / 256 + bound).all()
+
+
+@needs_kernels
+@pytest.mark.parametrize("qtype", list(KINDS), ids=lambda q: q.name)
+def test_dequantize_gives_ggmls_values_rounded_to_bfloat16(qtype: Q, tmp_path: Path) -> None:
+    qw, ref = blocks(tmp_path, qtype, 48, 512, seed=1)
+    got = native.ggml_dequantize(qw.kind, qw.qweight.contiguous(), 512)
+    assert got.dtype == torch.bfloat16 and got.shape == (48, 512)
+    assert within_bf16(got, ref, ref.abs().max())
+    assert (got.float() == ref.bfloat16().float()).float().mean() > 0.99  # one rounding
+
+
+@needs_kernels
+@pytest.mark.parametrize("qtype", list(KINDS), ids=lambda q: q.name)
+def test_the_layer_decodes_from_the_blocks_and_prefills_through_bfloat16(
+    qtype: Q, tmp_path: Path
+) -> None:
+    qw, ref = blocks(tmp_path, qtype, 96, 512, seed=2)
+    bias = torch.randn(96)
+    layer = linear_module(qw, bias, torch.bfloat16)
+    assert isinstance(layer, GGMLLinear)
+    for shape in [(1, 1, 512), (1, 5, 512), (2, 100, 512)]:  # decode, a few rows, a prefill
+        x = torch.randn(shape).bfloat16()
+        y = layer(x)
+        expected = x.float() @ ref.T + bias.bfloat16().float()
+        assert y.shape == (*shape[:-1], 96)
+        err = (y.float() - expected).abs().max() / expected.abs().max()
+        assert err < 1e-2
+
+
+@needs_kernels
+def test_embedding_rows_come_from_the_blocks(tmp_path: Path) -> None:
+    qw, ref = blocks(tmp_path, Q.Q6_K, 64, 256, seed=3)
+    emb = QuantizedEmbedding(qw)
+    ids = torch.tensor([[3, 0, 63, 3]])
+    rows = emb(ids)
+    assert rows.shape == (1, 4, 256) and rows.dtype == torch.bfloat16
+    assert within_bf16(rows[0], ref[ids[0]], ref.abs().max())
+
+
+def test_the_file_form_round_trips(tmp_path: Path) -> None:
+    qw, _ = blocks(tmp_path, Q.Q4_K, 32, 512)
+    files = quantized_tensors({"layers.0.mlp.down_proj.weight": qw})
+    assert list(files) == ["layers.0.mlp.down_proj.ggml_q4_k"]
+    back = group_quantized(files)["layers.0.mlp.down_proj.weight"]
+    assert isinstance(back, QuantizedWeight) and back.kind == "q4_k"
+    assert torch.equal(back.qweight, qw.qweight) and back.shape == (32, 512)
+    with pytest.raises(ValueError, match="q6_k blocks"):
+        group_quantized({"x.ggml_q6_k": torch.zeros(4, 100, dtype=torch.uint8)})
+
+
+def test_rows_of_blocks_split_permute_and_join(tmp_path: Path) -> None:
+    """What the converter does to q/k/v and gate/up rows works block-row by block-row."""
+    qw, _ = blocks(tmp_path, Q.Q4_K, 32, 512)
+    ref = qw.dequantize()
+    order = torch.randperm(32)
+    assert torch.equal(qw.permute_rows(order).dequantize(), ref[order])
+    joined = QuantizedWeight.cat([qw.rows(0, 10), qw.rows(10, 32)])
+    assert torch.equal(joined.dequantize(), ref)
+
+
+def test_without_the_kernels_blocks_become_int4_and_int8_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the kernels cannot run, Q4_K loads as int4 and Q6_K as int8 (a tied embedding
+    and head converted once and shared), computing the same values."""
+    monkeypatch.setattr(native, "ggml_kernels", lambda: False)
+    q4, ref4 = blocks(tmp_path, Q.Q4_K, 64, 256, seed=4)
+    q6, ref6 = blocks(tmp_path, Q.Q6_K, 64, 256, seed=5)
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            with torch.device("meta"):
+                self.embed = torch.nn.Embedding(64, 256)
+                self.head = torch.nn.Linear(256, 64, bias=False)
+                self.proj = torch.nn.Linear(256, 64, bias=False)
+
+    net = Net()
+    state = {"embed.weight": q6, "head.weight": q6, "proj.weight": q4}
+    swap_in(net, state, torch.bfloat16)  # type: ignore[arg-type]
+    assert isinstance(net.proj, Int4Linear) and isinstance(net.head, Int8Linear)
+    assert isinstance(net.embed, QuantizedEmbedding) and net.embed.kind == "int8"
+    assert net.embed.qweight.data_ptr() == net.head.weight.data_ptr()
+    x = torch.randn(1, 256).bfloat16()
+    assert (net.proj(x).float() - x.float() @ ref4.T).abs().max() < 0.02 * ref4.abs().sum(1).max()
+    assert (net.head(x).float() - x.float() @ ref6.T).abs().max() < 0.02 * ref6.abs().sum(1).max()
