@@ -226,7 +226,7 @@ def decode_attention(
 GGML_TYPES = {"q4_k": 12, "q6_k": 14}
 GGML_BLOCK = 256  # weights per superblock
 GGML_BLOCK_BYTES = {"q4_k": 144, "q6_k": 210}
-GGML_MAX_ROWS = 64  # rows of x one ggml_matmul call takes
+GGML_MAX_ROWS = 64  # rows of x one ggml_matmul call takes (GGMLLinear sends fewer)
 
 
 def ggml_kernels() -> bool:
