@@ -59,7 +59,7 @@ class _Kernel:
         self.ggml_matmul.restype = ctypes.c_int
         self.ggml_matmul.argtypes = [
             *(ctypes.c_int, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p),
-            *(ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int),
+            *(ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int),
         ]
         self.ggml_dequant = lib.chatapp_ggml_dequant
         self.ggml_dequant.restype = ctypes.c_int
@@ -235,17 +235,21 @@ def ggml_kernels() -> bool:
     return kern is not None and kern.ggml_isa > 0
 
 
-def ggml_matmul(kind: str, blocks: torch.Tensor, cols: int, x: torch.Tensor) -> torch.Tensor:
+def ggml_matmul(
+    kind: str, blocks: torch.Tensor, cols: int, x: torch.Tensor, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """``x @ W.T`` for ``W`` ``[rows, cols]`` held as ``blocks`` (uint8 ``[rows, bytes a row]``
     of GGML ``kind`` blocks) and ``x`` bfloat16 ``[n, cols]``, n <= ``GGML_MAX_ROWS``, its
-    rows contiguous. Returns bfloat16 ``[n, rows]``. Only where :func:`ggml_kernels`."""
+    rows contiguous. Returns bfloat16 ``[n, rows]``: ``out`` if given (a view whose rows are
+    contiguous, e.g. columns of a wider output). Only where :func:`ggml_kernels`."""
     kern = kernel()
     assert kern is not None and x.dtype == torch.bfloat16 and x.stride(-1) == 1
     n, rows = x.shape[0], blocks.shape[0]
-    y = torch.empty((n, rows), dtype=torch.bfloat16)
+    y = torch.empty((n, rows), dtype=torch.bfloat16) if out is None else out
+    assert y.shape == (n, rows) and y.dtype == torch.bfloat16 and y.stride(-1) == 1
     status = kern.ggml_matmul(
         GGML_TYPES[kind], blocks.data_ptr(), rows, cols, x.data_ptr(), x.stride(0), n,
-        y.data_ptr(), torch.get_num_threads(),
+        y.data_ptr(), y.stride(0), torch.get_num_threads(),
     )  # fmt: skip
     if status != 0:
         raise ValueError(f"ggml_matmul does not take {kind} {tuple(blocks.shape)} x {x.shape}")

@@ -23,6 +23,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -458,6 +459,13 @@ class GGMLLinear(nn.Module):
         self.out_features, self.in_features = weight.shape
         self.register_buffer("weight", weight.qweight.contiguous(), persistent=False)
         self.bias = None if bias is None else nn.Parameter(bias.to(COMPUTE_DTYPE), False)
+        kern = native.kernel()
+        assert kern is not None
+        # A decode step calls this ~100 times a token: the ctypes function and its constant
+        # arguments are bound once (the call then costs ~4 us, against ~14 through
+        # native.ggml_matmul's checks).
+        self._matmul = kern.ggml_matmul
+        self._type = native.GGML_TYPES[self.kind]
 
     def dequantize(self) -> torch.Tensor:
         """``W`` ``[out, in]`` in bfloat16 (in the open ``dequant_workspace``, if any)."""
@@ -465,16 +473,29 @@ class GGMLLinear(nn.Module):
         out = _workspace(2 * n * k).view(COMPUTE_DTYPE).view(n, k)
         return native.ggml_dequantize(self.kind, self.weight, k, out=out)
 
+    def matmul_into(self, x2: torch.Tensor, out: torch.Tensor) -> None:
+        """``out = x2 @ W.T`` for contiguous bfloat16 rows ``x2`` (fewer than
+        ``GGML_DEQUANT_ROWS``) into ``out`` ``[rows, out_features]``, rows ``out.stride(0)``
+        apart (no bias)."""
+        n, k = self.out_features, self.in_features
+        status = self._matmul(
+            self._type, self.weight.data_ptr(), n, k, x2.data_ptr(), k, x2.shape[0],
+            out.data_ptr(), out.stride(0), torch.get_num_threads(),
+        )  # fmt: skip
+        if status != 0:
+            raise RuntimeError(f"the {self.kind} kernel refused a {tuple(x2.shape)} input")
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         x2 = _rows_of(x, self.in_features)
         if x2.shape[0] >= GGML_DEQUANT_ROWS:
             y = F.linear(x2, self.dequantize())
         else:
-            y = native.ggml_matmul(self.kind, self.weight, self.in_features, x2)
+            y = torch.empty((x2.shape[0], self.out_features), dtype=COMPUTE_DTYPE)
+            self.matmul_into(x2, y)
         if self.bias is not None:
             y = y + self.bias
-        return y.reshape(*shape[:-1], self.out_features)
+        return y.view(*shape[:-1], self.out_features)
 
 
 class ConcatLinear(nn.Module):
@@ -484,8 +505,23 @@ class ConcatLinear(nn.Module):
     def __init__(self, parts: Sequence[nn.Module]) -> None:
         super().__init__()
         self.parts = nn.ModuleList(parts)
+        sizes = [int(getattr(p, "out_features", 0)) for p in parts]
+        self.out_features = sum(sizes)
+        # All parts GGML blocks without biases: a decode step's parts write their columns of
+        # one output (no torch.cat).
+        self.blocks = all(isinstance(p, GGMLLinear) and p.bias is None for p in parts)
+        self.offsets = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.blocks:
+            first = self.parts[0]
+            assert isinstance(first, GGMLLinear)
+            x2 = _rows_of(x, first.in_features)
+            if x2.shape[0] < GGML_DEQUANT_ROWS:
+                y = torch.empty((x2.shape[0], self.out_features), dtype=COMPUTE_DTYPE)
+                for p, a, b in zip(self.parts, self.offsets, self.offsets[1:], strict=False):
+                    cast(GGMLLinear, p).matmul_into(x2, y[:, a:b])
+                return y.view(*x.shape[:-1], self.out_features)
         return torch.cat([p(x) for p in self.parts], dim=-1)
 
 

@@ -16,6 +16,7 @@ from engine import native
 from engine.formats.gguf_dequant import dequantize_tensor
 from engine.formats.gguf_quant import quantized_weight
 from engine.quantize import (
+    ConcatLinear,
     GGMLLinear,
     Int4Linear,
     Int8Linear,
@@ -97,6 +98,25 @@ def test_the_layer_decodes_from_the_blocks_and_prefills_through_bfloat16(
         assert y.shape == (*shape[:-1], 96)
         err = (y.float() - expected).abs().max() / expected.abs().max()
         assert err < 0.03  # decode: x in int8 (see the matmul test); prefill: bfloat16
+
+
+@needs_kernels
+def test_a_fused_projection_of_blocks_writes_its_parts_side_by_side(tmp_path: Path) -> None:
+    """q/k in Q4_K and v in Q6_K (llama.cpp's Q4_K_M): one output, each part its columns."""
+    (q4, _), (q6, _) = (
+        blocks(tmp_path, Q.Q4_K, 48, 512, seed=6),
+        blocks(tmp_path, Q.Q6_K, 16, 512, seed=7),
+    )
+    fused = linear_module([q4, q6], None, torch.bfloat16)
+    assert isinstance(fused, ConcatLinear) and fused.blocks
+    parts = [linear_module(w, None, torch.bfloat16) for w in (q4, q6)]
+    for n in (1, 3, 40):  # decode, a few rows, a prefill chunk
+        x = torch.randn(1, n, 512, generator=torch.Generator().manual_seed(n)).bfloat16()
+        assert torch.equal(fused(x), torch.cat([p(x) for p in parts], dim=-1))
+    x = torch.randn(2, 512).bfloat16()
+    wide = torch.zeros(2, 100, dtype=torch.bfloat16)
+    native.ggml_matmul("q4_k", q4.qweight.contiguous(), 512, x, out=wide[:, 10:58])
+    assert torch.equal(wide[:, 10:58], parts[0](x)) and not wide[:, :10].any()
 
 
 @needs_kernels

@@ -291,10 +291,12 @@ static inline int64_t row_bytes(int type, int64_t cols) {
     return cols / QK * (type == GGML_Q4_K ? Q4_K_BYTES : Q6_K_BYTES);
 }
 
-/* y [n, rows] = x [n, cols] (rows ldx apart) times W^T, W [rows, cols] in `type` blocks.
- * Returns 0, or -1 for an input it does not take (the caller then uses another path). */
+/* y [n, rows] (rows ldy apart) = x [n, cols] (rows ldx apart) times W^T, W [rows, cols] in
+ * `type` blocks. Returns 0, or -1 for an input it does not take (the caller then uses
+ * another path). */
 int chatapp_ggml_matmul(int type, const uint8_t *w, int64_t rows, int64_t cols,
-                        const uint16_t *x, int64_t ldx, int64_t n, uint16_t *y, int threads) {
+                        const uint16_t *x, int64_t ldx, int64_t n, uint16_t *y, int64_t ldy,
+                        int threads) {
     if ((type != GGML_Q4_K && type != GGML_Q6_K) || cols % QK || n < 1 || n > MAX_TOKENS)
         return -1;
     const int64_t nb = cols / QK;
@@ -313,9 +315,9 @@ int chatapp_ggml_matmul(int type, const uint8_t *w, int64_t rows, int64_t cols,
         const int64_t r0 = i * ROWS_PER_ITEM;
         const int64_t r1 = r0 + ROWS_PER_ITEM < rows ? r0 + ROWS_PER_ITEM : rows;
         if (type == GGML_Q4_K)
-            q4k_rows(w, r0, r1, nb, q, dx, sums, n, y, rows);
+            q4k_rows(w, r0, r1, nb, q, dx, sums, n, y, ldy);
         else
-            q6k_rows(w, r0, r1, nb, q, dx, sums, n, y, rows);
+            q6k_rows(w, r0, r1, nb, q, dx, sums, n, y, ldy);
     }
     free(q), free(dx), free(sums);
     return 0;
@@ -381,9 +383,10 @@ int chatapp_ggml_dequant(int type, const uint8_t *w, int64_t rows, int64_t cols,
 #else /* no AVX512-BF16: the engine converts the blocks to its int4/int8 forms */
 int chatapp_ggml_isa(void) { return 0; }
 int chatapp_ggml_matmul(int type, const uint8_t *w, int64_t rows, int64_t cols,
-                        const uint16_t *x, int64_t ldx, int64_t n, uint16_t *y, int threads) {
+                        const uint16_t *x, int64_t ldx, int64_t n, uint16_t *y, int64_t ldy,
+                        int threads) {
     (void)type, (void)w, (void)rows, (void)cols, (void)x, (void)ldx, (void)n, (void)y;
-    (void)threads;
+    (void)ldy, (void)threads;
     return -1;
 }
 int chatapp_ggml_dequant(int type, const uint8_t *w, int64_t rows, int64_t cols, uint16_t *out,
