@@ -129,10 +129,27 @@ def build(dest_dir: Path, *, extra_flags: tuple[str, ...] = ()) -> Path:
         out = Path(tmp) / lib.name
         compile_flags = [*flags, "-fopenmp"] if gomp else flags
         run = dict(check=True, capture_output=True, timeout=BUILD_TIMEOUT)
-        objs = []
-        for src in SOURCES:
-            objs.append(str(Path(tmp) / (src.stem + ".o")))
-            subprocess.run([*cc, *compile_flags, "-c", str(src), "-o", objs[-1]], **run)  # type: ignore[call-overload]
+        objs = [str(Path(tmp) / (src.stem + ".o")) for src in SOURCES]
+        # The sources compile side by side (the first model load on a machine waits for this)
+        compiles = [
+            subprocess.Popen(
+                [*cc, *compile_flags, "-c", str(src), "-o", obj],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for src, obj in zip(SOURCES, objs, strict=True)
+        ]
+        failed = None
+        for proc in compiles:
+            try:
+                _, err = proc.communicate(timeout=BUILD_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                _, err = proc.communicate()
+            if proc.returncode != 0 and failed is None:
+                failed = subprocess.CalledProcessError(proc.returncode, proc.args, stderr=err)
+        if failed is not None:
+            raise failed
         # Linked against the loaded libgomp by its path (not -lgomp): the library then needs
         # that very file, which the dynamic linker finds already in the process.
         link = [*cc, "-shared", *objs, *([gomp] if gomp else []), "-o", str(out), "-lm"]
