@@ -129,6 +129,34 @@ def test_embedding_rows_come_from_the_blocks(tmp_path: Path) -> None:
     assert within_bf16(rows[0], ref[ids[0]], ref.abs().max())
 
 
+@needs_kernels
+def test_the_build_without_avx512_bf16_has_the_kernels_too(tmp_path: Path) -> None:
+    """VNNI without BF16 (Cascade Lake, Ice Lake): the products are the same int8 ones, and
+    dequantization rounds to bfloat16 by hand, to the same values."""
+    import ctypes
+
+    kern = native._Kernel(
+        ctypes.CDLL(str(native.build(tmp_path, extra_flags=("-mno-avx512bf16",))))
+    )
+    assert kern.ggml_isa == 1
+    for qtype in KINDS:
+        qw, _ = blocks(tmp_path, qtype, 32, 512, seed=8)
+        w = qw.qweight.contiguous()
+        out = torch.empty(32, 512, dtype=torch.bfloat16)
+        assert (
+            kern.ggml_dequant(
+                native.GGML_TYPES[qw.kind], w.data_ptr(), 32, 512, out.data_ptr(), 512, 2
+            )
+            == 0
+        )
+        assert torch.equal(out, native.ggml_dequantize(qw.kind, w, 512))
+        x = torch.randn(3, 512, generator=torch.Generator().manual_seed(3)).bfloat16()
+        y = torch.empty(3, 32, dtype=torch.bfloat16)
+        args = (w.data_ptr(), 32, 512, x.data_ptr(), 512, 3, y.data_ptr(), 32, 2)
+        assert kern.ggml_matmul(native.GGML_TYPES[qw.kind], *args) == 0
+        assert torch.equal(y, native.ggml_matmul(qw.kind, w, 512, x))
+
+
 def test_the_file_form_round_trips(tmp_path: Path) -> None:
     qw, _ = blocks(tmp_path, Q.Q4_K, 32, 512)
     files = quantized_tensors({"layers.0.mlp.down_proj.weight": qw})

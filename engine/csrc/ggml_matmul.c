@@ -15,7 +15,8 @@
  * contiguous runs over torch's own OpenMP team. Longer inputs (a prefill) dequantize W to
  * bfloat16 here (exact values, one rounding) and multiply with torch's GEMM.
  *
- * Needs AVX-512 F/BW/VNNI and BF16 (Zen 4 and later, Sapphire Rapids and later); elsewhere
+ * Needs AVX-512 F/BW/VNNI (Cascade Lake, Ice Lake, Zen 4 and later; BF16, where there, only
+ * rounds the dequantized values); elsewhere
  * chatapp_ggml_isa() says 0 and the engine converts the blocks to its int4/int8 forms.
  * Built at run time by engine/native.py with the machine's C compiler (-march=native).
  */
@@ -32,8 +33,8 @@
 
 enum { GGML_Q4_K = 12, GGML_Q6_K = 14 }; /* ggml's type numbers */
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512BF16__) && \
-    defined(__AVX512VNNI__) && defined(__F16C__)
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__) && \
+    defined(__F16C__)
 #include <immintrin.h>
 
 int chatapp_ggml_isa(void) { return 1; }
@@ -324,7 +325,16 @@ int chatapp_ggml_matmul(int type, const uint8_t *w, int64_t rows, int64_t cols,
 }
 
 static inline void store_bf16(uint16_t *dst, __m512 a, __m512 b) { /* 32 values, rounded */
+#if defined(__AVX512BF16__)
     _mm512_storeu_si512(dst, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+#else /* round to nearest even by hand (the values are finite) */
+    const __m512i one = _mm512_set1_epi32(1), half = _mm512_set1_epi32(0x7fff);
+    __m512i ua = _mm512_castps_si512(a), ub = _mm512_castps_si512(b);
+    ua = _mm512_add_epi32(ua, _mm512_add_epi32(half, _mm512_and_si512(_mm512_srli_epi32(ua, 16), one)));
+    ub = _mm512_add_epi32(ub, _mm512_add_epi32(half, _mm512_and_si512(_mm512_srli_epi32(ub, 16), one)));
+    _mm256_storeu_si256((__m256i *)dst, _mm512_cvtepi32_epi16(_mm512_srli_epi32(ua, 16)));
+    _mm256_storeu_si256((__m256i *)(dst + 16), _mm512_cvtepi32_epi16(_mm512_srli_epi32(ub, 16)));
+#endif
 }
 
 static inline __m512 bf16_lo(__m512i v) { /* values 0..15 of 32 bfloat16, as float32 */
@@ -380,7 +390,7 @@ int chatapp_ggml_dequant(int type, const uint8_t *w, int64_t rows, int64_t cols,
     return 0;
 }
 
-#else /* no AVX512-BF16: the engine converts the blocks to its int4/int8 forms */
+#else /* no AVX512-VNNI: the engine converts the blocks to its int4/int8 forms */
 int chatapp_ggml_isa(void) { return 0; }
 int chatapp_ggml_matmul(int type, const uint8_t *w, int64_t rows, int64_t cols,
                         const uint16_t *x, int64_t ldx, int64_t n, uint16_t *y, int64_t ldy,
