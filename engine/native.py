@@ -247,7 +247,7 @@ GGML_MAX_ROWS = 64  # rows of x one ggml_matmul call takes (GGMLLinear sends few
 
 
 def ggml_kernels() -> bool:
-    """Whether the K-quant kernels run here (they need AVX512-BF16)."""
+    """Whether the K-quant kernels run here (they need AVX512-VNNI)."""
     kern = kernel()
     return kern is not None and kern.ggml_isa > 0
 

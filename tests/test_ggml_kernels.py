@@ -29,7 +29,7 @@ from engine.quantize import (
 )
 
 needs_kernels = pytest.mark.skipif(
-    not native.ggml_kernels(), reason="no C compiler or no AVX512-BF16 here: blocks are converted"
+    not native.ggml_kernels(), reason="no C compiler or AVX512-VNNI here: blocks are converted"
 )
 KINDS = {Q.Q4_K: "q4_k", Q.Q6_K: "q6_k"}
 
