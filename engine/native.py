@@ -240,9 +240,7 @@ def decode_attention(
 
 
 # GGML's type numbers for the blocks ``csrc/ggml_matmul.c`` reads.
-GGML_TYPES = {"q4_k": 12, "q6_k": 14}
-GGML_BLOCK = 256  # weights per superblock
-GGML_BLOCK_BYTES = {"q4_k": 144, "q6_k": 210}
+GGML_TYPES = {"q8_0": 8, "q4_k": 12, "q6_k": 14}
 GGML_MAX_ROWS = 64  # rows of x one ggml_matmul call takes (GGMLLinear sends fewer)
 
 

@@ -7,9 +7,9 @@ Three forms, all for the weight ``[out, in]`` of a linear layer (or an embedding
   exactly: Q4_K's sub-blocks are 32 wide). Multiplied by ``_weight_int4pack_mm_for_cpu``.
 - **int8**: one scale per output row, ``w = q * scale`` with ``q`` in -127..127 (GGUF's 5-
   and 8-bit types are re-quantized to it). Multiplied by ``torch._weight_int8pack_mm``.
-- **q4_k / q6_k**: GGML's K-quant blocks as a GGUF file holds them (4.5 and 6.6 bits a
-  weight, against int4's 5 and int8's 8), multiplied by ``engine.native``'s kernels. Where
-  those cannot run, they are converted at load: Q4_K to int4 exactly, Q6_K to int8.
+- **q4_k / q6_k / q8_0**: GGML's blocks as a GGUF file holds them (4.5, 6.6 and 8.5 bits a
+  weight), multiplied by ``engine.native``'s kernels. Where those cannot run, they are
+  converted at load: Q4_K to int4 exactly, Q6_K and Q8_0 to int8.
 
 Files hold a portable form (``QuantizedWeight``: nibbles in plain row order); the CPU kernel's
 own tiled layout depends on the CPU, so it is made at load time. Like gpt-fast's
@@ -36,7 +36,7 @@ GROUP = 32  # int4 group size: llama.cpp's block size
 # refuses an unknown method with a clear message instead of loading garbage).
 QUANT_METHOD = "chatapp"
 KINDS = ("int4", "int8")
-GGML_KINDS = ("q4_k", "q6_k")
+GGML_KINDS = ("q4_k", "q6_k", "q8_0")
 GGML_SUFFIX = ".ggml_"  # file form: ``prefix.ggml_q4_k``, uint8 [out, bytes a row]
 # Activations of quantized layers: the int4 kernel's fast CPU path is bfloat16 only.
 COMPUTE_DTYPE = torch.bfloat16
@@ -65,7 +65,7 @@ class QuantizedWeight:
     def shape(self) -> tuple[int, int]:
         rows, cols = self.qweight.shape
         if self.ggml:
-            return (int(rows), int(cols) // GGML_BYTES[self.kind] * ggml_blocks.BLOCK)
+            return (int(rows), int(cols) // GGML_BYTES[self.kind] * GGML_VALUES[self.kind])
         return (int(rows), int(cols) * (2 if self.kind == "int4" else 1))
 
     def rows(self, start: int, stop: int) -> QuantizedWeight:
@@ -232,7 +232,8 @@ def int8_by_rows(
     return QuantizedWeight("int8", qweight, scales)
 
 
-GGML_BYTES = {"q4_k": ggml_blocks.Q4_K_BYTES, "q6_k": ggml_blocks.Q6_K_BYTES}
+GGML_BYTES = {"q4_k": ggml_blocks.Q4_K_BYTES, "q6_k": ggml_blocks.Q6_K_BYTES, "q8_0": 34}
+GGML_VALUES = {"q4_k": ggml_blocks.BLOCK, "q6_k": ggml_blocks.BLOCK, "q8_0": 32}  # a block
 
 
 def _q4_k_float(data: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
@@ -241,7 +242,7 @@ def _q4_k_float(data: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
     return g.add_(zero[..., None]).view(rows, cols)
 
 
-_GGML_DECODE = {"q4_k": _q4_k_float, "q6_k": ggml_blocks.q6_k}
+_GGML_DECODE = {"q4_k": _q4_k_float, "q6_k": ggml_blocks.q6_k, "q8_0": ggml_blocks.q8_0}
 
 
 def quantize_weight(w: torch.Tensor, kind: str) -> QuantizedWeight:

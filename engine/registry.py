@@ -46,7 +46,7 @@ def describe(path: Path) -> ModelInfo:
     from safetensors import safe_open
 
     from engine.config import ModelConfig
-    from engine.quantize import GGML_BYTES, GGML_KINDS, GGML_SUFFIX
+    from engine.quantize import GGML_BYTES, GGML_KINDS, GGML_SUFFIX, GGML_VALUES
 
     cfg = ModelConfig.from_hf(json.loads((path / "config.json").read_text(encoding="utf-8")))
     params = 0
@@ -62,9 +62,9 @@ def describe(path: Path) -> ModelInfo:
                 for d in part.get_shape():
                     n *= d
                 prefix, _, ggml_kind = k.rpartition(GGML_SUFFIX)
-                if prefix and ggml_kind in GGML_KINDS:  # [rows, bytes a row] of 256-blocks
+                if prefix and ggml_kind in GGML_KINDS:  # [rows, bytes a row] of blocks
                     kinds.add(ggml_kind)
-                    n = n // GGML_BYTES[ggml_kind] * 256
+                    n = n // GGML_BYTES[ggml_kind] * GGML_VALUES[ggml_kind]
                 elif k.endswith(".qweight"):
                     int4 = part.get_dtype() == "U8"  # two 4-bit values per byte
                     kinds.add("int4" if int4 else "int8")

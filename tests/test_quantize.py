@@ -151,8 +151,8 @@ def test_other_gguf_types_become_int8_rows(qtype: Q, tmp_path: Path) -> None:
     t = gguf_tensor(tmp_path, qtype, 16, 256)
     qw = quantized_weight(t)
     ref = torch.from_numpy(dequantize_tensor(t))
-    if qtype == Q.Q6_K:  # kept as its blocks; int8 where the native kernels cannot run
-        assert qw.kind == "q6_k" and qw.shape == (16, 256)
+    if qtype in (Q.Q6_K, Q.Q8_0):  # kept as blocks; int8 where the native kernels cannot run
+        assert qw.kind == qtype.name.lower() and qw.shape == (16, 256)
         assert torch.allclose(qw.dequantize(), ref, rtol=1e-6, atol=1e-6)
         qw = qw.portable()
     assert qw.kind == "int8"

@@ -31,7 +31,8 @@
 #define ROWS_PER_ITEM 16
 #define PREFETCH_BYTES 1024
 
-enum { GGML_Q4_K = 12, GGML_Q6_K = 14 }; /* ggml's type numbers */
+#define Q8_0_BYTES 34   /* f16 d, 32 int8 values */
+enum { GGML_Q8_0 = 8, GGML_Q4_K = 12, GGML_Q6_K = 14 }; /* ggml's type numbers */
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__) && \
     defined(__F16C__)
@@ -295,9 +296,77 @@ static inline int64_t row_bytes(int type, int64_t cols) {
 /* y [n, rows] (rows ldy apart) = x [n, cols] (rows ldx apart) times W^T, W [rows, cols] in
  * `type` blocks. Returns 0, or -1 for an input it does not take (the caller then uses
  * another path). */
+/* Q8_0 (blocks of 32, one f16 scale): x quantized per 32 as ggml's Q8_0, two blocks a 64-byte
+ * vector; the u8 x s8 product takes |w| and x with w's sign. */
+static void q8_0_rows(const uint8_t *w, int64_t r0, int64_t r1, int64_t cols, const int8_t *q,
+                      const float *dx16, int64_t n, uint16_t *y, int64_t ldy) {
+    const int64_t pairs = cols / 64, rb = cols / 32 * Q8_0_BYTES;
+    const __m512i z = _mm512_setzero_si512();
+    __m512 acc[MAX_TOKENS];
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *blk = w + r * rb;
+        for (int64_t t = 0; t < n; t++) acc[t] = _mm512_setzero_ps();
+        for (int64_t b = 0; b < pairs; b++, blk += 2 * Q8_0_BYTES) {
+            prefetch_ahead(blk, 2 * Q8_0_BYTES);
+            const __m512i v = _mm512_inserti64x4(
+                _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(blk + 2))),
+                _mm256_loadu_si256((const __m256i *)(blk + Q8_0_BYTES + 2)), 1);
+            const __mmask64 neg = _mm512_movepi8_mask(v);
+            const __m512i mag = _mm512_abs_epi8(v);
+            const __m512 d = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(f16(blk)),
+                                                  _mm512_set1_ps(f16(blk + Q8_0_BYTES)));
+            for (int64_t t = 0; t < n; t++) {
+                const int64_t k = t * pairs + b;
+                __m512i xq = _mm512_loadu_si512(q + k * 64);
+                xq = _mm512_mask_sub_epi8(xq, neg, z, xq);
+                const __m512 p = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(z, mag, xq));
+                acc[t] = _mm512_fmadd_ps(p, _mm512_mul_ps(d, _mm512_loadu_ps(dx16 + k * 16)), acc[t]);
+            }
+        }
+        for (int64_t t = 0; t < n; t++) y[t * ldy + r] = to_bf16(_mm512_reduce_add_ps(acc[t]));
+    }
+}
+
+static int q8_0_matmul(const uint8_t *w, int64_t rows, int64_t cols, const uint16_t *x,
+                       int64_t ldx, int64_t n, uint16_t *y, int64_t ldy, int threads) {
+    const int64_t pairs = cols / 64;
+    int8_t *q = aligned_alloc(64, (size_t)(n * cols));
+    float *dx16 = malloc((size_t)(n * pairs * 16) * sizeof(float));
+    if (!q || !dx16) {
+        free(q), free(dx16);
+        return -1;
+    }
+    for (int64_t t = 0; t < n; t++) {
+        for (int64_t g = 0; g < cols / 32; g++) {
+            const uint16_t *p = x + t * ldx + 32 * g;
+            const __m512 a = bf16x16(p), b = bf16x16(p + 16);
+            const float m = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(b)));
+            const float d = m / 127.f, id = d > 0.f ? 1.f / d : 0.f;
+            int8_t *dst = q + t * cols + 32 * g;
+            _mm_storeu_si128((__m128i *)dst,
+                             _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(a, _mm512_set1_ps(id)))));
+            _mm_storeu_si128((__m128i *)(dst + 16),
+                             _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(b, _mm512_set1_ps(id)))));
+            for (int i = 0; i < 8; i++) dx16[(t * pairs + g / 2) * 16 + (g % 2) * 8 + i] = d;
+        }
+    }
+    const int64_t items = (rows + ROWS_PER_ITEM - 1) / ROWS_PER_ITEM;
+    const int team = items > 1 ? threads : 1;
+#pragma omp parallel for schedule(static) num_threads(team) if (team > 1)
+    for (int64_t i = 0; i < items; i++) {
+        const int64_t r0 = i * ROWS_PER_ITEM;
+        const int64_t r1 = r0 + ROWS_PER_ITEM < rows ? r0 + ROWS_PER_ITEM : rows;
+        q8_0_rows(w, r0, r1, cols, q, dx16, n, y, ldy);
+    }
+    free(q), free(dx16);
+    return 0;
+}
+
 int chatapp_ggml_matmul(int type, const uint8_t *w, int64_t rows, int64_t cols,
                         const uint16_t *x, int64_t ldx, int64_t n, uint16_t *y, int64_t ldy,
                         int threads) {
+    if (type == GGML_Q8_0 && cols % 64 == 0 && n >= 1 && n <= MAX_TOKENS)
+        return q8_0_matmul(w, rows, cols, x, ldx, n, y, ldy, threads);
     if ((type != GGML_Q4_K && type != GGML_Q6_K) || cols % QK || n < 1 || n > MAX_TOKENS)
         return -1;
     const int64_t nb = cols / QK;
@@ -351,6 +420,22 @@ static inline __m512 bf16_hi(__m512i v) { /* values 16..31 */
  * float32: what a prefill multiplies with torch's GEMM, and embedding rows. */
 int chatapp_ggml_dequant(int type, const uint8_t *w, int64_t rows, int64_t cols, uint16_t *out,
                          int64_t ld, int threads) {
+    if (type == GGML_Q8_0 && cols % 32 == 0) {
+        const int64_t nb = cols / 32;
+        const int team = rows >= 2 * ROWS_PER_ITEM ? threads : 1;
+#pragma omp parallel for schedule(static) num_threads(team) if (team > 1)
+        for (int64_t r = 0; r < rows; r++) {
+            const uint8_t *blk = w + r * nb * Q8_0_BYTES;
+            for (int64_t b = 0; b < nb; b++, blk += Q8_0_BYTES) {
+                const __m512 d = _mm512_set1_ps(f16(blk));
+                const __m128i *v = (const __m128i *)(blk + 2);
+                store_bf16(out + r * ld + 32 * b,
+                           _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(v))), d),
+                           _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(v + 1))), d));
+            }
+        }
+        return 0;
+    }
     if ((type != GGML_Q4_K && type != GGML_Q6_K) || cols % QK) return -1;
     const int64_t nb = cols / QK, rb = row_bytes(type, cols);
     const int team = rows >= 2 * ROWS_PER_ITEM ? threads : 1;

@@ -1,11 +1,11 @@
 """GGUF tensors -> ``QuantizedWeight``s, without a detour through float32 where it is exact.
 
-Q4_K and Q6_K (what llama.cpp's Q4_K_M files hold) stay GGML blocks as they are: the native
-kernels multiply them directly, and elsewhere the loader converts them (``QuantizedWeight.
-portable``). Q4_0 and Q4_1 are int4 groups of 32 with a scale and an offset, which is our int4
+Q4_K, Q6_K (what llama.cpp's Q4_K_M files hold) and Q8_0 stay GGML blocks as they are: the
+native kernels multiply them directly, and elsewhere the loader converts them
+(``QuantizedWeight.portable``). Q4_0 and Q4_1 are int4 groups of 32 with a scale and an offset, which is our int4
 form (``w = (q - 8) * scale + zero``): their 4-bit values are copied as they are. The other
 quantized types are decoded and re-quantized to int8 with one scale per row, the nearest form
-a kernel here multiplies (Q8_0 decoded in torch; Q5_x through ``gguf.quants``). Everything runs
+a kernel here multiplies (Q8_0 rows of odd width decoded in torch; Q5_x through ``gguf.quants``). Everything runs
 on whole tensors in torch, whose element-wise kernels use every core.
 """
 
@@ -40,6 +40,8 @@ def quantized_weight(t: Any) -> QuantizedWeight:
     data = _bytes(t, rows)
     if t.tensor_type in GGML_KINDS:
         return QuantizedWeight(GGML_KINDS[t.tensor_type], data, torch.empty(0))
+    if t.tensor_type == Q.Q8_0 and cols % 64 == 0:  # the kernel takes blocks in pairs
+        return QuantizedWeight("q8_0", data, torch.empty(0))
     if t.tensor_type == Q.Q8_0:
         return int8_by_rows(ggml_blocks.q8_0, data, rows, cols)
     if t.tensor_type not in INT4_TYPES or not int4_fits((rows, cols)):
