@@ -5,8 +5,9 @@ Three forms, all for the weight ``[out, in]`` of a linear layer (or an embedding
 - **int4**: groups of ``GROUP`` consecutive inputs share a scale and a zero point,
   ``w = (q - 8) * scale + zero`` with ``q`` in 0..15 (GGUF's Q4_0, Q4_1 and Q4_K map onto it
   exactly: Q4_K's sub-blocks are 32 wide). Multiplied by ``_weight_int4pack_mm_for_cpu``.
-- **int8**: one scale per output row, ``w = q * scale`` with ``q`` in -127..127 (GGUF's 5-
-  and 8-bit types are re-quantized to it). Multiplied by ``torch._weight_int8pack_mm``.
+- **int8**: one scale per output row, ``w = q * scale`` with ``q`` in -127..127 (GGUF's 5-bit
+  types are re-quantized to it, and Q8_0 rows whose width the blocks kernel does not take).
+  Multiplied by ``torch._weight_int8pack_mm``.
 - **q4_k / q6_k / q8_0**: GGML's blocks as a GGUF file holds them (4.5, 6.6 and 8.5 bits a
   weight), multiplied by ``engine.native``'s kernels. Where those cannot run, they are
   converted at load: Q4_K to int4 exactly, Q6_K and Q8_0 to int8.
