@@ -13,6 +13,7 @@ import torch
 BLOCK = 256  # weights per K-quant superblock
 Q4_K_BYTES = 144
 Q6_K_BYTES = 210
+Q8_0_BYTES = 34
 
 
 def f16(b: torch.Tensor) -> torch.Tensor:
@@ -85,3 +86,24 @@ def q6_k(data: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
     # temporary cost (its pages are faulted in one by one).
     w = q.view(nb, 2, 4, 2, 16).float().sub_(32).mul_(sc * d)
     return w.reshape(rows, cols)
+
+
+# The types kept as blocks (``QuantizedWeight`` kinds): weights a block, bytes a block.
+KINDS = {"q4_k": (BLOCK, Q4_K_BYTES), "q6_k": (BLOCK, Q6_K_BYTES), "q8_0": (32, Q8_0_BYTES)}
+
+
+def columns(kind: str, row_bytes: int) -> int:
+    """The weights in a row of ``row_bytes`` bytes of ``kind`` blocks."""
+    values, nbytes = KINDS[kind]
+    return row_bytes // nbytes * values
+
+
+def to_float(kind: str, data: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    """``kind`` blocks ``[rows, bytes a row]`` -> float32 ``[rows, cols]``."""
+    if kind == "q6_k":
+        return q6_k(data, rows, cols)
+    if kind == "q8_0":
+        return q8_0(data, rows, cols)
+    q, scale, zero = q4_k(data, rows, cols)
+    g = q.view(rows, cols // 32, 32).float().sub_(8).mul_(scale[..., None])
+    return g.add_(zero[..., None]).view(rows, cols)

@@ -20,6 +20,7 @@ never mentions quantization.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -37,7 +38,7 @@ GROUP = 32  # int4 group size: llama.cpp's block size
 # refuses an unknown method with a clear message instead of loading garbage).
 QUANT_METHOD = "chatapp"
 KINDS = ("int4", "int8")
-GGML_KINDS = ("q4_k", "q6_k", "q8_0")
+GGML_KINDS = tuple(ggml_blocks.KINDS)
 GGML_SUFFIX = ".ggml_"  # file form: ``prefix.ggml_q4_k``, uint8 [out, bytes a row]
 # Activations of quantized layers: the int4 kernel's fast CPU path is bfloat16 only.
 COMPUTE_DTYPE = torch.bfloat16
@@ -66,7 +67,7 @@ class QuantizedWeight:
     def shape(self) -> tuple[int, int]:
         rows, cols = self.qweight.shape
         if self.ggml:
-            return (int(rows), int(cols) // GGML_BYTES[self.kind] * GGML_VALUES[self.kind])
+            return (int(rows), ggml_blocks.columns(self.kind, int(cols)))
         return (int(rows), int(cols) * (2 if self.kind == "int4" else 1))
 
     def rows(self, start: int, stop: int) -> QuantizedWeight:
@@ -89,13 +90,15 @@ class QuantizedWeight:
                 "int4", pack_int4(q), scale.to(COMPUTE_DTYPE), zero.to(COMPUTE_DTYPE)
             )
         if self.ggml:
-            return int8_by_rows(_GGML_DECODE[self.kind], self.qweight, rows, cols)
+            return int8_by_rows(
+                functools.partial(ggml_blocks.to_float, self.kind), self.qweight, rows, cols
+            )
         return self
 
     def dequantize(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         if self.ggml:
             rows, cols = self.shape
-            return _GGML_DECODE[self.kind](self.qweight, rows, cols).to(dtype)
+            return ggml_blocks.to_float(self.kind, self.qweight, rows, cols).to(dtype)
         if self.kind == "int8":
             return (self.qweight.float() * self.scales.float()[:, None]).to(dtype)
         assert self.zeros is not None
@@ -132,7 +135,7 @@ def group_quantized(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor 
     for name, t in tensors.items():
         prefix, _, kind = name.rpartition(GGML_SUFFIX)
         if prefix and kind in GGML_KINDS:
-            if t.dtype != torch.uint8 or t.dim() != 2 or t.shape[1] % GGML_BYTES[kind]:
+            if t.dtype != torch.uint8 or t.dim() != 2 or t.shape[1] % ggml_blocks.KINDS[kind][1]:
                 raise ValueError(f"tensor {name!r} is not whole {kind} blocks")
             out[f"{prefix}.weight"] = QuantizedWeight(kind, t, torch.empty(0))
         elif name.endswith(".qweight"):
@@ -231,19 +234,6 @@ def int8_by_rows(
         qweight[r : r + n] = part.qweight
         scales[r : r + n] = part.scales
     return QuantizedWeight("int8", qweight, scales)
-
-
-GGML_BYTES = {"q4_k": ggml_blocks.Q4_K_BYTES, "q6_k": ggml_blocks.Q6_K_BYTES, "q8_0": 34}
-GGML_VALUES = {"q4_k": ggml_blocks.BLOCK, "q6_k": ggml_blocks.BLOCK, "q8_0": 32}  # a block
-
-
-def _q4_k_float(data: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
-    q, scale, zero = ggml_blocks.q4_k(data, rows, cols)
-    g = q.view(rows, cols // GROUP, GROUP).float().sub_(8).mul_(scale[..., None])
-    return g.add_(zero[..., None]).view(rows, cols)
-
-
-_GGML_DECODE = {"q4_k": _q4_k_float, "q6_k": ggml_blocks.q6_k, "q8_0": ggml_blocks.q8_0}
 
 
 def quantize_weight(w: torch.Tensor, kind: str) -> QuantizedWeight:

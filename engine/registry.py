@@ -45,8 +45,9 @@ def describe(path: Path) -> ModelInfo:
     """Read a checkpoint folder's config and safetensors headers (no tensor data)."""
     from safetensors import safe_open
 
+    from engine import ggml_blocks
     from engine.config import ModelConfig
-    from engine.quantize import GGML_BYTES, GGML_KINDS, GGML_SUFFIX, GGML_VALUES
+    from engine.quantize import GGML_KINDS, GGML_SUFFIX
 
     cfg = ModelConfig.from_hf(json.loads((path / "config.json").read_text(encoding="utf-8")))
     params = 0
@@ -64,7 +65,7 @@ def describe(path: Path) -> ModelInfo:
                 prefix, _, ggml_kind = k.rpartition(GGML_SUFFIX)
                 if prefix and ggml_kind in GGML_KINDS:  # [rows, bytes a row] of blocks
                     kinds.add(ggml_kind)
-                    n = n // GGML_BYTES[ggml_kind] * GGML_VALUES[ggml_kind]
+                    n = part.get_shape()[0] * ggml_blocks.columns(ggml_kind, part.get_shape()[1])
                 elif k.endswith(".qweight"):
                     int4 = part.get_dtype() == "U8"  # two 4-bit values per byte
                     kinds.add("int4" if int4 else "int8")
