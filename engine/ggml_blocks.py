@@ -1,8 +1,8 @@
 """GGML's quantized blocks decoded in torch, whole tensors at a time (no ``gguf`` package).
 
 What the GGUF converter uses to turn Q4_0/Q4_1/Q4_K into our int4 form and Q8_0/Q6_K into
-floats, and what ``QuantizedWeight`` uses to dequantize or convert the K-quant blocks it keeps
-as they are (``engine.native`` multiplies those directly where it can). Layouts follow ggml's
+floats, and what ``QuantizedWeight`` uses to dequantize or convert the blocks it keeps as they
+are (``engine.native`` multiplies those directly where it can). Layouts follow ggml's
 ``dequantize_row_*`` loops; tests check every type against ggml's values.
 """
 
@@ -14,6 +14,7 @@ BLOCK = 256  # weights per K-quant superblock
 Q4_K_BYTES = 144
 Q6_K_BYTES = 210
 Q8_0_BYTES = 34
+Q4_0_BYTES, Q4_1_BYTES, Q5_0_BYTES, Q5_1_BYTES = 18, 20, 22, 24
 
 
 def f16(b: torch.Tensor) -> torch.Tensor:
@@ -41,7 +42,25 @@ def q4_0_1(
     return q, d, torch.zeros_like(d)  # Q4_0: w = d * (q - 8)
 
 
-def q4_k(data: torch.Tensor, rows: int, cols: int) -> tuple[torch.Tensor, ...]:
+def q5_0_1(data: torch.Tensor, rows: int, cols: int, *, with_min: bool) -> torch.Tensor:
+    """Q5_0 / Q5_1 -> float32 ``[rows, cols]``: f16 d (and f16 m), a 32-bit word whose bit j is
+    value j's fifth bit, 16 bytes of nibbles as in ``nibbles``; ``w = d * (q - 16)`` or
+    ``d * q + m``."""
+    head = 4 if with_min else 2
+    blocks = data.view(rows, cols // 32, head + 20)
+    d = f16(blocks[..., 0:2])
+    bits = blocks[..., head : head + 4].contiguous().view(torch.int32)  # little-endian
+    shifts = torch.arange(32, dtype=torch.int32)
+    high = ((bits >> shifts) & 1).to(torch.uint8) << 4
+    q = (nibbles(blocks[..., head + 4 :]) | high).float()
+    if with_min:
+        return q.mul_(d).add_(f16(blocks[..., 2:4])).reshape(rows, cols)
+    return q.sub_(16).mul_(d).reshape(rows, cols)
+
+
+def q4_k(
+    data: torch.Tensor, rows: int, cols: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Q4_K -> (values 0..15, scale, zero) as ``q4_0_1`` gives them."""
     # A 256-superblock: f16 d, f16 dmin, 12 bytes of 6-bit (scale, min) for its eight 32-wide
     # sub-blocks, then 128 bytes where chunk c holds sub-block 2c in low nibbles and 2c + 1 in
@@ -89,7 +108,16 @@ def q6_k(data: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
 
 
 # The types kept as blocks (``QuantizedWeight`` kinds): weights a block, bytes a block.
-KINDS = {"q4_k": (BLOCK, Q4_K_BYTES), "q6_k": (BLOCK, Q6_K_BYTES), "q8_0": (32, Q8_0_BYTES)}
+KINDS = {
+    "q4_k": (BLOCK, Q4_K_BYTES),
+    "q6_k": (BLOCK, Q6_K_BYTES),
+    "q8_0": (32, Q8_0_BYTES),
+    "q4_0": (32, Q4_0_BYTES),
+    "q4_1": (32, Q4_1_BYTES),
+    "q5_0": (32, Q5_0_BYTES),
+    "q5_1": (32, Q5_1_BYTES),
+}
+INT4_KINDS = ("q4_k", "q4_0", "q4_1")  # 4-bit values: int4 groups of 32 exactly (int4_groups)
 
 
 def columns(kind: str, row_bytes: int) -> int:
@@ -98,12 +126,24 @@ def columns(kind: str, row_bytes: int) -> int:
     return row_bytes // nbytes * values
 
 
+def int4_groups(
+    kind: str, data: torch.Tensor, rows: int, cols: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A 4-bit kind (``INT4_KINDS``) as (values 0..15, scale, zero) with
+    ``w = (q - 8) * scale + zero`` per group of 32."""
+    if kind == "q4_k":
+        return q4_k(data, rows, cols)
+    return q4_0_1(data, rows, cols, with_min=kind == "q4_1")
+
+
 def to_float(kind: str, data: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
     """``kind`` blocks ``[rows, bytes a row]`` -> float32 ``[rows, cols]``."""
     if kind == "q6_k":
         return q6_k(data, rows, cols)
     if kind == "q8_0":
         return q8_0(data, rows, cols)
-    q, scale, zero = q4_k(data, rows, cols)
+    if kind in ("q5_0", "q5_1"):
+        return q5_0_1(data, rows, cols, with_min=kind == "q5_1")
+    q, scale, zero = int4_groups(kind, data, rows, cols)
     g = q.view(rows, cols // 32, 32).float().sub_(8).mul_(scale[..., None])
     return g.add_(zero[..., None]).view(rows, cols)

@@ -61,14 +61,18 @@ class KVCache:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Store ``k``/``v`` ([1, kv_heads, n, head_dim]) at ``start``; return views of 0..start+n."""
         end = start + k.shape[2]
-        if end > self.max_len:
-            raise ValueError(f"KV cache overflow: position {end} > {self.max_len}")
-        if end > self.capacity:
-            self._allocate(min(self.max_len, max(end, 2 * self.capacity)))
+        self.reserve(end)
         kl, vl = self._k[layer], self._v[layer]
         kl.narrow(2, start, end - start).copy_(k)
         vl.narrow(2, start, end - start).copy_(v)
         return kl.narrow(2, 0, end), vl.narrow(2, 0, end)
+
+    def reserve(self, end: int) -> None:
+        """Make room for positions up to ``end`` (growing by doubling)."""
+        if end > self.max_len:
+            raise ValueError(f"KV cache overflow: position {end} > {self.max_len}")
+        if end > self.capacity:
+            self._allocate(min(self.max_len, max(end, 2 * self.capacity)))
 
     def rollback(self, length: int) -> None:
         """Forget everything past ``length`` tokens."""

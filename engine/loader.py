@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import save_file
 from torch.overrides import TorchFunctionMode
 
-from engine import native
+from engine import fused_decode, native
 from engine.atomic_dir import building
 from engine.config import ModelConfig
 from engine.errors import ModelLoadError
@@ -118,6 +118,7 @@ def _load(source: str | os.PathLike[str], *, dtype: str, device: str, quant: str
     trim_heap()
     if device == "cpu" and torch_dtype == torch.bfloat16:
         native.kernel()  # built (the first time on a machine) or loaded now, not at the 1st token
+        fused_decode.attach(net)
     model = Model(net, tokenizer, name=name, path=str(path))
     model.warnings = read_warnings(path)
     if not tokenizer.has_own_template:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -289,6 +290,9 @@ class Transformer(nn.Module):
         for block, window in zip(self.layers, self.windows, strict=True):
             assert isinstance(block, Block)
             block.self_attn.window = window
+        # One new token through every block in one native call, where engine.fused_decode
+        # attached one (the blocks' weights must be in its kernels' forms); None: the loop.
+        self.fused_decode: Callable[..., torch.Tensor | None] | None = None
 
     def tie_weights(self) -> None:
         if self.config.tie_word_embeddings and isinstance(self.embed_tokens, nn.Embedding):
@@ -366,9 +370,15 @@ class Transformer(nn.Module):
         masks = {
             w: self._mask(ids.device, start, end, cache is not None, w) for w in set(self.windows)
         }
-        for i, layer in enumerate(self.layers):
-            window = self.windows[i]
-            x = layer(x, local_rope if window else rope, cache, i, start, masks[window])
+        fused = None
+        if self.fused_decode is not None and cache is not None and ids.shape == (1, 1):
+            fused = self.fused_decode(x, cache, start, rope, local_rope)
+        if fused is not None:
+            x = fused
+        else:
+            for i, layer in enumerate(self.layers):
+                window = self.windows[i]
+                x = layer(x, local_rope if window else rope, cache, i, start, masks[window])
         if cache is not None:
             cache.length = end
         if last_only:

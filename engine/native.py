@@ -2,8 +2,10 @@
 
 - ``csrc/decode_attention.c``: one new token against a bfloat16 KV cache, where torch's CPU
   SDPA reaches ~5 GB/s and this kernel ~30 (the file says why).
-- ``csrc/ggml_matmul.c``: products with weights in GGML's Q4_K / Q6_K blocks as the GGUF file
+- ``csrc/ggml_matmul.c``: products with weights in GGML's quantized blocks as the GGUF file
   holds them (fewer bytes a token than torch's int4/int8 forms), and their dequantization.
+- ``csrc/decode_layers.c``: a whole decode step through every block in one call, for models
+  whose projections are all GGML blocks (``engine.fused_decode`` decides and calls it).
 
 They are built with ``-march=native`` into one library in the cache folder, keyed on the
 sources, the flags and the CPU, so each later process only loads it (~1 ms). Its OpenMP calls are linked against the
@@ -38,7 +40,7 @@ from engine.paths import cache_dir
 log = logging.getLogger(__name__)
 
 CSRC = Path(__file__).with_name("csrc")
-SOURCES = (CSRC / "decode_attention.c", CSRC / "ggml_matmul.c")
+SOURCES = (CSRC / "decode_attention.c", CSRC / "ggml_matmul.c", CSRC / "decode_layers.c")
 FLAGS = ["-O3", "-march=native", "-fPIC", "-std=c11"]
 BUILD_TIMEOUT = 120  # seconds
 ENV = "CHATAPP_NATIVE"  # "0" turns the kernels off (A/B benchmarks, bug hunts)
@@ -68,6 +70,14 @@ class _Kernel:
             *(ctypes.c_int64, ctypes.c_int),
         ]
         self.ggml_isa = int(lib.chatapp_ggml_isa())
+        self.decode_layers = lib.chatapp_decode_layers
+        self.decode_layers.restype = ctypes.c_int
+        self.decode_layers.argtypes = [
+            *(ctypes.c_void_p,) * 4,
+            *(ctypes.c_int64,) * 3,
+            *(ctypes.c_void_p,) * 4,
+            ctypes.c_int,
+        ]
 
 
 def _loaded_libgomp() -> str | None:
@@ -240,7 +250,7 @@ def decode_attention(
 
 
 # GGML's type numbers for the blocks ``csrc/ggml_matmul.c`` reads.
-GGML_TYPES = {"q8_0": 8, "q4_k": 12, "q6_k": 14}
+GGML_TYPES = {"q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8, "q4_k": 12, "q6_k": 14}
 GGML_MAX_ROWS = 64  # rows of x one ggml_matmul call takes (GGMLLinear sends fewer)
 
 

@@ -5,12 +5,14 @@ Three forms, all for the weight ``[out, in]`` of a linear layer (or an embedding
 - **int4**: groups of ``GROUP`` consecutive inputs share a scale and a zero point,
   ``w = (q - 8) * scale + zero`` with ``q`` in 0..15 (GGUF's Q4_0, Q4_1 and Q4_K map onto it
   exactly: Q4_K's sub-blocks are 32 wide). Multiplied by ``_weight_int4pack_mm_for_cpu``.
-- **int8**: one scale per output row, ``w = q * scale`` with ``q`` in -127..127 (GGUF's 5-bit
-  types are re-quantized to it, and Q8_0 rows whose width the blocks kernel does not take).
+  Also what ``--quant int4`` makes of float weights.
+- **int8**: one scale per output row, ``w = q * scale`` with ``q`` in -127..127 (GGUF's other
+  types are re-quantized to it where the blocks kernels do not take their rows).
   Multiplied by ``torch._weight_int8pack_mm``.
-- **q4_k / q6_k / q8_0**: GGML's blocks as a GGUF file holds them (4.5, 6.6 and 8.5 bits a
-  weight), multiplied by ``engine.native``'s kernels. Where those cannot run, they are
-  converted at load: Q4_K to int4 exactly, Q6_K and Q8_0 to int8.
+- **q4_k / q6_k / q8_0 / q4_0 / q4_1 / q5_0 / q5_1**: GGML's blocks as a GGUF file holds them
+  (4.5 to 8.5 bits a weight), multiplied by ``engine.native``'s kernels. Where those cannot run,
+  they are converted at load: the 4-bit ones to int4 exactly (but for bfloat16 scales), the
+  others to int8.
 
 Files hold a portable form (``QuantizedWeight``: nibbles in plain row order); the CPU kernel's
 own tiled layout depends on the CPU, so it is made at load time. Like gpt-fast's
@@ -50,7 +52,7 @@ class QuantizedWeight:
 
     int4: ``qweight`` uint8 ``[out, in / 2]`` (column ``2j`` in the low nibble, ``2j + 1`` in
     the high one), ``scales`` and ``zeros`` ``[out, in / GROUP]``. int8: ``qweight`` int8
-    ``[out, in]``, ``scales`` ``[out]``, no zeros. q4_k / q6_k: ``qweight`` uint8
+    ``[out, in]``, ``scales`` ``[out]``, no zeros. GGML kinds (q4_k ...): ``qweight`` uint8
     ``[out, bytes a row]`` of GGML blocks (scales inside), ``scales`` empty, no zeros.
     """
 
@@ -81,11 +83,11 @@ class QuantizedWeight:
         return QuantizedWeight(self.kind, self.qweight[order], s, z)
 
     def portable(self) -> QuantizedWeight:
-        """This weight in a form torch's kernels multiply: GGML blocks become int4 (Q4_K,
-        exactly but for bfloat16 scales) or int8 (Q6_K); int4/int8 stay as they are."""
+        """This weight in a form torch's kernels multiply: 4-bit GGML blocks become int4
+        (exactly but for bfloat16 scales), the others int8; int4/int8 stay as they are."""
         rows, cols = self.shape
-        if self.kind == "q4_k" and int4_fits(self.shape):
-            q, scale, zero = ggml_blocks.q4_k(self.qweight, rows, cols)
+        if self.kind in ggml_blocks.INT4_KINDS and int4_fits(self.shape):
+            q, scale, zero = ggml_blocks.int4_groups(self.kind, self.qweight, rows, cols)
             return QuantizedWeight(
                 "int4", pack_int4(q), scale.to(COMPUTE_DTYPE), zero.to(COMPUTE_DTYPE)
             )

@@ -31,7 +31,10 @@ from engine.quantize import (
 needs_kernels = pytest.mark.skipif(
     not native.ggml_kernels(), reason="no C compiler or AVX512-VNNI here: blocks are converted"
 )
-KINDS = {Q.Q4_K: "q4_k", Q.Q6_K: "q6_k", Q.Q8_0: "q8_0"}
+KINDS = {
+    Q.Q4_K: "q4_k", Q.Q6_K: "q6_k", Q.Q8_0: "q8_0",
+    Q.Q4_0: "q4_0", Q.Q4_1: "q4_1", Q.Q5_0: "q5_0", Q.Q5_1: "q5_1",
+}  # fmt: skip
 
 
 def blocks(tmp_path: Path, qtype: Q, rows: int, cols: int, seed: int = 0):
@@ -60,7 +63,7 @@ def test_matmul_on_the_blocks_equals_the_dequantized_product(
     y = native.ggml_matmul(qw.kind, qw.qweight.contiguous(), cols, x)
     # x goes in as ggml's Q8_K (Q8_0 for Q8_0 weights): int8 per 256 (32) values, scale
     # max |x| / 127 (int8 dot products)
-    size = 32 if qtype == Q.Q8_0 else 256
+    size = 256 if qtype in (Q.Q4_K, Q.Q6_K) else 32
     blocks_of_x = x.float().view(n, cols // size, size)  # float32 steps, as the kernel's
     dx = blocks_of_x.abs().amax(-1, keepdim=True) / 127
     xq = (torch.round(blocks_of_x * (1 / dx)).double() * dx.double()).view(n, cols)

@@ -120,8 +120,8 @@ def fast(smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> engine
 
 
 def test_default_path_keeps_the_file_quantized(fast: engine.Model, smollm2_gguf: Path) -> None:
-    # Q4_1 as int4; the Q8_0 embedding/head as its blocks where the native kernels run
-    assert fast.weight_format == ("int4+q8_0" if native.ggml_kernels() else "int4+int8")
+    # Q4_1 and the Q8_0 embedding/head as their blocks where the native kernels run
+    assert fast.weight_format == ("q4_1+q8_0" if native.ggml_kernels() else "int4+int8")
     cache = sum(f.stat().st_size for f in Path(fast.path).iterdir() if f.is_file())
     assert cache < 1.5 * smollm2_gguf.stat().st_size
 

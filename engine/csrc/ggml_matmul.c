@@ -1,9 +1,10 @@
-/* Products with weights in GGML's K-quant blocks, as a GGUF file holds them (Q4_K, Q6_K).
+/* Products with weights in GGML's quantized blocks, as a GGUF file holds them (Q4_K, Q6_K,
+ * Q8_0, Q4_0, Q4_1, Q5_0, Q5_1).
  *
  * Decode reads every weight once per token, so its speed is the bytes it reads. Q4_K holds
  * 4.5 bits a weight and Q6_K 6.5625, where torch's int4 kernel needs 5 (a bfloat16 scale and
  * zero per 32) and its int8 one 8: reading the blocks as they are is 10-18% fewer bytes, and
- * Q6_K stays exact instead of being re-quantized to int8.
+ * Q6_K and the 5-bit types stay exact instead of being re-quantized to int8.
  *
  * y = x W^T for a few rows of x (up to MAX_TOKENS), the way llama.cpp computes it: x is
  * quantized to int8 per 256 values (ggml's Q8_K), each superblock's 4- or 6-bit values are
@@ -11,7 +12,9 @@
  * multiply-adds an instruction) give each sub-block's integer sum, scaled in float32; Q4_K's
  * minima and Q6_K's offset of 32 come from per-sub-block sums of the quantized x. Measured
  * on a Zen 5 core, in cache: 23-26 G weights/s against 17-19 for the same loop on bfloat16
- * (AVX512-BF16, 32 an instruction) and 15 for torch's int4 kernel. Rows of W are split in
+ * (AVX512-BF16, 32 an instruction) and 15 for torch's int4 kernel. The 32-weight blocks
+ * (Q8_0, Q4_0 ... Q5_1) go the same way two blocks a vector, x quantized per 32 (ggml's Q8_0
+ * and Q8_1), their offsets and minima from sums of the quantized x. Rows of W are split in
  * contiguous runs over torch's own OpenMP team. Longer inputs (a prefill) dequantize W to
  * bfloat16 here (exact values, one rounding) and multiply with torch's GEMM.
  *
@@ -32,7 +35,14 @@
 #define PREFETCH_BYTES 1024
 
 #define Q8_0_BYTES 34   /* f16 d, 32 int8 values */
-enum { GGML_Q8_0 = 8, GGML_Q4_K = 12, GGML_Q6_K = 14 }; /* ggml's type numbers */
+#define Q4_0_BYTES 18   /* f16 d, 16 bytes of nibbles */
+#define Q4_1_BYTES 20   /* f16 d, f16 m, 16 bytes of nibbles */
+#define Q5_0_BYTES 22   /* f16 d, 4 bytes of fifth bits, 16 of nibbles */
+#define Q5_1_BYTES 24   /* f16 d, f16 m, 4 bytes of fifth bits, 16 of nibbles */
+enum { /* ggml's type numbers */
+    GGML_Q4_0 = 2, GGML_Q4_1 = 3, GGML_Q5_0 = 6, GGML_Q5_1 = 7, GGML_Q8_0 = 8, GGML_Q4_K = 12,
+    GGML_Q6_K = 14
+};
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__) && \
     defined(__F16C__)
@@ -293,11 +303,47 @@ static inline int64_t row_bytes(int type, int64_t cols) {
     return cols / QK * (type == GGML_Q4_K ? Q4_K_BYTES : Q6_K_BYTES);
 }
 
-/* y [n, rows] (rows ldy apart) = x [n, cols] (rows ldx apart) times W^T, W [rows, cols] in
- * `type` blocks. Returns 0, or -1 for an input it does not take (the caller then uses
- * another path). */
-/* Q8_0 (blocks of 32, one f16 scale): x quantized per 32 as ggml's Q8_0, two blocks a 64-byte
- * vector; the u8 x s8 product takes |w| and x with w's sign. */
+/* Blocks of 32 weights (ggml's Q8_0, Q4_0, Q4_1, Q5_0, Q5_1), taken two at a time: one
+ * 64-byte vector of values, lanes 0-7 the first block's, 8-15 the second's. */
+static inline int q32_bytes(int type) {
+    switch (type) {
+    case GGML_Q4_0: return Q4_0_BYTES;
+    case GGML_Q4_1: return Q4_1_BYTES;
+    case GGML_Q5_0: return Q5_0_BYTES;
+    case GGML_Q5_1: return Q5_1_BYTES;
+    default: return Q8_0_BYTES;
+    }
+}
+
+/* Rows of x quantized per 32 values as ggml's Q8_0 / Q8_1: q = round(x / dx), dx = max |x| /
+ * 127. For each pair of 32-blocks (k = t * pairs + b): 64 values of q, dx16 [k][16] the block's
+ * dx in the lanes its products land in, and sum4 [k][16] the sums of the four q each lane of
+ * a dot product takes (the offsets and minima of the 4- and 5-bit types). */
+static void quantize_x32(const uint16_t *x, int64_t ldx, int64_t n, int64_t cols, int8_t *q,
+                         float *dx16, int32_t *sum4) {
+    const int64_t pairs = cols / 64;
+    const __m512i ones = _mm512_set1_epi8(1), z = _mm512_setzero_si512();
+    for (int64_t t = 0; t < n; t++) {
+        for (int64_t g = 0; g < cols / 32; g++) {
+            const uint16_t *p = x + t * ldx + 32 * g;
+            const __m512 a = bf16x16(p), b = bf16x16(p + 16);
+            const float m = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(b)));
+            const float d = m / 127.f, id = d > 0.f ? 1.f / d : 0.f;
+            int8_t *dst = q + t * cols + 32 * g;
+            _mm_storeu_si128((__m128i *)dst,
+                             _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(a, _mm512_set1_ps(id)))));
+            _mm_storeu_si128((__m128i *)(dst + 16),
+                             _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(b, _mm512_set1_ps(id)))));
+            for (int i = 0; i < 8; i++) dx16[(t * pairs + g / 2) * 16 + (g % 2) * 8 + i] = d;
+        }
+        for (int64_t b = 0; b < pairs; b++) {
+            const int64_t k = t * pairs + b;
+            _mm512_storeu_si512(sum4 + k * 16, _mm512_dpbusd_epi32(z, ones, _mm512_loadu_si512(q + k * 64)));
+        }
+    }
+}
+
+/* Q8_0 (one f16 scale a block): the u8 x s8 product takes |w| and x with w's sign. */
 static void q8_0_rows(const uint8_t *w, int64_t r0, int64_t r1, int64_t cols, const int8_t *q,
                       const float *dx16, int64_t n, uint16_t *y, int64_t ldy) {
     const int64_t pairs = cols / 64, rb = cols / 32 * Q8_0_BYTES;
@@ -327,46 +373,114 @@ static void q8_0_rows(const uint8_t *w, int64_t r0, int64_t r1, int64_t cols, co
     }
 }
 
-static int q8_0_matmul(const uint8_t *w, int64_t rows, int64_t cols, const uint16_t *x,
-                       int64_t ldx, int64_t n, uint16_t *y, int64_t ldy, int threads) {
+/* A pair of Q4_0 / Q4_1 / Q5_0 / Q5_1 blocks as 64 values 0..15 (0..31), in order: byte j of
+ * a block's 16 bytes of nibbles holds value j (low) and j + 16 (high); the 5-bit types' fifth
+ * bits are a 32-bit word, bit j for value j, which masks 16 into the bytes that have it. */
+static inline __attribute__((always_inline)) __m512i q32_pair(int type, const uint8_t *b0,
+                                                              const uint8_t *b1) {
+    const int five = type == GGML_Q5_0 || type == GGML_Q5_1;
+    const int qs = (type == GGML_Q4_0 ? 2 : type == GGML_Q4_1 ? 4 : type == GGML_Q5_0 ? 6 : 8);
+    const __m256i two = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(b0 + qs))),
+        _mm_loadu_si128((const __m128i *)(b1 + qs)), 1);
+    const __m512i both = _mm512_castsi256_si512(two);
+    /* 128-bit lanes b0 b0 b1 b1; the second of each pair shifted to its high nibbles */
+    const __m512i v = _mm512_shuffle_i64x2(both, both, _MM_SHUFFLE(1, 1, 0, 0));
+    const __m512i shifts = _mm512_mask_set1_epi16(_mm512_setzero_si512(), 0xFF00FF00, 4);
+    __m512i out = _mm512_and_si512(_mm512_srlv_epi16(v, shifts), _mm512_set1_epi8(0x0F));
+    if (five) {
+        uint32_t h0, h1;
+        memcpy(&h0, b0 + qs - 4, 4);
+        memcpy(&h1, b1 + qs - 4, 4);
+        out = _mm512_or_si512(out, _mm512_maskz_set1_epi8(((uint64_t)h1 << 32) | h0, 0x10));
+    }
+    return out;
+}
+
+/* Q4_0 / Q5_0 (w = d (q - 8) or d (q - 16)) and Q4_1 / Q5_1 (w = d q + m): a lane's integer sum
+ * minus 8 (16) times its x's sum4, or plus m times it, scaled by d dx. */
+static inline __attribute__((always_inline)) void q32_rows(int type, const uint8_t *w,
+                                                           int64_t r0, int64_t r1, int64_t cols,
+                                                           const int8_t *q, const float *dx16,
+                                                           const int32_t *sum4, int64_t n,
+                                                           uint16_t *y, int64_t ldy) {
+    const int bytes = q32_bytes(type), has_min = type == GGML_Q4_1 || type == GGML_Q5_1;
+    const int offset_bits = type == GGML_Q4_0 ? 3 : 4; /* Q4_0: 8, Q5_0: 16 */
+    const int64_t pairs = cols / 64, rb = cols / 32 * bytes;
+    const __m512i z = _mm512_setzero_si512();
+    __m512 acc[MAX_TOKENS];
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *blk = w + r * rb;
+        for (int64_t t = 0; t < n; t++) acc[t] = _mm512_setzero_ps();
+        for (int64_t b = 0; b < pairs; b++, blk += 2 * bytes) {
+            prefetch_ahead(blk, 2 * bytes);
+            const __m512i v = q32_pair(type, blk, blk + bytes);
+            const __m512 d = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(f16(blk)),
+                                                  _mm512_set1_ps(f16(blk + bytes)));
+            const __m512 m = has_min ? _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(f16(blk + 2)),
+                                                            _mm512_set1_ps(f16(blk + bytes + 2)))
+                                     : d;
+            for (int64_t t = 0; t < n; t++) {
+                const int64_t k = t * pairs + b;
+                const __m512i p = _mm512_dpbusd_epi32(z, v, _mm512_loadu_si512(q + k * 64));
+                const __m512i s = _mm512_loadu_si512(sum4 + k * 16);
+                const __m512 dx = _mm512_loadu_ps(dx16 + k * 16);
+                if (has_min) {
+                    const __m512 f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), d,
+                                                     _mm512_mul_ps(_mm512_cvtepi32_ps(s), m));
+                    acc[t] = _mm512_fmadd_ps(f, dx, acc[t]);
+                } else {
+                    const __m512i c = _mm512_sub_epi32(p, _mm512_slli_epi32(s, offset_bits));
+                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c), _mm512_mul_ps(d, dx), acc[t]);
+                }
+            }
+        }
+        for (int64_t t = 0; t < n; t++) y[t * ldy + r] = to_bf16(_mm512_reduce_add_ps(acc[t]));
+    }
+}
+
+static int q32_matmul(int type, const uint8_t *w, int64_t rows, int64_t cols, const uint16_t *x,
+                      int64_t ldx, int64_t n, uint16_t *y, int64_t ldy, int threads) {
     const int64_t pairs = cols / 64;
     int8_t *q = aligned_alloc(64, (size_t)(n * cols));
     float *dx16 = malloc((size_t)(n * pairs * 16) * sizeof(float));
-    if (!q || !dx16) {
-        free(q), free(dx16);
+    int32_t *sum4 = malloc((size_t)(n * pairs * 16) * sizeof(int32_t));
+    if (!q || !dx16 || !sum4) {
+        free(q), free(dx16), free(sum4);
         return -1;
     }
-    for (int64_t t = 0; t < n; t++) {
-        for (int64_t g = 0; g < cols / 32; g++) {
-            const uint16_t *p = x + t * ldx + 32 * g;
-            const __m512 a = bf16x16(p), b = bf16x16(p + 16);
-            const float m = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(b)));
-            const float d = m / 127.f, id = d > 0.f ? 1.f / d : 0.f;
-            int8_t *dst = q + t * cols + 32 * g;
-            _mm_storeu_si128((__m128i *)dst,
-                             _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(a, _mm512_set1_ps(id)))));
-            _mm_storeu_si128((__m128i *)(dst + 16),
-                             _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(b, _mm512_set1_ps(id)))));
-            for (int i = 0; i < 8; i++) dx16[(t * pairs + g / 2) * 16 + (g % 2) * 8 + i] = d;
-        }
-    }
+    quantize_x32(x, ldx, n, cols, q, dx16, sum4);
     const int64_t items = (rows + ROWS_PER_ITEM - 1) / ROWS_PER_ITEM;
     const int team = items > 1 ? threads : 1;
 #pragma omp parallel for schedule(static) num_threads(team) if (team > 1)
     for (int64_t i = 0; i < items; i++) {
         const int64_t r0 = i * ROWS_PER_ITEM;
         const int64_t r1 = r0 + ROWS_PER_ITEM < rows ? r0 + ROWS_PER_ITEM : rows;
-        q8_0_rows(w, r0, r1, cols, q, dx16, n, y, ldy);
+        switch (type) { /* each call inlines its own type's block decoding */
+        case GGML_Q4_0: q32_rows(GGML_Q4_0, w, r0, r1, cols, q, dx16, sum4, n, y, ldy); break;
+        case GGML_Q4_1: q32_rows(GGML_Q4_1, w, r0, r1, cols, q, dx16, sum4, n, y, ldy); break;
+        case GGML_Q5_0: q32_rows(GGML_Q5_0, w, r0, r1, cols, q, dx16, sum4, n, y, ldy); break;
+        case GGML_Q5_1: q32_rows(GGML_Q5_1, w, r0, r1, cols, q, dx16, sum4, n, y, ldy); break;
+        default: q8_0_rows(w, r0, r1, cols, q, dx16, n, y, ldy);
+        }
     }
-    free(q), free(dx16);
+    free(q), free(dx16), free(sum4);
     return 0;
 }
 
+static inline int is_q32(int type) {
+    return type == GGML_Q8_0 || type == GGML_Q4_0 || type == GGML_Q4_1 || type == GGML_Q5_0 ||
+           type == GGML_Q5_1;
+}
+
+/* y [n, rows] (rows ldy apart) = x [n, cols] (rows ldx apart) times W^T, W [rows, cols] in
+ * `type` blocks. Returns 0, or -1 for an input it does not take (the caller then uses
+ * another path). */
 int chatapp_ggml_matmul(int type, const uint8_t *w, int64_t rows, int64_t cols,
                         const uint16_t *x, int64_t ldx, int64_t n, uint16_t *y, int64_t ldy,
                         int threads) {
-    if (type == GGML_Q8_0 && cols % 64 == 0 && n >= 1 && n <= MAX_TOKENS)
-        return q8_0_matmul(w, rows, cols, x, ldx, n, y, ldy, threads);
+    if (is_q32(type) && cols % 64 == 0 && n >= 1 && n <= MAX_TOKENS)
+        return q32_matmul(type, w, rows, cols, x, ldx, n, y, ldy, threads);
     if ((type != GGML_Q4_K && type != GGML_Q6_K) || cols % QK || n < 1 || n > MAX_TOKENS)
         return -1;
     const int64_t nb = cols / QK;
@@ -416,23 +530,45 @@ static inline __m512 bf16_hi(__m512i v) { /* values 16..31 */
         _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(v, 1)), 16));
 }
 
+/* One 32-block of any of the q32 types -> 32 bfloat16 values. */
+static inline void q32_dequant_block(int type, const uint8_t *blk, uint16_t *dst) {
+    const __m512 d = _mm512_set1_ps(f16(blk));
+    if (type == GGML_Q8_0) {
+        const __m128i *v = (const __m128i *)(blk + 2);
+        store_bf16(dst, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(v))), d),
+                   _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(v + 1))), d));
+        return;
+    }
+    const int has_min = type == GGML_Q4_1 || type == GGML_Q5_1;
+    const int five = type == GGML_Q5_0 || type == GGML_Q5_1;
+    const int qs = (type == GGML_Q4_0 ? 2 : type == GGML_Q4_1 ? 4 : type == GGML_Q5_0 ? 6 : 8);
+    /* w = d q + m, with m = -8 d (Q4_0) or -16 d (Q5_0) */
+    const __m512 m = has_min ? _mm512_set1_ps(f16(blk + 2))
+                             : _mm512_mul_ps(d, _mm512_set1_ps(five ? -16.f : -8.f));
+    const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + qs)));
+    __m512i lo = _mm512_and_si512(b, _mm512_set1_epi32(15)), hi = _mm512_srli_epi32(b, 4);
+    if (five) {
+        uint32_t h;
+        memcpy(&h, blk + qs - 4, 4);
+        lo = _mm512_mask_or_epi32(lo, (__mmask16)h, lo, _mm512_set1_epi32(16));
+        hi = _mm512_mask_or_epi32(hi, (__mmask16)(h >> 16), hi, _mm512_set1_epi32(16));
+    }
+    store_bf16(dst, _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo), d, m),
+               _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), d, m));
+}
+
 /* W [rows, cols] in `type` blocks -> bfloat16 [rows, cols] (ld apart), rounded once from
  * float32: what a prefill multiplies with torch's GEMM, and embedding rows. */
 int chatapp_ggml_dequant(int type, const uint8_t *w, int64_t rows, int64_t cols, uint16_t *out,
                          int64_t ld, int threads) {
-    if (type == GGML_Q8_0 && cols % 32 == 0) {
-        const int64_t nb = cols / 32;
+    if (is_q32(type) && cols % 32 == 0) {
+        const int64_t nb = cols / 32, bytes = q32_bytes(type);
         const int team = rows >= 2 * ROWS_PER_ITEM ? threads : 1;
 #pragma omp parallel for schedule(static) num_threads(team) if (team > 1)
         for (int64_t r = 0; r < rows; r++) {
-            const uint8_t *blk = w + r * nb * Q8_0_BYTES;
-            for (int64_t b = 0; b < nb; b++, blk += Q8_0_BYTES) {
-                const __m512 d = _mm512_set1_ps(f16(blk));
-                const __m128i *v = (const __m128i *)(blk + 2);
-                store_bf16(out + r * ld + 32 * b,
-                           _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(v))), d),
-                           _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(v + 1))), d));
-            }
+            const uint8_t *blk = w + r * nb * bytes;
+            for (int64_t b = 0; b < nb; b++, blk += bytes)
+                q32_dequant_block(type, blk, out + r * ld + 32 * b);
         }
         return 0;
     }

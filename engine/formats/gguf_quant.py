@@ -1,12 +1,13 @@
 """GGUF tensors -> ``QuantizedWeight``s, without a detour through float32 where it is exact.
 
-Q4_K, Q6_K (what llama.cpp's Q4_K_M files hold) and Q8_0 stay GGML blocks as they are: the
-native kernels multiply them directly, and elsewhere the loader converts them
-(``QuantizedWeight.portable``). Q4_0 and Q4_1 are int4 groups of 32 with a scale and an offset, which is our int4
-form (``w = (q - 8) * scale + zero``): their 4-bit values are copied as they are. The other
-quantized types are decoded and re-quantized to int8 with one scale per row, the nearest form
-a kernel here multiplies (Q8_0 rows of odd width decoded in torch; Q5_x through ``gguf.quants``). Everything runs
-on whole tensors in torch, whose element-wise kernels use every core.
+Q4_K, Q6_K (what llama.cpp's Q4_K_M files hold), Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 stay GGML
+blocks as they are (the 32-weight types where a row is a whole number of block pairs, which the
+kernels read together): the native kernels multiply them directly, and elsewhere the loader
+converts them (``QuantizedWeight.portable``). Rows of other widths take the portable forms
+here: Q4_0/Q4_1's 4-bit values copied into our int4 form (``w = (q - 8) * scale + zero``), the
+other types decoded and re-quantized to int8 with one scale per row (Q8_0 in torch, the rest
+through ``gguf.quants``). Everything runs on whole tensors in torch, whose element-wise kernels
+use every core.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from engine.quantize import (
 Q = GGMLQuantizationType
 INT4_TYPES = (Q.Q4_0, Q.Q4_1)
 GGML_KINDS = {Q.Q4_K: "q4_k", Q.Q6_K: "q6_k"}  # kept as blocks
+# kept as blocks where a row is whole pairs of blocks
+PAIRED_KINDS = {Q.Q8_0: "q8_0", Q.Q4_0: "q4_0", Q.Q4_1: "q4_1", Q.Q5_0: "q5_0", Q.Q5_1: "q5_1"}
 FLOAT_TYPES = (Q.F32, Q.F16, Q.BF16)
 
 
@@ -40,8 +43,8 @@ def quantized_weight(t: Any) -> QuantizedWeight:
     data = _bytes(t, rows)
     if t.tensor_type in GGML_KINDS:
         return QuantizedWeight(GGML_KINDS[t.tensor_type], data, torch.empty(0))
-    if t.tensor_type == Q.Q8_0 and cols % 64 == 0:  # the kernel takes blocks in pairs
-        return QuantizedWeight("q8_0", data, torch.empty(0))
+    if t.tensor_type in PAIRED_KINDS and cols % 64 == 0:  # the kernel takes blocks in pairs
+        return QuantizedWeight(PAIRED_KINDS[t.tensor_type], data, torch.empty(0))
     if t.tensor_type == Q.Q8_0:
         return int8_by_rows(ggml_blocks.q8_0, data, rows, cols)
     if t.tensor_type not in INT4_TYPES or not int4_fits((rows, cols)):
