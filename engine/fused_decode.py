@@ -74,24 +74,32 @@ class _Stack(ctypes.Structure):
     ]
 
 
-def _proj(module: nn.Module, *, bias_ok: bool) -> _Proj | None:
-    """A projection's blocks, or None if it is not all GGML blocks the kernel takes."""
+def _proj(module: nn.Module, keep: list[Any], *, bias_ok: bool) -> _Proj | None:
+    """A projection's blocks, or None if it is not all GGML blocks the kernel takes (a bias
+    it makes is appended to ``keep``)."""
     if isinstance(module, GGMLLinear):
-        parts, bias = [module], module.bias
+        parts = [module]
     elif isinstance(module, ConcatLinear) and module.blocks:
-        parts, bias = [p for p in module.parts if isinstance(p, GGMLLinear)], None
-        if len(parts) != len(module.parts):
-            return None
+        parts = [p for p in module.parts if isinstance(p, GGMLLinear)]
     else:
         return None
-    if len(parts) > MAX_PARTS or (bias is not None and not bias_ok):
+    biases = [p.bias for p in parts]
+    if len(parts) > MAX_PARTS or (not bias_ok and any(b is not None for b in biases)):
         return None
     p = _Proj(parts=len(parts))
     for i, part in enumerate(parts):
         p.type[i] = native.GGML_TYPES[part.kind]
         p.w[i] = part.weight.data_ptr()
         p.rows[i] = part.out_features
-    p.bias = None if bias is None else bias.data_ptr()
+    if any(b is not None for b in biases):
+        bias = torch.cat(
+            [
+                torch.zeros(part.out_features, dtype=COMPUTE_DTYPE) if b is None else b.detach()
+                for part, b in zip(parts, biases, strict=True)
+            ]
+        ).to(COMPUTE_DTYPE)
+        keep.append(bias)
+        p.bias = bias.data_ptr()
     return p
 
 
@@ -160,16 +168,17 @@ def attach(net: Transformer) -> bool:
     ):
         return False
     layers = (_Layer * cfg.num_layers)()
+    keep: list[Any] = [layers]
     for i, block in enumerate(net.layers):
         assert isinstance(block, Block)
         if block.input_layernorm.weight.dtype != COMPUTE_DTYPE:
             return False
         attn, mlp = block.self_attn, block.mlp
         projs = (
-            _proj(attn.qkv_proj, bias_ok=True),
-            _proj(attn.o_proj, bias_ok=False),
-            _proj(mlp.gate_up_proj, bias_ok=False),
-            _proj(mlp.down_proj, bias_ok=False),
+            _proj(attn.qkv_proj, keep, bias_ok=True),
+            _proj(attn.o_proj, keep, bias_ok=False),
+            _proj(mlp.gate_up_proj, keep, bias_ok=False),
+            _proj(mlp.down_proj, keep, bias_ok=False),
         )
         if any(p is None for p in projs):
             return False
@@ -198,5 +207,5 @@ def attach(net: Transformer) -> bool:
         layers=cfg.num_layers,
         layer=layers,
     )
-    net.fused_decode = FusedDecode(net, stack, [layers])
+    net.fused_decode = FusedDecode(net, stack, keep)
     return True

@@ -501,9 +501,9 @@ class ConcatLinear(nn.Module):
         self.parts = nn.ModuleList(parts)
         sizes = [int(getattr(p, "out_features", 0)) for p in parts]
         self.out_features = sum(sizes)
-        # All parts GGML blocks without biases: a decode step's parts write their columns of
-        # one output (no torch.cat).
-        self.blocks = all(isinstance(p, GGMLLinear) and p.bias is None for p in parts)
+        # All parts GGML blocks: a decode step's parts write their columns of one output (no
+        # torch.cat).
+        self.blocks = all(isinstance(p, GGMLLinear) for p in parts)
         self.offsets = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -514,7 +514,10 @@ class ConcatLinear(nn.Module):
             if x2.shape[0] < GGML_DEQUANT_ROWS:
                 y = torch.empty((x2.shape[0], self.out_features), dtype=COMPUTE_DTYPE)
                 for p, a, b in zip(self.parts, self.offsets, self.offsets[1:], strict=False):
-                    cast(GGMLLinear, p).matmul_into(x2, y[:, a:b])
+                    part = cast(GGMLLinear, p)
+                    part.matmul_into(x2, y[:, a:b])
+                    if part.bias is not None:
+                        y[:, a:b] += part.bias
                 return y.view(*x.shape[:-1], self.out_features)
         return torch.cat([p(x) for p in self.parts], dim=-1)
 
@@ -602,9 +605,10 @@ def swap_in(
             if isinstance(value, QuantizedWeight) and value.ggml:
                 state[name] = convert(value)
             elif isinstance(value, list):
-                state[name] = [
+                parts = [
                     convert(w) if isinstance(w, QuantizedWeight) and w.ggml else w for w in value
                 ]
+                state[name] = _join_runs(parts)
     rest: dict[str, torch.Tensor] = {}
     for name in list(state):
         if not isinstance(state[name], (QuantizedWeight, list)):
@@ -622,6 +626,28 @@ def swap_in(
             bias = rest.pop(f"{prefix}.bias", None)
             setattr(parent, attr, linear_module(value, bias, dtype))
     return rest
+
+
+def _join_runs(parts: list[QuantizedWeight | torch.Tensor]) -> QuantizedWeight | list:
+    """Consecutive quantized parts of one kind joined (GGML blocks converted to int4/int8 were
+    kept apart for their own kernels; torch's take one matrix), a single weight unwrapped."""
+    runs: list[list[QuantizedWeight | torch.Tensor]] = []
+    for p in parts:
+        last = runs[-1][-1] if runs else None
+        if (
+            isinstance(p, QuantizedWeight)
+            and isinstance(last, QuantizedWeight)
+            and last.kind == p.kind
+            and not p.ggml
+        ):
+            runs[-1].append(p)
+        else:
+            runs.append([p])
+    joined = [
+        QuantizedWeight.cat(cast(list[QuantizedWeight], run)) if len(run) > 1 else run[0]
+        for run in runs
+    ]
+    return joined[0] if len(joined) == 1 and isinstance(joined[0], QuantizedWeight) else joined
 
 
 def parameter_count(net: nn.Module) -> int:

@@ -119,14 +119,17 @@ def fuse(cfg: ModelConfig, state: dict[str, Weight]) -> dict[str, Weight]:
 
 def _join(values: list[Weight]) -> Weight:
     """Rows of several weights as one: a tensor, a ``QuantizedWeight``, or (forms mixed) a
-    list with consecutive parts of one form already joined."""
+    list with consecutive parts of one form already joined. GGML blocks are never joined:
+    their kernels write each part's columns of one output (and the one-call decode step
+    takes the parts as they are), so a load does not copy most of the model once more."""
 
     def form(v: Weight) -> str:
         return v.kind if isinstance(v, QuantizedWeight) else "float"
 
     runs: list[list[Weight]] = []
     for v in values:
-        if runs and form(runs[-1][-1]) == form(v):
+        ggml = isinstance(v, QuantizedWeight) and v.ggml
+        if runs and form(runs[-1][-1]) == form(v) and not ggml:
             runs[-1].append(v)
         else:
             runs.append([v])
