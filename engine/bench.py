@@ -98,6 +98,7 @@ class BenchResult:
     dtype: str  # activations and KV cache
     weights: str  # e.g. int4+int8, or the float dtype
     attention: str  # what decode attention runs on: native (engine/csrc) or sdpa
+    decode_step: str  # native (every block in one call, engine.fused_decode) or torch
     threads: int
     prompt_tokens: int
     gen_tokens: int
@@ -206,6 +207,7 @@ def _bench(
         dtype=str(model.dtype).removeprefix("torch."),
         weights=model.weight_format,
         attention=native.decode_attention_path(model.dtype, model.device),
+        decode_step="native" if getattr(model.net, "fused_decode", None) else "torch",
         threads=torch.get_num_threads(),
         prompt_tokens=len(ids),
         gen_tokens=gen_tokens,

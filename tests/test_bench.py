@@ -42,7 +42,8 @@ def test_bench_table_names_the_measures(
             "--gen-tokens", "2"]  # fmt: skip
     assert main(argv) == 0
     out = capsys.readouterr().out
-    for text in ("prefill pp8", "decode tg2", "load (s)", "peak RSS", "chat turn 1 ", "turn 10"):
+    for text in ("prefill pp8", "decode tg2", "load (s)", "peak RSS", "chat turn 1 ", "turn 10",
+                 "decode step torch"):  # fmt: skip
         assert text in out
 
 
@@ -58,6 +59,7 @@ def test_every_rep_prefills_the_whole_prompt_and_generates_every_token(
     assert r.threads == 1 and torch.get_num_threads() == before
     # run_bench asserts per rep that nothing was reused and gen_tokens came (EOS ignored).
     assert r.prompt_tokens == 20 and r.gen_tokens == 6
+    assert r.decode_step == "torch"  # a float model: the one-call step takes GGML blocks only
     assert [t.turn for t in r.chat_turns] == [1, 2]
     assert r.chat_turns[1].reused_tokens > 0
 

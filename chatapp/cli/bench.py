@@ -81,8 +81,8 @@ def print_table(r: Any, console: Any) -> None:
 
     console.print(
         f"[bold]{escape(r.model)}[/] {r.architecture}, {human_count(r.parameters)} parameters, "
-        f"weights {r.weights}, activations {r.dtype}, attention {r.attention}, {r.threads} "
-        f"threads, {r.reps} reps",
+        f"weights {r.weights}, activations {r.dtype}, attention {r.attention}, decode step "
+        f"{r.decode_step}, {r.threads} threads, {r.reps} reps",
         highlight=False,
     )
     t = Table(box=None, header_style="bold")
