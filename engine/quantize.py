@@ -11,8 +11,9 @@ Three forms, all for the weight ``[out, in]`` of a linear layer (or an embedding
   Multiplied by ``torch._weight_int8pack_mm``.
 - **q4_k / q6_k / q8_0 / q4_0 / q4_1 / q5_0 / q5_1**: GGML's blocks as a GGUF file holds them
   (4.5 to 8.5 bits a weight), multiplied by ``engine.native``'s kernels. Where those cannot run,
-  they are converted at load: the 4-bit ones to int4 exactly (but for bfloat16 scales), the
-  others to int8.
+  they are converted at load: the 4-bit ones to int4 exactly (but for bfloat16 scales), Q8_0 to
+  bfloat16 (int8 with a scale a row would cost a row with an outlier its precision), the others
+  to int8.
 
 Files hold a portable form (``QuantizedWeight``: nibbles in plain row order); the CPU kernel's
 own tiled layout depends on the CPU, so it is made at load time. Like gpt-fast's
@@ -591,14 +592,16 @@ def swap_in(
     ``state`` is emptied on the way: each file-form weight is dropped as soon as its module
     holds the kernel's form, so the two forms of the whole model never sit in memory at once.
     GGML blocks stay blocks where ``engine.native`` multiplies them, and are converted to
-    int4/int8 elsewhere (a tied embedding and head once, shared).
+    int4/int8 (Q8_0: bfloat16) elsewhere (a tied embedding and head once, shared).
     """
     if not native.ggml_kernels():
-        portable: dict[int, QuantizedWeight] = {}
+        portable: dict[int, QuantizedWeight | torch.Tensor] = {}
 
-        def convert(w: QuantizedWeight) -> QuantizedWeight:
+        def convert(w: QuantizedWeight) -> QuantizedWeight | torch.Tensor:
             if id(w) not in portable:
-                portable[id(w)] = w.portable()
+                # Q8_0 as bfloat16 (its values to one rounding): re-quantized to int8 with one
+                # scale a row, an outlier costs the rest of its row their precision
+                portable[id(w)] = w.dequantize(COMPUTE_DTYPE) if w.kind == "q8_0" else w.portable()
             return portable[id(w)]
 
         for name, value in state.items():

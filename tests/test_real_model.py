@@ -120,8 +120,9 @@ def fast(smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> engine
 
 
 def test_default_path_keeps_the_file_quantized(fast: engine.Model, smollm2_gguf: Path) -> None:
-    # Q4_1 and the Q8_0 embedding/head as their blocks where the native kernels run
-    assert fast.weight_format == ("q4_1+q8_0" if native.ggml_kernels() else "int4+int8")
+    # Q4_1 and the Q8_0 embedding/head as their blocks where the native kernels run (else
+    # int4, and the Q8_0 embedding/head as bfloat16)
+    assert fast.weight_format == ("q4_1+q8_0" if native.ggml_kernels() else "int4")
     cache = sum(f.stat().st_size for f in Path(fast.path).iterdir() if f.is_file())
     assert cache < 1.5 * smollm2_gguf.stat().st_size
 
@@ -141,5 +142,23 @@ def test_default_path_answers_capital_of_france(fast: engine.Model) -> None:
     params = engine.SamplingParams(temperature=0, max_new_tokens=32)
     reply = "".join(
         fast.chat([{"role": "user", "content": "What is the capital of France?"}], params)
+    )
+    assert "Paris" in reply
+
+
+def test_the_path_without_native_kernels_answers_capital_of_france(
+    smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Where the block kernels cannot run (no AVX512-VNNI, CHATAPP_NATIVE=0), the blocks are
+    converted at load: Q4_1 to int4, the Q8_0 embedding/head to bfloat16. (As int8 with a
+    scale a row, this very prompt came out as "L'Étoile, la Marseillaise, la femme...".)"""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CHATAPP_HOME", str(tmp_path_factory.mktemp("gguf-home-portable")))
+        mp.setattr(native, "ggml_kernels", lambda: False)
+        portable = engine.load(smollm2_gguf)
+    assert portable.weight_format == "int4"
+    params = engine.SamplingParams(temperature=0, max_new_tokens=32)
+    reply = "".join(
+        portable.chat([{"role": "user", "content": "What is the capital of France?"}], params)
     )
     assert "Paris" in reply
