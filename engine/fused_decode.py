@@ -114,8 +114,7 @@ class FusedDecode:
     """Called by ``Transformer.forward`` for one new token: the hidden state after every block,
     or None where the native step does not apply (the torch path then runs)."""
 
-    def __init__(self, net: Transformer, stack: _Stack, keep: list[Any]) -> None:
-        self.cfg = net.config
+    def __init__(self, stack: _Stack, keep: list[Any]) -> None:
         self.stack = stack
         self._keep = keep  # the ctypes arrays the stack points into
         kern = native.kernel()
@@ -133,12 +132,12 @@ class FusedDecode:
     ) -> torch.Tensor | None:
         if x.dtype != COMPUTE_DTYPE or cache.k.dtype != COMPUTE_DTYPE or x.shape[:2] != (1, 1):
             return None
-        cache.reserve(start + 1)
-        k, v = cache.k, cache.v  # [layers, 1, kv_heads, capacity, head_dim]
-        x = x.contiguous().clone()  # updated in place
         if rope is None or local_rope is None:
             return None
         (cos, sin), (lcos, lsin) = rope, local_rope
+        cache.reserve(start + 1)
+        k, v = cache.k, cache.v  # [layers, 1, kv_heads, capacity, head_dim]
+        x = x.contiguous().clone()  # updated in place
         status = self._fn(
             self._stack_ptr, x.data_ptr(), k.data_ptr(), v.data_ptr(),
             k.stride(0), k.stride(2), start,
@@ -207,5 +206,5 @@ def attach(net: Transformer) -> bool:
         layers=cfg.num_layers,
         layer=layers,
     )
-    net.fused_decode = FusedDecode(net, stack, keep)
+    net.fused_decode = FusedDecode(stack, keep)
     return True
