@@ -97,8 +97,11 @@ def test_the_quantized_default_path_continues_the_text(
 def test_the_blocks_kernels_agree_with_the_converted_int4_int8_path(
     gemma3_gguf: Path, ours: engine.Model, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Decoding from the file's Q4_K/Q6_K blocks picks the tokens the float32 reference picks
-    at least as often as the int4/int8 conversion does (Q6_K is exact in the blocks)."""
+    """Decoding from the file's blocks and from their conversion (int4/int8, Q8_0 as
+    bfloat16) both pick the tokens the float32 reference picks. (Before Q8_0 was converted to
+    bfloat16 the blocks also did at least as well as the conversion: 0.90/0.90 against
+    0.88/0.87; now the conversion's exact embedding/head makes it the closer one, ~1.0 against
+    0.93, at twice the head's bytes a token.)"""
     monkeypatch.setenv("CHATAPP_HOME", str(home))
     blocks = engine.load(gemma3_gguf)
     monkeypatch.setattr(native, "ggml_kernels", lambda: False)
@@ -120,7 +123,7 @@ def test_the_blocks_kernels_agree_with_the_converted_int4_int8_path(
 
     for pick in (lambda m: m.logits(ids).argmax(-1), stepwise):  # prefill, decode
         agree = [float((pick(m) == ref).float().mean()) for m in (blocks, converted)]
-        assert agree[0] >= 0.85 and agree[0] >= agree[1] - 0.03, agree
+        assert min(agree) >= 0.85, agree
 
 
 def test_a_base_model_says_so_and_chats_in_gemmas_turn_format(ours: engine.Model) -> None:
