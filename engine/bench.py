@@ -207,7 +207,7 @@ def _bench(
         dtype=str(model.dtype).removeprefix("torch."),
         weights=model.weight_format,
         attention=native.decode_attention_path(model.dtype, model.device),
-        decode_step="native" if getattr(model.net, "fused_decode", None) else "torch",
+        decode_step="native" if model.net.fused_decode is not None else "torch",
         threads=torch.get_num_threads(),
         prompt_tokens=len(ids),
         gen_tokens=gen_tokens,

@@ -611,7 +611,7 @@ def swap_in(
                 parts = [
                     convert(w) if isinstance(w, QuantizedWeight) and w.ggml else w for w in value
                 ]
-                state[name] = _join_runs(parts)
+                state[name] = join_rows(parts)  # torch's kernels take one matrix
     rest: dict[str, torch.Tensor] = {}
     for name in list(state):
         if not isinstance(state[name], (QuantizedWeight, list)):
@@ -631,26 +631,32 @@ def swap_in(
     return rest
 
 
-def _join_runs(parts: list[QuantizedWeight | torch.Tensor]) -> QuantizedWeight | list:
-    """Consecutive quantized parts of one kind joined (GGML blocks converted to int4/int8 were
-    kept apart for their own kernels; torch's take one matrix), a single weight unwrapped."""
-    runs: list[list[QuantizedWeight | torch.Tensor]] = []
-    for p in parts:
-        last = runs[-1][-1] if runs else None
-        if (
-            isinstance(p, QuantizedWeight)
-            and isinstance(last, QuantizedWeight)
-            and last.kind == p.kind
-            and not p.ggml
-        ):
-            runs[-1].append(p)
+def join_rows(
+    values: Sequence[torch.Tensor | QuantizedWeight],
+) -> torch.Tensor | QuantizedWeight | list[torch.Tensor | QuantizedWeight]:
+    """Rows of several weights as one (a fused projection's parts): a tensor, a
+    ``QuantizedWeight``, or (forms mixed) a list with consecutive parts of one form already
+    joined. GGML blocks are never joined: their kernels write each part's columns of one output
+    (and the one-call decode step takes the parts as they are), so a load does not copy most of
+    the model once more."""
+
+    def form(v: torch.Tensor | QuantizedWeight) -> str:
+        return v.kind if isinstance(v, QuantizedWeight) else "float"
+
+    runs: list[list[torch.Tensor | QuantizedWeight]] = []
+    for v in values:
+        ggml = isinstance(v, QuantizedWeight) and v.ggml
+        if runs and form(runs[-1][-1]) == form(v) and not ggml:
+            runs[-1].append(v)
         else:
-            runs.append([p])
+            runs.append([v])
     joined = [
-        QuantizedWeight.cat(cast(list[QuantizedWeight], run)) if len(run) > 1 else run[0]
+        torch.cat(cast(list[torch.Tensor], run), dim=0)
+        if form(run[0]) == "float"
+        else QuantizedWeight.cat(cast(list[QuantizedWeight], run))
         for run in runs
     ]
-    return joined[0] if len(joined) == 1 and isinstance(joined[0], QuantizedWeight) else joined
+    return joined[0] if len(joined) == 1 else joined
 
 
 def parameter_count(net: nn.Module) -> int:

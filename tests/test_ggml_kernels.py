@@ -183,6 +183,17 @@ def test_rows_of_blocks_split_permute_and_join(tmp_path: Path) -> None:
     assert torch.equal(joined.dequantize(), ref)
 
 
+class EmbedHeadProj(torch.nn.Module):
+    """A tied-embedding net's three kinds of weight, on the meta device (swap_in fills it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        with torch.device("meta"):
+            self.embed = torch.nn.Embedding(64, 256)
+            self.head = torch.nn.Linear(256, 64, bias=False)
+            self.proj = torch.nn.Linear(256, 64, bias=False)
+
+
 def test_without_the_kernels_blocks_become_int4_and_int8_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -192,15 +203,7 @@ def test_without_the_kernels_blocks_become_int4_and_int8_once(
     q4, ref4 = blocks(tmp_path, Q.Q4_K, 64, 256, seed=4)
     q6, ref6 = blocks(tmp_path, Q.Q6_K, 64, 256, seed=5)
 
-    class Net(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            with torch.device("meta"):
-                self.embed = torch.nn.Embedding(64, 256)
-                self.head = torch.nn.Linear(256, 64, bias=False)
-                self.proj = torch.nn.Linear(256, 64, bias=False)
-
-    net = Net()
+    net = EmbedHeadProj()
     state = {"embed.weight": q6, "head.weight": q6, "proj.weight": q4}
     swap_in(net, state, torch.bfloat16)  # type: ignore[arg-type]
     assert isinstance(net.proj, Int4Linear) and isinstance(net.head, Int8Linear)
@@ -220,14 +223,7 @@ def test_without_the_kernels_q8_0_loads_as_bfloat16_once(
     monkeypatch.setattr(native, "ggml_kernels", lambda: False)
     q8, ref = blocks(tmp_path, Q.Q8_0, 64, 256, seed=8)
 
-    class Net(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            with torch.device("meta"):
-                self.embed = torch.nn.Embedding(64, 256)
-                self.head = torch.nn.Linear(256, 64, bias=False)
-
-    net = Net()
+    net = EmbedHeadProj()
     rest = swap_in(net, {"embed.weight": q8, "head.weight": q8}, torch.bfloat16)  # type: ignore[arg-type]
     assert set(rest) == {"embed.weight", "head.weight"}
     assert rest["embed.weight"] is rest["head.weight"]

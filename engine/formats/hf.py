@@ -12,10 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import torch
-
 from engine.config import ModelConfig
-from engine.quantize import QuantizedWeight
+from engine.quantize import QuantizedWeight, join_rows
 
 # Buffers some checkpoints carry that are recomputed, not loaded.
 IGNORED = re.compile(r"(\.attn\.bias|\.attn\.masked_bias|rotary_emb\.inv_freq)$")
@@ -113,31 +111,8 @@ def fuse(cfg: ModelConfig, state: dict[str, Weight]) -> dict[str, Weight]:
                 if not all(n in out for n in names):
                     continue
                 values = [out.pop(n) for n in names]
-                out[f"layers.{layer}.{fused}.{kind}"] = _join(values)
+                out[f"layers.{layer}.{fused}.{kind}"] = join_rows(values)
     return out
-
-
-def _join(values: list[Weight]) -> Weight:
-    """Rows of several weights as one: a tensor, a ``QuantizedWeight``, or (forms mixed) a
-    list with consecutive parts of one form already joined. GGML blocks are never joined:
-    their kernels write each part's columns of one output (and the one-call decode step
-    takes the parts as they are), so a load does not copy most of the model once more."""
-
-    def form(v: Weight) -> str:
-        return v.kind if isinstance(v, QuantizedWeight) else "float"
-
-    runs: list[list[Weight]] = []
-    for v in values:
-        ggml = isinstance(v, QuantizedWeight) and v.ggml
-        if runs and form(runs[-1][-1]) == form(v) and not ggml:
-            runs[-1].append(v)
-        else:
-            runs.append([v])
-    joined = [
-        torch.cat(run, dim=0) if form(run[0]) == "float" else QuantizedWeight.cat(run)
-        for run in runs
-    ]
-    return joined[0] if len(joined) == 1 else joined
 
 
 def unfuse(cfg: ModelConfig, state: dict[str, Weight]) -> dict[str, Weight]:
@@ -209,7 +184,7 @@ def to_hf(cfg: ModelConfig, state: dict[str, Weight]) -> dict[str, Weight]:
         for kind in ("weight", "bias"):
             if f"{p}q_proj.{kind}" in state:
                 parts = [state[f"{p}{x}_proj.{kind}"] for x in "qkv"]
-                fused = _join(parts)
+                fused = join_rows(parts)
                 if isinstance(fused, list):
                     raise ValueError("GPT-2's fused c_attn needs q, k and v in one form")
                 out[f"transformer.h.{layer}.attn.c_attn.{kind}"] = (
