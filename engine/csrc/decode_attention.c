@@ -2,10 +2,13 @@
  *
  * torch's CPU SDPA runs this shape (a few query rows against thousands of keys) at ~5 GB/s:
  * its flash kernel makes two small GEMM calls per 512-key block per head. Here each key and
- * value row is read once, for all the query heads that share it, with float32 accumulation
- * (bfloat16 products are exact in float32), a float32 softmax and one rounding of the output.
- * Long contexts are split into blocks of keys, spread over torch's own OpenMP team and merged
- * by their softmax maxima and sums (flash-decoding).
+ * value row comes from memory once, for all the query heads that share it (prefetched ahead),
+ * with float32 accumulation (bfloat16 products are exact in float32), a float32 softmax and
+ * one rounding of the output. With AVX512-BF16, scores are taken sixteen keys at a time and
+ * summed across lanes together, and the values two keys per dot product, their weights
+ * rounded to bfloat16 as torch's flash kernel rounds them for its second GEMM. Long contexts
+ * are split into blocks of keys, spread over torch's own OpenMP team and merged by their
+ * softmax maxima and sums (flash-decoding).
  *
  * Built at run time by engine/native.py with the machine's C compiler (-march=native); the
  * engine falls back to SDPA where it cannot be built or the CPU lacks AVX-512.
@@ -18,7 +21,8 @@
 #define BLOCK 256     /* keys per work item */
 #define MAX_GROUP 16  /* query heads per key/value head */
 #define MAX_DIM 256   /* head_dim */
-#define PREFETCH 8    /* rows ahead */
+#define PREFETCH 8    /* rows ahead, in the key-by-key loops */
+#define AHEAD 32      /* keys ahead, in the sixteen-key loop */
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -60,6 +64,155 @@ static inline uint16_t to_bf16(float f) { /* round to nearest even, NaN kept */
     return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
+#if defined(__AVX512BF16__)
+/* Sixteen float32 vectors to one whose lane j is the sum of a[j]'s lanes: a transpose-add
+ * tree of 45 instructions, where sixteen horizontal sums take about 140. */
+static inline __m512 sum16(const __m512 *a) {
+    __m512 b[8], c[4], d[2];
+    for (int j = 0; j < 8; j++)
+        b[j] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * j], a[2 * j + 1]),
+                             _mm512_unpackhi_ps(a[2 * j], a[2 * j + 1]));
+    for (int j = 0; j < 4; j++) {
+        __m512d x = _mm512_castps_pd(b[2 * j]), y = _mm512_castps_pd(b[2 * j + 1]);
+        c[j] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)),
+                             _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+    }
+    for (int j = 0; j < 2; j++)
+        d[j] = _mm512_add_ps(_mm512_shuffle_f32x4(c[2 * j], c[2 * j + 1], 0x88),
+                             _mm512_shuffle_f32x4(c[2 * j], c[2 * j + 1], 0xdd));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(d[0], d[1], 0x88),
+                         _mm512_shuffle_f32x4(d[0], d[1], 0xdd));
+}
+
+/* 32 bfloat16 of a row from p on: 16 and zeros where 16 are left, zeros where none is. */
+static inline __m512i load_bf16x32(const uint16_t *p, int64_t left) {
+    if (left >= 32) return _mm512_loadu_si512(p);
+    return left >= 16 ? _mm512_maskz_loadu_epi16(0xffff, p) : _mm512_setzero_si512();
+}
+
+/* Scores of `n` keys against one query row: s[t] = scale * q . k[t]. Sixteen keys at a
+ * time with one accumulator each, summed across lanes together. */
+static inline __attribute__((always_inline)) void scores(const uint16_t *q, const uint16_t *k,
+                                                         const uint16_t *v, int64_t n,
+                                                         const int64_t dim, float scale, float *s,
+                                                         int first) {
+    const __m512 vs = _mm512_set1_ps(scale);
+    int64_t t = 0;
+    for (; t + 16 <= n; t += 16) {
+        __m512 a[16];
+        for (int j = 0; j < 16; j++) a[j] = _mm512_setzero_ps();
+        if (first) /* the first row's pass brings the block's keys and values in, ahead */
+            for (int64_t b = 0; b < 16 * dim; b += 32) {
+                _mm_prefetch((const char *)(k + (t + AHEAD) * dim + b), _MM_HINT_T0);
+                _mm_prefetch((const char *)(v + (t + AHEAD) * dim + b), _MM_HINT_T1);
+            }
+        for (int64_t d = 0; d < dim; d += 32) {
+            const __m512bh qd = (__m512bh)load_bf16x32(q + d, dim - d);
+            for (int j = 0; j < 16; j++)
+                a[j] = _mm512_dpbf16_ps(a[j], qd,
+                                        (__m512bh)load_bf16x32(k + (t + j) * dim + d, dim - d));
+        }
+        _mm512_storeu_ps(s + t, _mm512_mul_ps(sum16(a), vs));
+    }
+    for (; t < n; t++) {
+        __m512 a = _mm512_setzero_ps();
+        for (int64_t d = 0; d < dim; d += 32)
+            a = _mm512_dpbf16_ps(a, (__m512bh)load_bf16x32(q + d, dim - d),
+                                 (__m512bh)load_bf16x32(k + t * dim + d, dim - d));
+        s[t] = _mm512_reduce_add_ps(a) * scale;
+    }
+}
+
+/* The weighted sum of `n` value rows for GN query rows, over the 64 columns from d (fewer
+ * where the row ends): two keys per bfloat16 dot product, their rows interleaved word by
+ * word, the weights p (bfloat16, BLOCK per row, p[n] = 0 where n is odd) broadcast in pairs.
+ * The interleave leaves columns in the order 0-3, 8-11, ... (lo) and 4-7, 12-15, ... (hi)
+ * of each 32; restored at the end. */
+static inline __attribute__((always_inline)) void weighted_values(
+    const uint16_t *p, const uint16_t *v, int64_t n, const int64_t dim, int64_t d, const int GN,
+    float *acc) {
+    __m512 lo[4][2], hi[4][2];
+    for (int g = 0; g < GN; g++) lo[g][0] = hi[g][0] = lo[g][1] = hi[g][1] = _mm512_setzero_ps();
+    const int64_t left = dim - d;
+    for (int64_t t = 0; t < n; t += 2) {
+        __m512bh x[2][2];
+        for (int c = 0; c < 2; c++) {
+            const __m512i r0 = load_bf16x32(v + t * dim + d + 32 * c, left - 32 * c);
+            const __m512i r1 = t + 1 < n ? load_bf16x32(v + (t + 1) * dim + d + 32 * c, left - 32 * c)
+                                         : _mm512_setzero_si512();
+            x[c][0] = (__m512bh)_mm512_unpacklo_epi16(r0, r1);
+            x[c][1] = (__m512bh)_mm512_unpackhi_epi16(r0, r1);
+        }
+        for (int g = 0; g < GN; g++) {
+            int32_t pair;
+            memcpy(&pair, p + g * BLOCK + t, 4);
+            const __m512bh w = (__m512bh)_mm512_set1_epi32(pair);
+            for (int c = 0; c < 2; c++) {
+                lo[g][c] = _mm512_dpbf16_ps(lo[g][c], w, x[c][0]);
+                hi[g][c] = _mm512_dpbf16_ps(hi[g][c], w, x[c][1]);
+            }
+        }
+    }
+    const __m512i first = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+    const __m512i second = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29,
+                                             30, 31);
+    for (int g = 0; g < GN; g++)
+        for (int c = 0; c < 2; c++) {
+            float *dst = acc + g * dim + d + 32 * c;
+            if (left - 32 * c >= 16)
+                _mm512_storeu_ps(dst, _mm512_permutex2var_ps(lo[g][c], first, hi[g][c]));
+            if (left - 32 * c >= 32)
+                _mm512_storeu_ps(dst + 16, _mm512_permutex2var_ps(lo[g][c], second, hi[g][c]));
+        }
+}
+
+/* One work item: keys [t0, t0 + n) of one key/value head, for its `group` query rows.
+ * Writes the rows' unnormalised outputs acc[g][dim], maxima m[g] and sums z[g]. */
+static inline __attribute__((always_inline)) void block_attention(
+    const uint16_t *q, const uint16_t *k, const uint16_t *v, int64_t n, int64_t group,
+    const int64_t dim, float scale, float *acc, float *m, float *z) {
+    float s[BLOCK];
+    uint16_t p[MAX_GROUP * BLOCK + 2];
+    for (int64_t g = 0; g < group; g++) { /* the block's keys stay in L1/L2 across rows */
+        scores(q + g * dim, k, v, n, dim, scale, s, g == 0);
+        float sum = 0.f;
+        __m512 vm = _mm512_set1_ps(-INFINITY), vz = _mm512_setzero_ps();
+        int64_t t = 0;
+        for (; t + 16 <= n; t += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(s + t));
+        float mx = _mm512_reduce_max_ps(vm);
+        for (; t < n; t++) mx = s[t] > mx ? s[t] : mx;
+        vm = _mm512_set1_ps(mx);
+        uint16_t *pg = p + g * BLOCK;
+        t = 0;
+        for (; t + 16 <= n; t += 16) {
+            __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(s + t), vm));
+            _mm256_storeu_si256((__m256i *)(pg + t), (__m256i)_mm512_cvtneps_pbh(e));
+            vz = _mm512_add_ps(vz, e);
+        }
+        for (; t < n; t++) {
+            float e = expf(s[t] - mx);
+            pg[t] = to_bf16(e);
+            sum += e;
+        }
+        if (n & 1) pg[n] = 0; /* the partner of an odd last key */
+        m[g] = mx;
+        z[g] = sum + _mm512_reduce_add_ps(vz);
+    }
+    for (int64_t g = 0; g < group; g += 4) {
+        const int64_t rows = group - g < 4 ? group - g : 4;
+        for (int64_t d = 0; d < dim; d += 64) {
+            const uint16_t *pg = p + g * BLOCK;
+            float *ag = acc + g * dim;
+            switch (rows) { /* a constant count keeps the accumulators in registers */
+            case 1: weighted_values(pg, v, n, dim, d, 1, ag); break;
+            case 2: weighted_values(pg, v, n, dim, d, 2, ag); break;
+            case 3: weighted_values(pg, v, n, dim, d, 3, ag); break;
+            default: weighted_values(pg, v, n, dim, d, 4, ag);
+            }
+        }
+    }
+}
+#else
 /* One work item: keys [t0, t0 + n) of one key/value head, for its `group` query rows.
  * Writes the rows' unnormalised outputs acc[g][dim], maxima m[g] and sums z[g]. */
 static inline __attribute__((always_inline)) void block_attention(
@@ -73,11 +226,6 @@ static inline __attribute__((always_inline)) void block_attention(
             if (g == 0) _mm_prefetch((const char *)(kt + PREFETCH * dim), _MM_HINT_T0);
             __m512 a = _mm512_setzero_ps();
             int64_t d = 0;
-#if defined(__AVX512BF16__)
-            for (; d + 32 <= dim; d += 32)
-                a = _mm512_dpbf16_ps(a, (__m512bh)_mm512_loadu_si512(qg + d),
-                                     (__m512bh)_mm512_loadu_si512(kt + d));
-#endif
             for (; d < dim; d += 16)
                 a = _mm512_fmadd_ps(load_bf16x16(qg + d), load_bf16x16(kt + d), a);
             s[g * BLOCK + t] = _mm512_reduce_add_ps(a) * scale;
@@ -115,6 +263,8 @@ static inline __attribute__((always_inline)) void block_attention(
         for (int64_t d = 0; d < lanes; d++) _mm512_storeu_ps(acc + g * dim + 16 * d, a[d]);
     }
 }
+
+#endif
 
 static void block_dispatch(const uint16_t *q, const uint16_t *k, const uint16_t *v, int64_t n,
                            int64_t group, int64_t dim, float scale, float *acc, float *m,
