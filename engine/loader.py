@@ -72,6 +72,7 @@ def _load(source: str | os.PathLike[str], *, dtype: str, device: str, quant: str
         quant = "none"  # the quantized kernels here are the CPU ones
     path = resolve_source(source)
     name = path.name
+    our_cache = False  # a folder we wrote (to a new name, renamed): never rewritten in place
     if path.is_file() and path.suffix.lower() == ".gguf":
         from engine.formats.gguf_cache import converted
 
@@ -81,7 +82,7 @@ def _load(source: str | os.PathLike[str], *, dtype: str, device: str, quant: str
             from engine.formats.gguf import gguf_checkpoint
 
             done = gguf_checkpoint(path, quantized=quant != "none")
-        path = done
+        path, our_cache = done, True
     if path.is_file():
         if path.suffix.lower() in PICKLE_SUFFIXES:
             raise _pickle_error(path)
@@ -97,8 +98,18 @@ def _load(source: str | os.PathLike[str], *, dtype: str, device: str, quant: str
     trim_heap()
     stays_quantized = quant in ("int8", "int4") or (quant == "auto" and saved_quantized)
     torch_dtype = COMPUTE_DTYPE if stays_quantized else _pick_dtype(dtype, cfg, device)
-    # Floats are cast as they are read, except when they are about to be quantized.
-    state = read_weights(path, cfg, dtype=None if quant in ("int8", "int4") else torch_dtype)
+    # Floats are cast as they are read, except when they are about to be quantized. A GGUF
+    # conversion whose blocks the kernels read as they are is mapped, not copied.
+    mapped = (
+        our_cache
+        and quant == "auto"
+        and device == "cpu"
+        and torch_dtype == torch.bfloat16
+        and native.ggml_kernels()
+    )
+    state = read_weights(
+        path, cfg, dtype=None if quant in ("int8", "int4") else torch_dtype, mapped=mapped
+    )
     state = apply_quant(cfg, state, quant)
     with torch.device("meta"), _SkipInit():
         net = Transformer(cfg)
@@ -300,11 +311,12 @@ def _pickle_error(path: Path) -> ModelLoadError:
 
 
 def read_weights(
-    path: Path, cfg: ModelConfig, dtype: torch.dtype | None = None
+    path: Path, cfg: ModelConfig, dtype: torch.dtype | None = None, *, mapped: bool = False
 ) -> dict[str, Weight]:
     """Read ``model.safetensors`` (or its shards) and map names to ours (fused projections
     still in parts; quantized weights as ``QuantizedWeight``). Float tensors are cast to
-    ``dtype`` as they are read, so a float32 file never sits in memory twice."""
+    ``dtype`` as they are read, so a float32 file never sits in memory twice. ``mapped``: the
+    tensors kept as stored are views of a map of the files (only for files we wrote)."""
     single = path / "model.safetensors"
     index = path / "model.safetensors.index.json"
     if single.is_file():
@@ -325,7 +337,7 @@ def read_weights(
         if not f.is_file():
             raise ModelLoadError(f"{f} is missing (named in the safetensors index)")
         try:
-            tensors |= read_safetensors(f, dtype)
+            tensors |= read_safetensors(f, dtype, mapped=mapped)
         except SafetensorsFormatError as e:
             raise ModelLoadError(f"{f} is corrupt or truncated ({e}); download it again") from None
         except OSError as e:

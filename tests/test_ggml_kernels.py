@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 from gguf import GGMLQuantizationType as Q
-from test_gguf import random_blocks, raw_tensor
+from test_gguf import random_blocks, raw_tensor, write_gguf
 
+import engine
 from engine import native
 from engine.formats.gguf_dequant import dequantize_tensor
 from engine.formats.gguf_quant import quantized_weight
@@ -229,3 +230,37 @@ def test_without_the_kernels_q8_0_loads_as_bfloat16_once(
     assert rest["embed.weight"] is rest["head.weight"]
     assert rest["embed.weight"].dtype == torch.bfloat16
     assert within_bf16(rest["embed.weight"], ref, ref.abs().max())
+
+
+def _mapped_ranges(name: str) -> list[tuple[int, int]]:
+    """Address ranges of this process's maps of files called ``name`` (Linux)."""
+    ranges = []
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 6 and fields[5].endswith("/" + name):
+            lo, hi = (int(a, 16) for a in fields[0].split("-"))
+            ranges.append((lo, hi))
+    return ranges
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads Linux's /proc")
+def test_a_gguf_conversion_is_mapped_where_the_kernels_read_its_blocks(
+    tiny_models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The converted cache's tensors are views of a map of its file (no copy) exactly where
+    they are used as stored; where the blocks are converted, they are read into memory."""
+    path = write_gguf(tmp_path / "l.gguf", "llama", tiny_models["llama"], Q.Q8_0)
+
+    def in_map(model: engine.Model) -> bool:
+        ranges = _mapped_ranges("model.safetensors")
+        ptr = model.net.layers[0].mlp.down_proj.weight.data_ptr()
+        return any(lo <= ptr < hi for lo, hi in ranges)
+
+    first = engine.load(path)  # converts, then loads the cache
+    assert in_map(first) == native.ggml_kernels()
+    again = engine.load(path)
+    assert in_map(again) == native.ggml_kernels()
+    ids = again.tokenizer.encode("one two three")
+    assert torch.equal(first.net(torch.tensor([ids])), again.net(torch.tensor([ids])))
+    monkeypatch.setattr(native, "ggml_kernels", lambda: False)
+    assert not _mapped_ranges("model.safetensors") or not in_map(engine.load(path))

@@ -231,3 +231,28 @@ def test_a_model_larger_than_the_free_memory_is_refused_early(
     monkeypatch.setattr(engine.loader, "available_bytes", lambda: 1000)
     msg = load_error(tiny_models["llama"])
     assert "needs about" in msg and "GB is available" in msg and "\n" not in msg
+
+
+def test_the_mapped_reader_gives_views_of_the_file_that_outlive_it(tmp_path: Path) -> None:
+    """``mapped=True``: the same tensors as the library's, floats still cast (read, not
+    mapped), a change in place private to the process, and the views alive after the file
+    is gone (a cache folder replaced under a running model)."""
+    g = torch.Generator().manual_seed(0)
+    tensors = {
+        "blocks": torch.randint(0, 255, (7, 18), dtype=torch.uint8, generator=g),
+        "norm": torch.randn(5, generator=g).bfloat16(),
+        "wide": torch.randn(3, 3, generator=g),
+        "empty": torch.zeros(0, 4, dtype=torch.bfloat16),
+    }
+    path = tmp_path / "x.safetensors"
+    save_file(tensors, path)
+    got = read_safetensors(path, torch.bfloat16, mapped=True)
+    assert got.keys() == tensors.keys()
+    for k, want in tensors.items():
+        cast = want.bfloat16() if want.is_floating_point() else want
+        assert got[k].dtype == cast.dtype and torch.equal(got[k], cast)
+    got["norm"].add_(1)
+    assert torch.equal(load_file(path)["norm"], tensors["norm"])  # the file is untouched
+    path.unlink()
+    assert torch.equal(got["blocks"], tensors["blocks"])
+    assert torch.equal(got["norm"], tensors["norm"] + 1)

@@ -1,9 +1,15 @@
-"""Read a ``.safetensors`` file with plain reads into tensors we own.
+"""Read a ``.safetensors`` file with plain reads into tensors we own, or map it.
 
 ``safetensors.safe_open`` memory-maps the file, and every page a tensor was read from stays in
 the process's RSS until the map goes away; for a float32 file cast to bfloat16 that is the whole
 file on top of the model. Reading each tensor with ``readinto`` into a fresh buffer keeps only
 the model (plus one tensor in transit) resident.
+
+Where every tensor is used as it is stored (a converted GGUF cache whose blocks the kernels
+read), ``mapped=True`` maps the file instead (private, copy-on-write) and the tensors are views
+of the map: no copy at all, the pages shared with the page cache, the load shorter by the time
+a copy of the file takes. Only for files that are never rewritten in place (our own cache,
+written to a new folder and renamed): a file truncated under a live map would fault on access.
 
 The format: an 8-byte little-endian header length, a JSON header mapping each name to its
 ``dtype``, ``shape`` and ``data_offsets`` (relative to the end of the header), then the data.
@@ -13,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import mmap
 import os
 import struct
 import sys
@@ -47,23 +54,36 @@ class SafetensorsFormatError(ValueError):
     """The file is not a well-formed safetensors file (corrupt or truncated)."""
 
 
-def read_safetensors(path: Path, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+def read_safetensors(
+    path: Path, dtype: torch.dtype | None = None, *, mapped: bool = False
+) -> dict[str, torch.Tensor]:
     """All tensors of ``path``; floating-point ones are cast to ``dtype`` as each is read, so a
-    float32 file never sits in memory twice. Raises ``SafetensorsFormatError`` or ``OSError``."""
+    float32 file never sits in memory twice. ``mapped``: tensors that need no cast are views of
+    a private map of the file (see the module's note). Raises ``SafetensorsFormatError`` or
+    ``OSError``."""
     if sys.byteorder != "little":  # the file is little-endian; we read its bytes as they are
         raise SafetensorsFormatError("reading safetensors needs a little-endian machine")
     with open(path, "rb", buffering=0) as f:
         size = os.fstat(f.fileno()).st_size
         entries, data_start = _read_header(f, size)
+        # Copy-on-write: an in-place change to a weight stays in this process.
+        whole = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY) if mapped else None
         staging = torch.empty(0, dtype=torch.uint8)
         tensors: dict[str, torch.Tensor] = {}
         # In file order: the reads go forward through the file.
-        for name, (tdtype, shape, begin, _end) in sorted(entries.items(), key=lambda e: e[1][2]):
-            f.seek(data_start + begin)
-            if dtype is None or not tdtype.is_floating_point or tdtype == dtype:
+        for name, (tdtype, shape, begin, end) in sorted(entries.items(), key=lambda e: e[1][2]):
+            as_stored = dtype is None or not tdtype.is_floating_point or tdtype == dtype
+            offset = data_start + begin
+            if whole is not None and as_stored and end > begin and offset % tdtype.itemsize == 0:
+                raw = torch.frombuffer(whole, dtype=torch.uint8, count=end - begin, offset=offset)
+                tensors[name] = raw.view(tdtype).reshape(shape)  # the view keeps the map alive
+                continue
+            f.seek(offset)
+            if as_stored:
                 t = torch.empty(shape, dtype=tdtype)
                 _read_exactly(f, t.reshape(-1).view(torch.uint8), name)
             else:
+                assert dtype is not None  # not as stored: a cast was asked for
                 if staging.numel() == 0:
                     staging = torch.empty(STAGING_BYTES, dtype=torch.uint8)
                 t = _read_cast(f, tdtype, shape, dtype, staging, name)
