@@ -553,6 +553,24 @@ def test_sentencepiece_tokenizer_matches_transformers(merges: bool, tmp_path: Pa
         )
 
 
+def test_saved_merges_take_the_faster_form_only_where_it_is_unambiguous() -> None:
+    """``"a b"`` merges where no token holds a space (the same tokenizer, parsed faster);
+    pairs where one does."""
+    from tokenizers import Tokenizer, models
+
+    from engine.formats.gguf_tokenizer import tokenizer_json
+
+    vocab = {"a": 0, "b": 1, "ab": 2, " ": 3, "a ": 4, "aba": 5}
+    plain = Tokenizer(models.BPE(vocab, [("a", "b"), ("ab", "a")]))
+    text = tokenizer_json(plain)
+    assert json.loads(text)["model"]["merges"] == ["a b", "ab a"]
+    assert Tokenizer.from_str(text).encode("abaab").ids == plain.encode("abaab").ids == [5, 2]
+    spaced = Tokenizer(models.BPE(vocab, [("a", "b"), ("a", " ")]))
+    text = tokenizer_json(spaced)
+    assert json.loads(text)["model"]["merges"] == [["a", "b"], ["a", " "]]
+    assert Tokenizer.from_str(text).encode("a ab").ids == spaced.encode("a ab").ids == [4, 2]
+
+
 # ---------------------------------------------------------------- cache
 
 

@@ -15,8 +15,8 @@ from engine.errors import ModelLoadError
 
 # Bump when the converted folder changes shape, so old cache entries are rebuilt.
 # 2: control tokens outside the byte alphabet, warnings.json; 3: Q4_K/Q6_K kept as blocks; 4: Q8_0 too;
-# 5: Q4_0, Q4_1, Q5_0, Q5_1 too
-CONVERTER_VERSION = 5
+# 5: Q4_0, Q4_1, Q5_0, Q5_1 too; 6: tokenizer.json merges as "a b" (a faster parse)
+CONVERTER_VERSION = 6
 # The quantized conversion's cache folders end with this (and hold a different format).
 QUANTIZED_SUFFIX = "-q"
 

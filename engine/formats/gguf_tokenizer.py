@@ -80,9 +80,29 @@ class GGUFTokenizer:
     warnings: list[str] = field(default_factory=list)  # for the user: see convert_gguf
 
     def save(self, folder: Path) -> None:
-        self.tokenizer.save(str(folder / "tokenizer.json"))
+        (folder / "tokenizer.json").write_text(tokenizer_json(self.tokenizer), encoding="utf-8")
         text = json.dumps(self.config, indent=2, ensure_ascii=False)
         (folder / "tokenizer_config.json").write_text(text, encoding="utf-8")
+
+
+def tokenizer_json(tokenizer: Tokenizer) -> str:
+    """``tokenizer.json``'s text, with BPE merges in the older ``"a b"`` form where no token
+    of a merge holds a space (the form cannot say which space splits). ``tokenizers`` parses
+    that form faster than pairs, and the parse is most of a warm load: SmolLM2's 49k merges,
+    108 against 145 ms."""
+    data = json.loads(tokenizer.to_str())
+    model = data.get("model") or {}
+    merges = model.get("merges")
+    if (
+        isinstance(merges, list)
+        and merges
+        and all(
+            isinstance(m, list) and len(m) == 2 and all(p and " " not in p for p in m)
+            for m in merges
+        )
+    ):
+        model["merges"] = [f"{a} {b}" for a, b in merges]
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 def build_tokenizer(reader: Any, name: str) -> GGUFTokenizer:
