@@ -651,7 +651,9 @@ def join_rows(
         else:
             runs.append([v])
     joined = [
-        torch.cat(cast(list[torch.Tensor], run), dim=0)
+        run[0]  # alone: as it is (a copy would double it, and a mapped file's pages with it)
+        if len(run) == 1
+        else torch.cat(cast(list[torch.Tensor], run), dim=0)
         if form(run[0]) == "float"
         else QuantizedWeight.cat(cast(list[QuantizedWeight], run))
         for run in runs

@@ -252,9 +252,14 @@ def test_a_gguf_conversion_is_mapped_where_the_kernels_read_its_blocks(
     path = write_gguf(tmp_path / "l.gguf", "llama", tiny_models["llama"], Q.Q8_0)
 
     def in_map(model: engine.Model) -> bool:
+        """Whether the blocks, the fused projections' parts too (not copies), are views."""
         ranges = _mapped_ranges("model.safetensors")
-        ptr = model.net.layers[0].mlp.down_proj.weight.data_ptr()
-        return any(lo <= ptr < hi for lo, hi in ranges)
+        layer = model.net.layers[0]
+        weights = [layer.mlp.down_proj.weight]
+        if isinstance(layer.self_attn.qkv_proj, ConcatLinear):
+            weights += [p.weight for p in layer.self_attn.qkv_proj.parts]
+        ptrs = [w.data_ptr() for w in weights]
+        return all(any(lo <= p < hi for lo, hi in ranges) for p in ptrs)
 
     first = engine.load(path)  # converts, then loads the cache
     assert in_map(first) == native.ggml_kernels()
