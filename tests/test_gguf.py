@@ -663,6 +663,23 @@ def test_truncated_file(tiny_models: dict[str, Path], tmp_path: Path) -> None:
         assert "truncated" in _one_line_error(path)
 
 
+def test_a_vocabulary_cut_short_or_not_utf8_is_one_line(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    """The string arrays' fast reader keeps the checks: a file cut inside the vocabulary is
+    truncated, a token that is not UTF-8 makes the file corrupt."""
+    path = write_gguf(tmp_path / "v.gguf", "llama", tiny_models["llama"])
+    data = path.read_bytes()
+    key = b"tokenizer.ggml.tokens"
+    first = data.index(key) + len(key) + 4 + 4 + 8  # value type, element type, count
+    assert int.from_bytes(data[first : first + 8], "little") > 0  # the first token's length
+    for cut in (first + 3, first + 9, first + 400):
+        path.write_bytes(data[:cut])
+        assert "truncated" in _one_line_error(path)
+    path.write_bytes(data[: first + 8] + b"\xff" + data[first + 9 :])
+    assert "corrupt" in _one_line_error(path)
+
+
 def test_unsupported_tensor_type(tiny_models: dict[str, Path], tmp_path: Path) -> None:
     path = tmp_path / "q2k.gguf"
     extra = {"blk.0.attn_q.weight": np.zeros((64, 84), dtype=np.uint8)}  # one Q2_K block per row

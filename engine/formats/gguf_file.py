@@ -134,6 +134,24 @@ class GGUFFile:
         except UnicodeDecodeError:
             raise GGUFFormatError("a metadata string is not UTF-8") from None
 
+    def _strings(self, count: int) -> list[str]:
+        """An array of ``count`` strings (a vocabulary: 49k-262k of them), in one tight loop:
+        ``_string`` a string takes 3x as long."""
+        buf, pos, end = self.buf, self.pos, len(self.buf)
+        out: list[str] = []
+        append, number = out.append, int.from_bytes
+        try:
+            for _ in range(count):
+                n = number(buf[pos : pos + 8], "little")
+                if pos + 8 + n > end:
+                    raise Truncated("the header ends early")
+                append(str(buf[pos + 8 : pos + 8 + n], "utf-8"))
+                pos += 8 + n
+        except UnicodeDecodeError:
+            raise GGUFFormatError("a metadata string is not UTF-8") from None
+        self.pos = pos
+        return out
+
     def _value(self, vtype: int) -> Any:
         if vtype in _SCALARS:
             return self._unpack(_SCALARS[vtype])
@@ -147,5 +165,7 @@ class GGUFFile:
                 return np.frombuffer(raw, dtype=_NUMPY[etype]).tolist()
             if count > len(self.buf) - self.pos:  # every element takes at least a byte
                 raise Truncated("an array is longer than the file")
+            if etype == 8:
+                return self._strings(count)
             return [self._value(etype) for _ in range(count)]
         raise GGUFFormatError(f"unknown metadata value type {vtype}")
