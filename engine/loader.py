@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +82,17 @@ def _load(source: str | os.PathLike[str], *, dtype: str, device: str, quant: str
         if done is None:  # the converter (gguf, numpy) is imported only to convert
             from engine.formats.gguf import gguf_checkpoint
 
-            done = gguf_checkpoint(path, quantized=quant != "none")
+            # A first build of the kernels (seconds of cc) runs meanwhile; it is waited for
+            # below (native.kernel() holds a lock), or here where the conversion fails.
+            build = threading.Thread(target=native.kernel, name="native-build", daemon=True)
+            if device == "cpu":
+                build.start()
+            try:
+                done = gguf_checkpoint(path, quantized=quant != "none")
+            except BaseException:
+                if build.is_alive():
+                    build.join()  # not a compiler cut off at exit, leaving its build folder
+                raise
         path, our_cache = done, True
     if path.is_file():
         if path.suffix.lower() in PICKLE_SUFFIXES:

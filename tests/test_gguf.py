@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from safetensors.numpy import load_file
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
 import engine
-from engine import paths
+from engine import native, paths
 from engine.formats import gguf as gguf_format
 from engine.formats.gguf import convert_gguf, gguf_checkpoint, gguf_metadata_summary
 from engine.formats.gguf_config import llama3_divisors
@@ -572,6 +573,32 @@ def test_saved_merges_take_the_faster_form_only_where_it_is_unambiguous() -> Non
 
 
 # ---------------------------------------------------------------- cache
+
+
+def test_the_kernels_build_while_the_file_converts(
+    tiny_models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first load on a machine builds the kernels (seconds of cc) beside the conversion,
+    not after it."""
+    during: list[bool] = []
+    finished = threading.Event()
+    real_kernel = native.kernel
+
+    def kernel() -> Any:
+        if threading.current_thread().name == "native-build":
+            during.append(not finished.is_set())
+        return real_kernel()
+
+    def convert(*args: Any, **kwargs: Any) -> Path:
+        try:
+            return gguf_checkpoint(*args, **kwargs)
+        finally:
+            finished.set()
+
+    monkeypatch.setattr(native, "kernel", kernel)
+    monkeypatch.setattr(gguf_format, "gguf_checkpoint", convert)
+    engine.load(write_gguf(tmp_path / "k.gguf", "llama", tiny_models["llama"], Q.Q8_0))
+    assert during == [True]
 
 
 def test_second_load_reuses_the_conversion(
