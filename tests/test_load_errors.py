@@ -256,3 +256,19 @@ def test_the_mapped_reader_gives_views_of_the_file_that_outlive_it(tmp_path: Pat
     path.unlink()
     assert torch.equal(got["blocks"], tensors["blocks"])
     assert torch.equal(got["norm"], tensors["norm"] + 1)
+
+
+def test_where_the_file_cannot_be_mapped_it_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file system without maps (some network or FUSE mounts) loads by plain reads."""
+    import mmap
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError(19, "No such device")
+
+    monkeypatch.setattr(mmap, "mmap", refuse)
+    tensors = {"w": torch.arange(6, dtype=torch.uint8)}
+    save_file(tensors, tmp_path / "x.safetensors")
+    got = read_safetensors(tmp_path / "x.safetensors", mapped=True)
+    assert torch.equal(got["w"], tensors["w"])

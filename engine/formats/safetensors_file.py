@@ -66,8 +66,7 @@ def read_safetensors(
     with open(path, "rb", buffering=0) as f:
         size = os.fstat(f.fileno()).st_size
         entries, data_start = _read_header(f, size)
-        # Copy-on-write: an in-place change to a weight stays in this process.
-        whole = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY) if mapped else None
+        whole = _map(f) if mapped else None
         staging = torch.empty(0, dtype=torch.uint8)
         tensors: dict[str, torch.Tensor] = {}
         # In file order: the reads go forward through the file.
@@ -89,6 +88,15 @@ def read_safetensors(
                 t = _read_cast(f, tdtype, shape, dtype, staging, name)
             tensors[name] = t
     return tensors
+
+
+def _map(f: FileIO) -> mmap.mmap | None:
+    """A private map of the whole file (copy-on-write: an in-place change to a weight stays
+    in this process), or None where the file system cannot map it (then it is read)."""
+    try:
+        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+    except (OSError, ValueError):
+        return None
 
 
 def _read_cast(
