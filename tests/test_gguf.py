@@ -572,6 +572,26 @@ def test_saved_merges_take_the_faster_form_only_where_it_is_unambiguous() -> Non
     assert Tokenizer.from_str(text).encode("a ab").ids == spaced.encode("a ab").ids == [4, 2]
 
 
+def test_a_conversion_writes_the_faster_merges_unless_a_token_holds_a_space(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    from engine.formats.gguf_tokenizer import build_tokenizer
+
+    path = write_gguf(tmp_path / "b.gguf", "llama", tiny_models["llama"])
+    tok = build_tokenizer(gguf.GGUFReader(path), path.name)
+    assert not tok.spaced
+    tok.save(tmp_path)
+    merges = json.loads((tmp_path / "tokenizer.json").read_text())["model"]["merges"]
+    assert merges and all(isinstance(m, str) for m in merges)
+    saved = Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    for text in TEXTS:
+        assert saved.encode(text).ids == tok.tokenizer.encode(text).ids
+    tok.spaced = True  # as for a vocabulary with a token that holds a space (Gemma 3's)
+    tok.save(tmp_path)
+    merges = json.loads((tmp_path / "tokenizer.json").read_text())["model"]["merges"]
+    assert merges and all(isinstance(m, list) for m in merges)
+
+
 # ---------------------------------------------------------------- cache
 
 

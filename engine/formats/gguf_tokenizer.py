@@ -78,9 +78,14 @@ class GGUFTokenizer:
     end_ids: list[int] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # for the user: see convert_gguf
+    spaced: bool = True  # a token holds a space: merges stay pairs (see tokenizer_json)
 
     def save(self, folder: Path) -> None:
-        (folder / "tokenizer.json").write_text(tokenizer_json(self.tokenizer), encoding="utf-8")
+        if self.spaced:  # no rewrite to try (Gemma's 33 MB would take a second to re-parse)
+            self.tokenizer.save(str(folder / "tokenizer.json"))
+        else:
+            text = tokenizer_json(self.tokenizer)
+            (folder / "tokenizer.json").write_text(text, encoding="utf-8")
         text = json.dumps(self.config, indent=2, ensure_ascii=False)
         (folder / "tokenizer_config.json").write_text(text, encoding="utf-8")
 
@@ -188,6 +193,7 @@ def build_tokenizer(reader: Any, name: str) -> GGUFTokenizer:
         end_ids=sorted(set(end_ids)),
         config=config,
         warnings=warnings,
+        spaced=any(" " in t for t in tokens),
     )
 
 
