@@ -78,10 +78,11 @@ class GGUFTokenizer:
     end_ids: list[int] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # for the user: see convert_gguf
-    spaced: bool = True  # a token holds a space: merges stay pairs (see tokenizer_json)
 
     def save(self, folder: Path) -> None:
-        if self.spaced:  # no rewrite to try (Gemma's 33 MB would take a second to re-parse)
+        # A token with a space keeps the merges pairs (see tokenizer_json): nothing to rewrite,
+        # and Gemma's 33 MB would take a second to parse and write again.
+        if any(" " in t for t in self.tokens):
             self.tokenizer.save(str(folder / "tokenizer.json"))
         else:
             text = tokenizer_json(self.tokenizer)
@@ -193,7 +194,6 @@ def build_tokenizer(reader: Any, name: str) -> GGUFTokenizer:
         end_ids=sorted(set(end_ids)),
         config=config,
         warnings=warnings,
-        spaced=any(" " in t for t in tokens),
     )
 
 
