@@ -269,10 +269,12 @@ static inline __attribute__((always_inline)) void block_attention(
 static void block_dispatch(const uint16_t *q, const uint16_t *k, const uint16_t *v, int64_t n,
                            int64_t group, int64_t dim, float scale, float *acc, float *m,
                            float *z) {
-    switch (dim) { /* constant head sizes let the compiler keep the accumulators in registers */
+    /* Constant head sizes let the compiler keep the accumulators in registers: 8-13% faster
+     * at 64 and 128 than the general case, but each one costs compile time (the first load
+     * on a machine waits for it). 256 (Gemma 3) gained ~3% for ~0.7 s of cc: left general. */
+    switch (dim) {
     case 64: block_attention(q, k, v, n, group, 64, scale, acc, m, z); break;
     case 128: block_attention(q, k, v, n, group, 128, scale, acc, m, z); break;
-    case 256: block_attention(q, k, v, n, group, 256, scale, acc, m, z); break;
     default: block_attention(q, k, v, n, group, dim, scale, acc, m, z);
     }
 }
