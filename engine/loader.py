@@ -74,13 +74,14 @@ def _load(source: str | os.PathLike[str], *, dtype: str, device: str, quant: str
     path = resolve_source(source)
     name = path.name
     our_cache = False  # a folder we wrote (to a new name, renamed): never rewritten in place
+    parsed = None  # the tokenizer a conversion just wrote, as it is in memory
     if path.is_file() and path.suffix.lower() == ".gguf":
         from engine.formats.gguf_cache import converted
 
         name = path.stem  # not the cache folder's name, which carries a digest
         done = converted(path, quantized=quant != "none")
         if done is None:  # the converter (gguf, numpy) is imported only to convert
-            from engine.formats.gguf import gguf_checkpoint
+            from engine.formats.gguf import convert_to_cache
 
             # A first build of the kernels (seconds of cc) runs meanwhile; it is waited for
             # below (native.kernel() holds a lock), or here where the conversion fails.
@@ -88,7 +89,7 @@ def _load(source: str | os.PathLike[str], *, dtype: str, device: str, quant: str
             if device == "cpu":
                 build.start()
             try:
-                done = gguf_checkpoint(path, quantized=quant != "none")
+                done, parsed = convert_to_cache(path, quantized=quant != "none")
             except BaseException:
                 if build.is_alive():
                     build.join()  # not a compiler cut off at exit, leaving its build folder
@@ -102,7 +103,9 @@ def _load(source: str | os.PathLike[str], *, dtype: str, device: str, quant: str
     cfg = ModelConfig.from_hf(config)
     saved_quantized = is_quantized_config(config)
     check_memory(path, grows=quant == "none" and saved_quantized)
-    tokenizer = Tokenizer.from_dir(path, eos_ids=cfg.eos_token_ids + _generation_eos(path))
+    eos_ids = cfg.eos_token_ids + _generation_eos(path)
+    tokenizer = Tokenizer.from_dir(path, eos_ids=eos_ids, parsed=parsed)
+    del parsed
     # Parsing tokenizer.json leaves its transient buffers in malloc's free lists (Gemma 3's
     # 262k-token vocabulary: 290 MiB resident after the parse, 96 MiB of it the tokenizer),
     # which the weights, allocated apart, would sit on top of: hand them back first.

@@ -92,15 +92,18 @@ class Tokenizer:
         self._template = _compile(chat_template or fallback)
 
     @classmethod
-    def from_dir(cls, path: Path, eos_ids: Sequence[int] = ()) -> Tokenizer:
-        """Read ``tokenizer.json`` plus ``tokenizer_config.json`` / ``chat_template.jinja``."""
+    def from_dir(
+        cls, path: Path, eos_ids: Sequence[int] = (), *, parsed: HFTokenizer | None = None
+    ) -> Tokenizer:
+        """Read ``tokenizer.json`` plus ``tokenizer_config.json`` / ``chat_template.jinja``.
+        ``parsed``: the folder's ``tokenizer.json`` already in memory (its writer's object)."""
         tj = path / "tokenizer.json"
         if not tj.is_file():
             raise ModelLoadError(
                 f"{path} has no tokenizer.json; copy the model's tokenizer.json into the folder"
             )
         try:
-            hf = HFTokenizer.from_file(str(tj))
+            hf = parsed or HFTokenizer.from_file(str(tj))
         except Exception as e:  # the tokenizers library raises bare Exceptions
             raise ModelLoadError(f"cannot read {tj}: {str(e).splitlines()[0]}") from None
         cfg: dict[str, Any] = {}

@@ -24,7 +24,12 @@ from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 import engine
 from engine import native, paths
 from engine.formats import gguf as gguf_format
-from engine.formats.gguf import convert_gguf, gguf_checkpoint, gguf_metadata_summary
+from engine.formats.gguf import (
+    convert_gguf,
+    convert_to_cache,
+    gguf_checkpoint,
+    gguf_metadata_summary,
+)
 from engine.formats.gguf_config import llama3_divisors
 from engine.formats.gguf_dequant import dequantize_tensor
 
@@ -609,14 +614,14 @@ def test_the_kernels_build_while_the_file_converts(
             during.append(not finished.is_set())
         return real_kernel()
 
-    def convert(*args: Any, **kwargs: Any) -> Path:
+    def convert(*args: Any, **kwargs: Any) -> Any:
         try:
-            return gguf_checkpoint(*args, **kwargs)
+            return convert_to_cache(*args, **kwargs)
         finally:
             finished.set()
 
     monkeypatch.setattr(native, "kernel", kernel)
-    monkeypatch.setattr(gguf_format, "gguf_checkpoint", convert)
+    monkeypatch.setattr(gguf_format, "convert_to_cache", convert)
     engine.load(write_gguf(tmp_path / "k.gguf", "llama", tiny_models["llama"], Q.Q8_0))
     assert during == [True]
 
@@ -634,6 +639,32 @@ def test_second_load_reuses_the_conversion(
     monkeypatch.setattr(gguf_format, "convert_gguf", fail)
     assert gguf_checkpoint(path) == folder
     engine.load(path)
+
+
+def test_a_first_load_takes_the_tokenizer_it_wrote(
+    tiny_models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The conversion's tokenizer object goes to the model as it is (Gemma 3's tokenizer.json
+    takes 1.5 s to parse); a later load parses the file, and both encode alike."""
+    from engine import tokenizer as tokenizer_module
+
+    parsed: list[str] = []
+
+    class Counting:
+        @staticmethod
+        def from_file(file: str) -> Tokenizer:
+            parsed.append(file)
+            return Tokenizer.from_file(file)
+
+    monkeypatch.setattr(tokenizer_module, "HFTokenizer", Counting)
+    path = write_gguf(tmp_path / "m.gguf", "llama", tiny_models["llama"])
+    first = engine.load(path)
+    assert parsed == []
+    second = engine.load(path)
+    assert len(parsed) == 1
+    text = "Hello, wörld! 123\n\tdone"
+    assert first.tokenizer.encode(text) == second.tokenizer.encode(text)
+    assert first.tokenizer.decode(first.tokenizer.encode(text)) == text
 
 
 def test_a_cached_gguf_loads_without_the_converter_and_leaves_gc_on(
