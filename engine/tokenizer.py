@@ -103,7 +103,7 @@ class Tokenizer:
                 f"{path} has no tokenizer.json; copy the model's tokenizer.json into the folder"
             )
         try:
-            hf = parsed or HFTokenizer.from_file(str(tj))
+            hf = parsed if parsed is not None else HFTokenizer.from_file(str(tj))
         except Exception as e:  # the tokenizers library raises bare Exceptions
             raise ModelLoadError(f"cannot read {tj}: {str(e).splitlines()[0]}") from None
         cfg: dict[str, Any] = {}
