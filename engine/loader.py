@@ -105,7 +105,6 @@ def _load(source: str | os.PathLike[str], *, dtype: str, device: str, quant: str
     check_memory(path, grows=quant == "none" and saved_quantized)
     eos_ids = cfg.eos_token_ids + _generation_eos(path)
     tokenizer = Tokenizer.from_dir(path, eos_ids=eos_ids, parsed=parsed)
-    del parsed
     # Parsing tokenizer.json leaves its transient buffers in malloc's free lists (Gemma 3's
     # 262k-token vocabulary: 290 MiB resident after the parse, 96 MiB of it the tokenizer),
     # which the weights, allocated apart, would sit on top of: hand them back first.

@@ -266,11 +266,11 @@ def merges_from_scores(vocab: dict[str, int], scores: dict[str, float]) -> list[
     That function sorts each token's splits by their ids, then all by (score, left length,
     right length), descending and stable. A token's splits all differ in their left length,
     so the first sort never decides anything and is left out; the second is numpy's stable
-    lexsort on the negated keys: Gemma 3's 262k tokens, 515k merges in 0.9 s instead of 2."""
+    lexsort on the negated keys (Gemma 3's 262k tokens, 515k merges: 2.1 s, from 3.0)."""
     pairs: list[tuple[str, str]] = []
-    keys: list[tuple[float, int]] = []  # (score, left length); right = token length - left
-    lengths: list[int] = []
-    add_pair, add_key, add_len = pairs.append, keys.append, lengths.append
+    score_of: list[float] = []
+    left_len: list[int] = []
+    right_len: list[int] = []
     for piece, score in scores.items():
         n = len(piece)
         for k in range(1, n):
@@ -278,15 +278,12 @@ def merges_from_scores(vocab: dict[str, int], scores: dict[str, float]) -> list[
             if left in vocab:
                 right = piece[k:]
                 if right in vocab:
-                    add_pair((left, right))
-                    add_key((score, k))
-                    add_len(n)
-    if not pairs:
-        return []
-    score_left = np.array(keys, dtype=np.float64)
-    left_len = score_left[:, 1].astype(np.int64)
-    right_len = np.array(lengths, dtype=np.int64) - left_len
-    order = np.lexsort((-right_len, -left_len, -score_left[:, 0]))  # last key sorts first
+                    pairs.append((left, right))
+                    score_of.append(score)
+                    left_len.append(k)
+                    right_len.append(n - k)
+    keys = [-np.asarray(x, dtype=np.float64) for x in (right_len, left_len, score_of)]
+    order = np.lexsort(keys)  # the last key sorts first
     return [pairs[i] for i in order.tolist()]
 
 
